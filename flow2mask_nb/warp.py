@@ -4,11 +4,12 @@
 
 # %% ../nbs/01_warp.ipynb 3
 from __future__ import annotations
+import contextlib
 import torch
 
 # %% auto 0
 __all__ = ['warp', 'compose_flows', 'compose_chain', 'jacobian_determinant', 'folding_fraction', 'cycle_error',
-           'labels_to_onehot', 'onehot_to_labels', 'warp_labels']
+           'labels_to_onehot', 'onehot_to_labels', 'warp_labels', 'torch_threads']
 
 # %% ../nbs/01_warp.ipynb 5
 def _check_flow(flow, name='flow'):
@@ -91,7 +92,7 @@ def cycle_error(flow_ab: torch.Tensor,  # (B, 2, H, W) reconstructs B from A (de
                 flow_ba: torch.Tensor,  # (B, 2, H, W) reconstructs A from B (defined on A's grid)
                ) -> torch.Tensor:       # (B, H, W) round-trip error in pixels on B's grid
     "Forward-backward consistency: how far p on B's grid lands from itself after B -> A -> B."
-    return compose_flows(flow_ba, flow_ab).norm(dim=1)
+    return compose_flows(flow_ba, flow_ab).pow(2).sum(1).sqrt()   # faster than .norm(dim=1) on CPU
 
 # %% ../nbs/01_warp.ipynb 21
 def labels_to_onehot(labels: torch.Tensor,  # (B, H, W) integer labels
@@ -115,3 +116,12 @@ def warp_labels(labels: torch.Tensor, flow: torch.Tensor, label_ids=None, thresh
     if not ids: return torch.zeros_like(labels)
     soft = warp(labels_to_onehot(labels, ids).to(flow.dtype), flow, padding='zeros')
     return onehot_to_labels(soft, ids, threshold).to(labels.dtype)
+
+# %% ../nbs/01_warp.ipynb 24
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    "Run a block with `n` intra-op torch threads (None: leave unchanged), restoring the previous count."
+    old = torch.get_num_threads()
+    if n is not None: torch.set_num_threads(max(1, int(n)))
+    try: yield
+    finally: torch.set_num_threads(old)

@@ -1,0 +1,26 @@
+import os, pathlib, shutil, subprocess, sys
+import pytest
+from flow2mask_nb.io import shared_data_dir
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope='session')
+def data_dir():
+    "The shared real-data folder; tests that need it skip with the reason when it is absent."
+    d = shared_data_dir()
+    if d is None: pytest.skip('real data not found: ../shared/data (or $FLOW2MASK_DATA) is absent')
+    return d
+
+def flow2mask_exe():
+    exe = pathlib.Path(sys.executable).parent / 'flow2mask'
+    return str(exe) if exe.exists() else shutil.which('flow2mask')
+
+@pytest.fixture
+def cli():
+    "Run the installed `flow2mask` console script; returns (exit code, stdout, stderr)."
+    exe = flow2mask_exe()
+    if exe is None: pytest.fail('the flow2mask console script is not installed (pip install -e .)')
+    def run(*args, timeout=600):
+        p = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        return p.returncode, p.stdout, p.stderr
+    return run

@@ -1,0 +1,63 @@
+"Foundation checks through the installed console script, on the shared real CT."
+import json
+import numpy as np
+from flow2mask_nb.io import read_volume, read_labels
+
+
+def test_info_dicom_series(cli, data_dir):
+    code, out, err = cli('info', data_dir / 'abdomen_ct_dicom' / 'series')
+    assert code == 0, err
+    assert '512 x 512 x 20 voxels' in out
+    assert '0.9766 x 0.9766 x 2 mm' in out
+    code, out, _ = cli('info', data_dir / 'abdomen_ct_dicom' / 'series', '--json')
+    d = json.loads(out)
+    assert d['shape'] == [512, 512, 20] and d['slice_axis'] == 2
+    np.testing.assert_allclose(d['spacing_mm'], [0.977, 0.977, 2.0], atol=1e-3)
+    assert d['min'] <= -1000 and d['max'] > 1000          # rescaled to Hounsfield units
+
+
+def test_info_missing_file_is_one_line_exit_2(cli, tmp_path):
+    code, out, err = cli('info', tmp_path / 'missing.nii.gz')
+    assert code == 2 and out == ''
+    assert err.count('\n') == 1 and 'no such file' in err and 'Traceback' not in err
+
+
+def test_info_unsupported_and_unreadable(cli, tmp_path):
+    (tmp_path / 'notes.txt').write_text('hello')
+    (tmp_path / 'broken.nii.gz').write_bytes(b'\x1f\x8b not really gzip')
+    for path, words in ((tmp_path / 'notes.txt', 'unsupported format'), (tmp_path / 'broken.nii.gz', 'cannot be read')):
+        code, _, err = cli('info', path)
+        assert code == 2 and err.count('\n') == 1 and words in err, err
+
+
+def test_evaluate_against_itself(cli, data_dir):
+    labels = data_dir / 'abdomen_ct' / 'labels.nii.gz'
+    code, out, err = cli('evaluate', labels, labels, '--labels', '1,5', '--json')
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r['dice'] for r in rows] == [1.0, 1.0, 1.0]    # spleen, liver, mean
+    assert all(r['hd95_mm'] == 0 for r in rows)
+
+
+def test_dicom_labels_need_physical_mapping(data_dir):
+    image = read_volume(data_dir / 'abdomen_ct_dicom' / 'series')
+    labels = read_labels(data_dir / 'abdomen_ct_dicom' / 'labels.nii.gz', image)
+    raw = read_volume(data_dir / 'abdomen_ct_dicom' / 'labels.nii.gz')
+    liver_hu = image.array[labels.array == 5].mean()
+    raw_hu = image.array[raw.array == 5].mean()       # the trap: raw arrays put the liver on fat
+    assert liver_hu > 50, liver_hu
+    assert raw_hu < 0, raw_hu
+    assert labels.same_grid(image) and labels.array.dtype == np.uint8
+
+
+def test_written_labels_keep_geometry(cli, data_dir, tmp_path):
+    from flow2mask_nb.io import write_volume
+    image = read_volume(data_dir / 'abdomen_ct_dicom' / 'series')
+    labels = read_labels(data_dir / 'abdomen_ct_dicom' / 'labels.nii.gz', image)
+    out = write_volume(labels, tmp_path / 'mapped.nii.gz', labels=True)
+    back = read_volume(out)
+    assert back.same_grid(image)                      # spacing, origin and direction of the DICOM series
+    np.testing.assert_allclose(back.origin, image.origin, atol=1e-3)
+    np.testing.assert_array_equal(back.array, labels.array)
+    code, out_text, err = cli('evaluate', out, tmp_path / 'mapped.nii.gz')
+    assert code == 0 and 'mean' in out_text
