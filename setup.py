@@ -58,6 +58,7 @@ setuptools.setup(
     zip_safe = False,
     entry_points = {
         'console_scripts': cfg.get('console_scripts','').split(),
-        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']
+        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],
+        'napari.manifest': [f'{cfg["lib_name"]} = {cfg["lib_name"]}:napari.yaml'],
     },
     **setup_cfg)

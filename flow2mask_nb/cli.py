@@ -9,7 +9,8 @@ import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe
 
 # %% auto 0
-__all__ = ['COMMANDS', 'parse_labels', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'command', 'build_parser', 'main']
+__all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'cmd_propagate',
+           'cmd_suggest', 'run_demo', 'cmd_demo', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +27,26 @@ def parse_labels(text: str | None):
     return out
 
 def _print_json(obj): print(json.dumps(obj, indent=2, default=float))
+
+def _positive(kind, name, minimum=None):
+    "An argparse type: a number of `kind` above zero (or at least `minimum`)."
+    def parse(text):
+        try: v = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if (minimum is None and not v > 0) or (minimum is not None and v < minimum):
+            raise argparse.ArgumentTypeError(f"{name} must be {'> 0' if minimum is None else f'>= {minimum}'}, got {text}")
+        return v
+    return parse
+
+DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+
+COMMANDS = {}   # name -> (add_arguments, help), in the order registered
+
+def command(name, help):
+    "Register a subcommand: decorate a function that adds its arguments to a subparser."
+    def deco(add_arguments):
+        COMMANDS[name] = (add_arguments, help); return add_arguments
+    return deco
 
 # %% ../nbs/60_cli.ipynb 8
 def cmd_info(args):
@@ -56,14 +77,157 @@ def cmd_evaluate(args):
     print(format_table(rows))
 
 # %% ../nbs/60_cli.ipynb 12
-COMMANDS = {}   # name -> (function, help, add_arguments)
+def _stop_summary(stops) -> str:
+    by = {}
+    for s in stops: by.setdefault(s['label'], []).append(f"{s['direction']} to {s['last_slice']} ({s['reason']})")
+    return '\n'.join(f"  label {l}: " + ', '.join(v) for l, v in sorted(by.items()))
 
-def command(name, help):
-    "Register a subcommand: decorate a function that adds its arguments to a subparser."
-    def deco(add_arguments):
-        COMMANDS[name] = (add_arguments, help); return add_arguments
-    return deco
+def cmd_propagate(args):
+    "Propagate a seed annotation through IMAGE and write the label map (and the report)."
+    from flow2mask_nb.io import write_volume, check_output_path
+    from flow2mask_nb.pipeline import annotate, write_report
+    protect = [args.image, args.seed, args.model]
+    out = check_output_path(args.output, protect)      # fail before minutes of work, not after
+    if args.report and not pathlib.Path(args.report).parent.exists():
+        raise InputError(f"{pathlib.Path(args.report).parent}: report folder does not exist")
+    image = read_volume(args.image)
+    seed = read_labels(args.seed, image)
+    ann = annotate(image, seed, labels=parse_labels(args.labels), axis=args.axis, model=args.model,
+                   flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
+                   size=args.size, device=args.device, progress=not args.quiet)
+    write_volume(ann.labels, out, protect=protect, labels=True)
+    print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
+          f"[{ann.info.get('flow_source', 'given')}], propagation {ann.info['propagate_seconds']:.1f} s)")
+    print(_stop_summary(ann.propagation.stops))
+    if args.report:
+        c, j = write_report(ann, args.report); print(f"report: {c} and {j}")
 
+@command('propagate', 'fill every slice from a seed drawn on one (or a few) slices')
+def _propagate_args(p):
+    p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
+    p.add_argument('--seed', required=True, help='label map, non-zero on the annotated slice(s)')
+    p.add_argument('-o', '--output', required=True, help='output label map (.nii.gz, .nrrd, .mha, .npz)')
+    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
+                   help='optimisation steps for fitting the flows')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    p.add_argument('--labels', default=None, help='labels to propagate, e.g. 1,5 (default: all in the seed)')
+    p.add_argument('--mode', choices=('composed', 'sequential'), default='composed',
+                   help='composed flows (one warp of the seed) or slice-to-slice re-warping')
+    p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
+                   help='where flows come from (auto: the model if given, else fit)')
+    p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
+    p.add_argument('--report', default=None, help='per-slice report CSV (JSON written beside it)')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+    p.set_defaults(func=cmd_propagate)
+
+# %% ../nbs/60_cli.ipynb 14
+def cmd_suggest(args):
+    "Print the slice to annotate."
+    from flow2mask_nb.pipeline import suggest
+    from flow2mask_nb.select import parse_range
+    from flow2mask_nb.io import choose_slice_axis
+    image = read_volume(args.image)
+    axis = choose_slice_axis(image.spacing, args.axis)
+    rng = parse_range(args.range, image.shape[axis])
+    res = suggest(image, model=args.model, slice_range=rng, axis=axis, fit_steps=args.fit_steps,
+                  budget_s=args.budget, progress=not args.quiet and not args.json)
+    if args.json: return _print_json(res)
+    print(f"annotate slice {res['slice']} along axis {res['axis']} "
+          f"(mean reconstruction error {res['error']:.5f}, range {res['range'][0]}..{res['range'][1]})")
+
+@command('suggest', 'suggest the slice to annotate (the one that best reconstructs the others)')
+def _suggest_args(p):
+    p.add_argument('image', help='image file or DICOM folder')
+    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--range', default=None, help='restrict to slices z0:z1 (inclusive)')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
+                   help='optimisation steps for fitting the flows')
+    p.add_argument('--json', action='store_true', help='print JSON')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+    p.set_defaults(func=cmd_suggest)
+
+# %% ../nbs/60_cli.ipynb 16
+def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, progress: bool = True,
+             n_slices: int = 48, size=(96, 96)) -> dict:
+    "Run the whole pipeline on a phantom, write image, truth, seed, result, report and figure into `out`."
+    from flow2mask_nb.io import write_volume
+    from flow2mask_nb.phantom import make_phantom
+    from flow2mask_nb.pipeline import annotate, write_report
+    from flow2mask_nb.metrics import label_table
+    from flow2mask_nb.baselines import copy_propagate, tvl1_propagate
+    from flow2mask_nb.viz import propagation_figure
+    import matplotlib; matplotlib.use('Agg')
+    out = pathlib.Path(out); out.mkdir(parents=True, exist_ok=True)
+    ph = make_phantom(n_slices=n_slices, size=size, seed=0)
+    truth = ph.labels.array
+    seed = np.zeros_like(truth)
+    for l in ph.organ_ids:                              # the simulated annotator: each organ on its largest slice
+        k = int(np.argmax((truth == l).sum(axis=(0, 1)))); seed[..., k][truth[..., k] == l] = l
+    paths = dict(image=write_volume(ph.image, out / 'image.nii.gz'),
+                 truth=write_volume(ph.labels, out / 'truth.nii.gz', labels=True),
+                 seed=write_volume(ph.labels.with_array(seed), out / 'seed.nii.gz', labels=True))
+    ann = annotate(ph.image, ph.labels.with_array(seed), budget_s=budget_s, fit_steps=fit_steps, progress=progress)
+    paths['result'] = write_volume(ann.labels, out / 'result.nii.gz', labels=True)
+    paths['report'], paths['report_json'] = write_report(ann, out / 'report.csv')
+    slices, t3 = ann.prepared.slices, np.moveaxis(truth, 2, 0)
+    s3 = np.moveaxis(seed, 2, 0)
+    copy = np.zeros_like(t3); tv = np.zeros_like(t3)
+    for l in ph.organ_ids:
+        k = int(np.nonzero((s3 == l).any(axis=(1, 2)))[0][0])
+        sl = np.where(s3[k] == l, l, 0)
+        copy = np.where(copy == 0, copy_propagate(sl, k, len(t3)), copy)
+        tv = np.where(tv == 0, tvl1_propagate(slices, sl, k)[0], tv)
+    spacing = (ph.image.spacing[2], *ph.image.spacing[:2])
+    tables = {name: label_table(pred, t3, spacing) for name, pred in
+              (('flow2mask', np.moveaxis(ann.labels.array, 2, 0)), ('TV-L1', tv), ('copy', copy))}
+    paths['figure'] = out / 'figure.png'
+    propagation_figure(slices, np.moveaxis(ann.labels.array, 2, 0), seed=s3, truth=t3, n=6, path=paths['figure'],
+                       title=f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
+    summary = dict(paths={k: str(v) for k, v in paths.items()}, info=ann.info, stops=ann.propagation.stops,
+                   dice={name: rows[-1]['dice'] for name, rows in tables.items()}, tables=tables)
+    (out / 'summary.json').write_text(json.dumps(summary, indent=1, default=float))
+    return summary
+
+def cmd_demo(args):
+    "Run the demo and print where its outputs are."
+    s = run_demo(args.out, args.budget, args.fit_steps, progress=not args.quiet)
+    print(f"flow2mask demo: phantom with {len(s['tables']['flow2mask']) - 1} organs, "
+          f"{s['info']['total_seconds']:.1f} s ({s['info']['flow_source']} flows {s['info']['flow_seconds']:.1f} s)")
+    print('mean Dice over the whole volume, each organ seeded on one slice:')
+    for name, d in s['dice'].items(): print(f"  {name:10s} {d:.3f}")
+    print('outputs:'); [print(f"  {k:12s} {v}") for k, v in s['paths'].items()]
+
+@command('demo', 'run the whole pipeline on a built-in synthetic phantom and print where the outputs are')
+def _demo_args(p):
+    p.add_argument('--out', default='flow2mask_demo', help='output folder (created)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
+                   help='optimisation steps for fitting the flows')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+    p.set_defaults(func=cmd_demo)
+
+# %% ../nbs/60_cli.ipynb 18
+def cmd_view(args):
+    "Open napari with IMAGE (and --seed) and the flow2mask widget docked (needs the [napari] extra)."
+    from flow2mask_nb.napari_core import cmd_view as _view
+    return _view(args)
+
+@command('view', 'open napari with the image (and a seed) and the flow2mask widget docked')
+def _view_args(p):
+    p.add_argument('image', help='3D image: NIfTI, NRRD, MHA/MHD, or a DICOM folder')
+    p.add_argument('--seed', help='label map to start from (mapped onto the image grid in physical space)')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
+    p.set_defaults(func=cmd_view)
+
+# %% ../nbs/60_cli.ipynb 20
 @command('info', 'describe an image: shape, spacing, orientation, slice axis, intensities')
 def _info_args(p):
     p.add_argument('image', help='NIfTI, NRRD, MHA/MHD, .npy/.npz file or DICOM series folder')

@@ -10,9 +10,10 @@ import numpy as np
 import SimpleITK as sitk
 
 # %% auto 0
-__all__ = ['IMAGE_SUFFIXES', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError', 'Volume', 'volume_from_sitk',
-           'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices', 'read_volume', 'as_label_array',
-           'resample_labels_to', 'read_labels', 'write_volume', 'describe', 'shared_data_dir']
+__all__ = ['IMAGE_SUFFIXES', 'MAX_VOXELS', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError', 'Volume',
+           'volume_from_sitk', 'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices', 'read_volume',
+           'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume', 'describe',
+           'shared_data_dir']
 
 # %% ../nbs/00_io.ipynb 6
 class Flow2MaskError(Exception):
@@ -143,6 +144,37 @@ def _read_numpy(path: pathlib.Path) -> Volume:
         geom = {k: z[k] for k in ('spacing', 'origin', 'direction') if k in z}
         return Volume(z[key], path=str(path), **geom)
 
+MAX_VOXELS = int(os.environ.get('FLOW2MASK_MAX_VOXELS', 2 ** 30))   # ~1 G voxels: 4 GB as float32
+
+def _read_checked(path: pathlib.Path) -> sitk.Image:
+    "Read the header first, so a corrupt or hostile header is refused before any memory is allocated."
+    reader = sitk.ImageFileReader(); reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = reader.GetSize()
+    if len(size) == 4 and size[3] == 1: reader.SetExtractIndex([0, 0, 0, 0]); reader.SetExtractSize([*size[:3], 0])
+    elif len(size) != 3:
+        raise InputError(f"{path}: expected a 3D image, got {len(size)}D with size {'x'.join(map(str, size))}")
+    n = int(np.prod(size[:3], dtype=np.int64)) * reader.GetNumberOfComponents()
+    if n <= 0 or n > MAX_VOXELS:
+        raise InputError(f"{path}: header claims {'x'.join(map(str, size))} voxels, outside 1..{MAX_VOXELS} "
+                         "(corrupt header? raise FLOW2MASK_MAX_VOXELS for huge images)")
+    if _is_raw_single_file(path):                          # an uncompressed payload must hold that many bytes
+        itemsize = sitk.Image([1, 1, 1], reader.GetPixelID()).GetSizeOfPixelComponent()
+        if path.stat().st_size < n * itemsize:
+            raise InputError(f"{path}: file is truncated ({path.stat().st_size} bytes for {n} voxels)")
+    return reader.Execute()
+
+def _is_raw_single_file(path: pathlib.Path) -> bool:
+    "True for a .nii, .mha or .nrrd file that stores its voxels uncompressed in the same file."
+    with open(path, 'rb') as f: head = f.read(4096)
+    if head[:2] == b'\x1f\x8b': return False                # gzip stream
+    text = head.decode('latin-1').lower().replace(' ', '')
+    suffix = _suffix(path)
+    if suffix == '.nii': return True
+    if suffix == '.mha': return 'elementdatafile=local' in text and 'compresseddata=true' not in text
+    if suffix == '.nrrd': return 'encoding:raw' in text and 'datafile:' not in text
+    return False
+
 def read_volume(path, series_id: str | None = None) -> Volume:
     "Read a 3D image (NIfTI, NRRD, MHA/MHD, .npy/.npz, or a folder holding one DICOM series) with its geometry."
     path = pathlib.Path(path)
@@ -150,7 +182,7 @@ def read_volume(path, series_id: str | None = None) -> Volume:
     try:
         if path.is_dir(): image = _read_dicom_series(path, series_id)
         elif _suffix(path) in ('.npy', '.npz'): return _read_numpy(path)
-        elif _suffix(path) in IMAGE_SUFFIXES: image = sitk.ReadImage(str(path))
+        elif _suffix(path) in IMAGE_SUFFIXES: image = _read_checked(path)
         else:
             raise InputError(f"{path}: unsupported format {_suffix(path) or '(no extension)'}; "
                              f"use one of {', '.join(IMAGE_SUFFIXES)} or a DICOM folder")
@@ -192,26 +224,52 @@ def resample_labels_to(labels: Volume, reference: Volume) -> Volume:
 
 def read_labels(path, reference: Volume) -> Volume:
     "Read a label map and return it on `reference`'s grid (physical-space nearest neighbour), as uint8/uint16."
-    return resample_labels_to(read_volume(path), reference)
+    labels = read_volume(path)
+    if _has_no_geometry(path) and labels.shape == reference.shape:
+        # a bare array of the image's shape (.npy, .npz without geometry) can only mean the image's own grid
+        labels = reference.with_array(labels.array, path=labels.path)
+    return resample_labels_to(labels, reference)
+
+def _has_no_geometry(path) -> bool:
+    path = pathlib.Path(path)
+    if _suffix(path) == '.npy': return True
+    if _suffix(path) != '.npz': return False
+    with np.load(path, allow_pickle=False) as z: return 'spacing' not in z and 'origin' not in z
 
 # %% ../nbs/00_io.ipynb 22
 def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or (b.is_dir() and b in a.parents)
 
-def write_volume(vol: Volume, path, protect=(), labels: bool = False):
-    "Write `vol` to `path` with its geometry, atomically; refuse any path in `protect` (e.g. the inputs)."
+def _remove_stale_partials(path: pathlib.Path):
+    "Remove temporary files a killed writer (SIGKILL) left beside `path`; live writers' files are kept."
+    for tmp in path.parent.glob(f'.{path.name}.*.partial*'):
+        try: pid = int(tmp.name[len(path.name) + 2:].split('.')[0])
+        except ValueError: continue
+        try: os.kill(pid, 0)
+        except ProcessLookupError: tmp.unlink(missing_ok=True)
+        except PermissionError: pass
+
+def check_output_path(path, protect=()) -> pathlib.Path:
+    "Validate an output path before any work: writable format, existing folder, not a folder, not an input."
     path = pathlib.Path(path)
     for p in protect:
         if p is not None and pathlib.Path(p).exists() and _same_file(path, pathlib.Path(p)):
             raise InputError(f"{path}: refusing to overwrite an input ({p})")
+    if path.is_dir(): raise InputError(f"{path}: is a folder, expected a file name")
     suffix = _suffix(path)
     if suffix not in IMAGE_SUFFIXES:
         raise InputError(f"{path}: cannot write format {suffix or '(no extension)'}; use .nii.gz, .nrrd, .mha or .npz")
     if not path.parent.exists(): raise InputError(f"{path.parent}: output folder does not exist")
-    if path.is_dir(): raise InputError(f"{path}: is a folder, expected a file name")
+    return path
+
+def write_volume(vol: Volume, path, protect=(), labels: bool = False):
+    "Write `vol` to `path` with its geometry, atomically; refuse any path in `protect` (e.g. the inputs)."
+    path = check_output_path(path, protect)
+    suffix = _suffix(path)
     array = as_label_array(vol.array, str(path)) if labels else vol.array
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=f'.partial{suffix}', dir=path.parent)
+    _remove_stale_partials(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix=f'.partial{suffix}', dir=path.parent)
     os.close(fd)
     try:
         if suffix == '.npy': np.save(tmp, array)
