@@ -10,7 +10,8 @@ from .io import Flow2MaskError, InputError, read_volume, read_labels, describe
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'cmd_propagate',
-           'cmd_suggest', 'run_demo', 'cmd_demo', 'cmd_view', 'build_parser', 'main']
+           'cmd_suggest', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view',
+           'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -92,7 +93,7 @@ def cmd_propagate(args):
         raise InputError(f"{pathlib.Path(args.report).parent}: report folder does not exist")
     image = read_volume(args.image)
     seed = read_labels(args.seed, image)
-    ann = annotate(image, seed, labels=parse_labels(args.labels), axis=args.axis, model=args.model,
+    ann = annotate(image, seed, labels=parse_labels(args.labels), axis=args.axis, model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
                    size=args.size, device=args.device, progress=not args.quiet)
     write_volume(ann.labels, out, protect=protect, labels=True)
@@ -133,7 +134,7 @@ def cmd_suggest(args):
     image = read_volume(args.image)
     axis = choose_slice_axis(image.spacing, args.axis)
     rng = parse_range(args.range, image.shape[axis])
-    res = suggest(image, model=args.model, slice_range=rng, axis=axis, fit_steps=args.fit_steps,
+    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, fit_steps=args.fit_steps,
                   budget_s=args.budget, progress=not args.quiet and not args.json)
     if args.json: return _print_json(res)
     print(f"annotate slice {res['slice']} along axis {res['axis']} "
@@ -215,6 +216,57 @@ def _demo_args(p):
     p.set_defaults(func=cmd_demo)
 
 # %% ../nbs/60_cli.ipynb 18
+def collect_volumes(paths) -> list:
+    "Expand files and folders into image paths (a folder of DICOM files is one volume)."
+    from flow2mask_nb.io import IMAGE_SUFFIXES, _suffix
+    out = []
+    for p in map(pathlib.Path, paths):
+        if not p.exists(): raise InputError(f"{p}: no such file or folder")
+        if p.is_file(): out.append(p); continue
+        files = sorted(f for f in p.iterdir() if f.is_file() and _suffix(f) in IMAGE_SUFFIXES)
+        out.extend(files if files else [p])          # no image files: treat the folder as a DICOM series
+    if not out: raise InputError("no training volumes given")
+    return out
+
+def resolve_model(path):
+    "A model argument may name the checkpoint file or the folder `flow2mask train` wrote."
+    if path is None: return None
+    p = pathlib.Path(path)
+    if p.is_dir(): p = p / 'model.safetensors'
+    if not p.exists(): raise InputError(f"{p}: no such model file")
+    return p
+
+def cmd_train(args):
+    "Train the flow network on unlabeled volumes."
+    from flow2mask_nb.train import train
+    vols = collect_volumes(args.volumes)
+    out = pathlib.Path(args.output)
+    if not out.parent.exists(): raise InputError(f"{out.parent}: output folder does not exist")
+    out.mkdir(exist_ok=True)
+    model, history = train(vols, out, steps=args.steps, loss=args.loss, iss_weight=args.iss_weight, size=args.size,
+                           device=args.device, seed=args.seed, resume=args.resume,
+                           checkpoint_every=args.checkpoint_every, progress=not args.quiet)
+    last = history[-1]['loss'] if history else float('nan')
+    print(f"trained on {len(vols)} volume(s), {args.steps} steps, final loss {last:.5f}\n"
+          f"model: {out / 'model.safetensors'} (use with --model {out})")
+
+@command('train', 'train the flow network self-supervised on unlabeled volumes')
+def _train_args(p):
+    p.add_argument('volumes', nargs='+', help='image files, folders of them, or DICOM series folders')
+    p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors)')
+    p.add_argument('--steps', type=_positive(int, 'steps'), default=2000, help='optimisation steps')
+    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default='l2g', help='L2G curriculum or the Vol2Flow loss')
+    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=0.1, help='weight of the ISS loss')
+    p.add_argument('--size', type=_positive(int, 'size', 16), default=128, help='in-plane working size')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs')
+    p.add_argument('--seed', type=int, default=0, help='random seed (same seed, same result on the CPU)')
+    p.add_argument('--resume', action='store_true', help='continue from the checkpoint in the model folder')
+    p.add_argument('--checkpoint-every', type=_positive(int, 'checkpoint-every', 0), default=100,
+                   help='steps between checkpoints')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
+    p.set_defaults(func=cmd_train)
+
+# %% ../nbs/60_cli.ipynb 20
 def cmd_view(args):
     "Open napari with IMAGE (and --seed) and the flow2mask widget docked (needs the [napari] extra)."
     from flow2mask_nb.napari_core import cmd_view as _view
@@ -227,7 +279,7 @@ def _view_args(p):
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
     p.set_defaults(func=cmd_view)
 
-# %% ../nbs/60_cli.ipynb 20
+# %% ../nbs/60_cli.ipynb 22
 @command('info', 'describe an image: shape, spacing, orientation, slice axis, intensities')
 def _info_args(p):
     p.add_argument('image', help='NIfTI, NRRD, MHA/MHD, .npy/.npz file or DICOM series folder')

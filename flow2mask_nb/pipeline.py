@@ -88,8 +88,12 @@ def estimate_flows(prepared: Prepared,
         if source == 'model' and not fit_steps and not budget_s:
             flows = train.predict_flows(net, prepared.work, device=device)
         else:
+            report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
+            # working volumes are small: one thread avoids thread start-up costs and collapses less when the
+            # cores are shared (measured on the DICOM case: 20 steps in 6.2 s with 1 thread, 25.9 s with 2)
+            small = prepared.work.numel() <= 128 * 128 * 64
             flows, _ = train.fit(prepared.work, steps=fit_steps, budget_s=budget_s, init=net, device=device,
-                                 seed=seed, progress=progress)
+                                 seed=seed, progress=progress, callback=report, threads=1 if small else None)
     flows = flows.detach().to('cpu', torch.float32)
     return flows, dict(flow_source=source, flow_seconds=time.perf_counter() - t0)
 

@@ -11,13 +11,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .io import Flow2MaskError, InputError, read_volume, choose_slice_axis, to_slices
 from .warp import warp
+from .preprocess import normalize_intensity
 from .model import Flows, FlowNetConfig, FlowNet3D, build_model, pick_device, chain_flow
 from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
                                  vol2flow_loss, get_similarity)
 from .checkpoint import save_checkpoint, load_checkpoint
 
 # %% auto 0
-__all__ = ['shifted_texture', 'endpoint_error', 'fit', 'percentile_normalise', 'prepare_volume', 'train']
+__all__ = ['shifted_texture', 'endpoint_error', 'predict_flows', 'fit', 'percentile_normalise', 'prepare_volume', 'train']
 
 # %% ../nbs/30_train.ipynb 5
 def shifted_texture(D: int = 10, H: int = 48, W: int = 48, dy: float = 0.6, dx: float = -0.4, seed: int = 0,
@@ -67,6 +68,10 @@ def _up(params, H, W):
 def _coarse_size(H, W, grid):
     return max(2, int(math.ceil((H - 1) / grid)) + 1), max(2, int(math.ceil((W - 1) / grid)) + 1)
 
+def predict_flows(model, slices, device='cpu') -> Flows:
+    "Flows of a trained network (or checkpoint path) for a normalised (D, H, W) stack, on the stack's grid."
+    return _flows_from_init(model, _check_volume(slices), pick_device(device)).detach().to('cpu')
+
 def _flows_from_init(init, slices, device):
     "Initial flows from `init`: a Flows, a network, or a checkpoint path."
     if init is None or isinstance(init, Flows): return init
@@ -102,6 +107,7 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
         seed: int = 0,               # seeds anchors and network init; CPU runs are deterministic
         progress: bool = True,       # show a tqdm progress bar
         threads: int | None = None,  # torch CPU threads during the fit (None: leave as is); 1 is safest on a busy machine
+        callback=None,               # called as callback(step, steps, loss) after every step; may raise to cancel
        ) -> tuple[Flows, list]:
     "Self-supervised flows of one volume; returns (Flows on the input grid, on the CPU; history of per-step dicts)."
     slices = _check_volume(slices)
@@ -131,6 +137,7 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
         loss = loss.item()
         history.append({'step': step, 'loss': loss, 'reach': K, 'level': level, 'time': time.time() - t0})
         bar.update(1); bar.set_postfix(loss=f'{loss:.5f}', K=K)
+        if callback is not None: callback(step + 1, steps, loss)
 
     out_of_time = lambda: budget_s is not None and time.time() - t0 > budget_s
     step = 0
@@ -189,7 +196,7 @@ def percentile_normalise(x: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> np
     a, b = np.percentile(x, [lo, hi])
     return np.clip((x.astype(np.float32) - a) / max(b - a, 1e-6), 0, 1)
 
-def prepare_volume(item, size: int | None = 128, preprocess=percentile_normalise, axis=None) -> torch.Tensor:
+def prepare_volume(item, size: int | None = 128, preprocess=normalize_intensity, axis=None) -> torch.Tensor:
     "A training volume as a float tensor (D, size, size) in [0, 1]: from a path, or a normalised (D, H, W) array."
     if isinstance(item, (str, pathlib.Path)):
         vol = read_volume(item)
@@ -240,7 +247,7 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
           max_depth: int | None = 64,  # train on random slabs of at most this many slices (memory)
           cfg: FlowNetConfig | None = None,  # architecture (default FlowNetConfig(size=size))
           amp: bool = True,           # bfloat16 autocast, only ever on CUDA
-          preprocess=percentile_normalise,  # for volumes given as paths
+          preprocess=normalize_intensity,  # for volumes given as paths: the same CT window / MR percentiles as propagation
           progress: bool = True,      # tqdm bar with the loss
           callback=None,              # called as callback(step, loss) after every step (may raise to stop)
          ):
