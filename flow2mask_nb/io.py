@@ -4,16 +4,16 @@
 
 # %% ../nbs/00_io.ipynb 3
 from __future__ import annotations
-import os, tempfile, pathlib
+import os, stat, struct, tempfile, pathlib, zlib
 from dataclasses import dataclass, field, replace
 import numpy as np
 import SimpleITK as sitk
 
 # %% auto 0
-__all__ = ['IMAGE_SUFFIXES', 'MAX_VOXELS', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError', 'Volume',
-           'volume_from_sitk', 'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices', 'read_volume',
-           'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume', 'describe',
-           'shared_data_dir']
+__all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
+           'Volume', 'volume_from_sitk', 'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices',
+           'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume',
+           'describe', 'shared_data_dir']
 
 # %% ../nbs/00_io.ipynb 6
 class Flow2MaskError(Exception):
@@ -80,8 +80,8 @@ def volume_from_sitk(image: sitk.Image, path=None) -> Volume:
     if image.GetDimension() != 3:
         raise InputError(f"{path or 'image'}: expected a 3D image, got {image.GetDimension()}D "
                          f"with size {image.GetSize()}")
-    array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
-    return Volume(np.ascontiguousarray(array), image.GetSpacing(), image.GetOrigin(),
+    array = np.ascontiguousarray(sitk.GetArrayViewFromImage(image).transpose(2, 1, 0))   # one copy, not two
+    return Volume(array, image.GetSpacing(), image.GetOrigin(),
                   np.array(image.GetDirection()).reshape(3, 3), None if path is None else str(path))
 
 def volume_to_sitk(vol: Volume) -> sitk.Image:
@@ -131,8 +131,34 @@ def _read_dicom_series(folder: pathlib.Path, series_id=None):
     files = reader.GetGDCMSeriesFileNames(str(folder), sid)
     if len(files) < 2:
         raise InputError(f"{folder}: DICOM series {sid} has {len(files)} file; a volume needs at least 2 slices")
+    # GDCM silently drops unreadable files: a lost slice would shift every slice after it in physical space
+    listed = {os.path.abspath(f) for f in files}
+    dicm = [f for f in folder.iterdir() if f.is_file() and os.path.abspath(f) not in listed and _has_dicm_magic(f)]
+    if dicm and len(ids) == 1:
+        raise InputError(f"{folder}: {len(dicm)} DICOM file(s) could not be read into the series (e.g. {dicm[0].name})")
+    _check_slice_positions(folder, files)
     reader.SetFileNames(files)
     return reader.Execute()
+
+def _has_dicm_magic(path: pathlib.Path) -> bool:
+    with open(path, 'rb') as f: return f.read(132)[128:132] == b'DICM'
+
+def _check_slice_positions(folder, files):
+    "Refuse a series whose slices are not evenly spaced (a missing or duplicated slice)."
+    pos, normal = [], None
+    for f in files:
+        r = sitk.ImageFileReader(); r.SetFileName(f); r.ReadImageInformation()
+        if not r.HasMetaDataKey('0020|0032') or not r.HasMetaDataKey('0020|0037'): return
+        ipp = np.array([float(v) for v in r.GetMetaData('0020|0032').split('\\')])
+        if normal is None:
+            iop = np.array([float(v) for v in r.GetMetaData('0020|0037').split('\\')])
+            normal = np.cross(iop[:3], iop[3:])
+        pos.append(float(ipp @ normal))
+    gaps = np.diff(np.sort(pos))
+    med = np.median(gaps)
+    if med <= 0 or gaps.min() < 0.5 * med or gaps.max() > 1.5 * med:
+        raise InputError(f"{folder}: DICOM slices are unevenly spaced (gaps {gaps.min():.3g}..{gaps.max():.3g} mm): "
+                         "a slice is missing, unreadable or duplicated")
 
 def _read_numpy(path: pathlib.Path) -> Volume:
     if path.suffix.lower() == '.npy':
@@ -144,36 +170,92 @@ def _read_numpy(path: pathlib.Path) -> Volume:
         geom = {k: z[k] for k in ('spacing', 'origin', 'direction') if k in z}
         return Volume(z[key], path=str(path), **geom)
 
-MAX_VOXELS = int(os.environ.get('FLOW2MASK_MAX_VOXELS', 2 ** 30))   # ~1 G voxels: 4 GB as float32
+MAX_BYTES = int(os.environ.get('FLOW2MASK_MAX_BYTES', 4 * 2 ** 30))   # voxel payload limit (default 4 GiB)
+GZIP_MAX_RATIO = 1100     # deflate cannot compress better than about 1032:1
 
 def _read_checked(path: pathlib.Path) -> sitk.Image:
-    "Read the header first, so a corrupt or hostile header is refused before any memory is allocated."
+    "Read the header first, so a corrupt or hostile file is refused before any memory is allocated."
+    where = _payload(path)
+    if where is not None:      # before ITK opens anything: a FIFO or device as data file would block or flood it
+        try: mode = os.stat(where[0]).st_mode
+        except OSError: raise InputError(f"{path}: its data file {where[0]} does not exist") from None
+        if not stat.S_ISREG(mode): raise InputError(f"{path}: its data file {where[0]} is not a regular file")
     reader = sitk.ImageFileReader(); reader.SetFileName(str(path))
     reader.ReadImageInformation()
     size = reader.GetSize()
     if len(size) == 4 and size[3] == 1: reader.SetExtractIndex([0, 0, 0, 0]); reader.SetExtractSize([*size[:3], 0])
     elif len(size) != 3:
         raise InputError(f"{path}: expected a 3D image, got {len(size)}D with size {'x'.join(map(str, size))}")
-    n = int(np.prod(size[:3], dtype=np.int64)) * reader.GetNumberOfComponents()
-    if n <= 0 or n > MAX_VOXELS:
-        raise InputError(f"{path}: header claims {'x'.join(map(str, size))} voxels, outside 1..{MAX_VOXELS} "
-                         "(corrupt header? raise FLOW2MASK_MAX_VOXELS for huge images)")
-    if _is_raw_single_file(path):                          # an uncompressed payload must hold that many bytes
-        itemsize = sitk.Image([1, 1, 1], reader.GetPixelID()).GetSizeOfPixelComponent()
-        if path.stat().st_size < n * itemsize:
-            raise InputError(f"{path}: file is truncated ({path.stat().st_size} bytes for {n} voxels)")
+    itemsize = sitk.Image([1, 1, 1], reader.GetPixelID()).GetSizeOfPixelComponent()
+    nbytes = int(np.prod(size[:3], dtype=np.int64)) * reader.GetNumberOfComponents() * itemsize
+    if nbytes <= 0 or nbytes > MAX_BYTES:
+        raise InputError(f"{path}: header claims {'x'.join(map(str, size))} voxels ({nbytes / 2 ** 30:.2f} GiB), "
+                         f"outside 1 B..{MAX_BYTES / 2 ** 30:.0f} GiB (corrupt header? raise FLOW2MASK_MAX_BYTES for huge images)")
+    if where is not None: _check_payload(path, nbytes, where)
     return reader.Execute()
 
-def _is_raw_single_file(path: pathlib.Path) -> bool:
-    "True for a .nii, .mha or .nrrd file that stores its voxels uncompressed in the same file."
-    with open(path, 'rb') as f: head = f.read(4096)
-    if head[:2] == b'\x1f\x8b': return False                # gzip stream
-    text = head.decode('latin-1').lower().replace(' ', '')
+def _payload(path: pathlib.Path):
+    "Where the voxels are: (file, byte offset, 'raw' | 'gzip'), or None when we cannot tell (let ITK decide)."
+    with open(path, 'rb') as f: head = f.read(65536)
     suffix = _suffix(path)
-    if suffix == '.nii': return True
-    if suffix == '.mha': return 'elementdatafile=local' in text and 'compresseddata=true' not in text
-    if suffix == '.nrrd': return 'encoding:raw' in text and 'datafile:' not in text
-    return False
+    if suffix in ('.nii', '.nii.gz'):
+        if head[:2] == b'\x1f\x8b': return (path, 0, 'gzip-nifti')
+        for end in '<>':
+            if struct.unpack(end + 'i', head[:4])[0] == 348: return (path, int(struct.unpack(end + 'f', head[108:112])[0]), 'raw')
+            if struct.unpack(end + 'i', head[:4])[0] == 540: return (path, struct.unpack(end + 'q', head[168:176])[0], 'raw')
+        return None
+    text = head.decode('latin-1')
+    if suffix in ('.nrrd', '.nhdr'):
+        fields = {l.split(':', 1)[0].strip().lower(): l.split(':', 1)[1].strip() for l in text.split('\n\n')[0].splitlines()
+                  if ':' in l and not l.startswith('#')}
+        enc = fields.get('encoding', 'raw').lower()
+        kind = 'raw' if enc == 'raw' else 'gzip' if enc in ('gzip', 'gz') else None
+        if 'data file' in fields or 'datafile' in fields:
+            name = fields.get('data file', fields.get('datafile')).split()[0]
+            return (path.parent / name, 0, kind)
+        end = text.find('\n\n')
+        return (path, end + 2, kind) if end >= 0 else None
+    if suffix in ('.mha', '.mhd'):
+        lines = text.splitlines(keepends=True); offset = 0
+        fields = {}
+        for l in lines:
+            offset += len(l.encode('latin-1'))
+            if '=' in l: fields[l.split('=', 1)[0].strip().lower()] = l.split('=', 1)[1].strip()
+            if l.lower().startswith('elementdatafile'): break
+        kind = 'gzip' if fields.get('compresseddata', 'false').lower() == 'true' else 'raw'
+        name = fields.get('elementdatafile', 'LOCAL')
+        if name.upper() == 'LOCAL': return (path, offset, kind)
+        if name.upper() == 'LIST' or '%' in name: return None
+        return (path.parent / name, 0, kind)
+    return None
+
+def _check_payload(path: pathlib.Path, nbytes: int, where):
+    "Refuse truncated or corrupt payloads and decompression bombs before ITK reads them."
+    data_file, offset, kind = where
+    stored = os.stat(data_file).st_size - offset
+    if kind == 'raw' and stored < nbytes:
+        raise InputError(f"{path}: file is truncated ({stored} bytes of voxels for {nbytes} expected)")
+    if kind in ('gzip', 'gzip-nifti'):
+        if nbytes > GZIP_MAX_RATIO * max(stored, 1):
+            raise InputError(f"{path}: header claims {nbytes} bytes of voxels, more than {stored} compressed bytes can hold")
+        # inflate once, in chunks, to check the stream's end, its checksum and its length
+        d = zlib.decompressobj(32 + zlib.MAX_WBITS); total = 0   # gzip (NIfTI, NRRD) or zlib (MetaImage)
+        with open(data_file, 'rb') as f:
+            f.seek(offset)
+            while chunk := f.read(1 << 20):
+                total += len(d.decompress(chunk, 0))
+                if d.eof: break
+        if not d.eof: raise InputError(f"{path}: compressed data is truncated")
+        need = nbytes + (_nifti_offset(data_file) if kind == 'gzip-nifti' else 0)
+        if total < need: raise InputError(f"{path}: file is truncated ({total} bytes after decompression, {need} expected)")
+
+def _nifti_offset(path) -> int:
+    import gzip
+    with gzip.open(path, 'rb') as f: head = f.read(176)
+    for end in '<>':
+        if struct.unpack(end + 'i', head[:4])[0] == 348: return int(struct.unpack(end + 'f', head[108:112])[0])
+        if struct.unpack(end + 'i', head[:4])[0] == 540: return struct.unpack(end + 'q', head[168:176])[0]
+    raise InputError(f"{path}: not a NIfTI header")
 
 def read_volume(path, series_id: str | None = None) -> Volume:
     "Read a 3D image (NIfTI, NRRD, MHA/MHD, .npy/.npz, or a folder holding one DICOM series) with its geometry."
@@ -186,12 +268,12 @@ def read_volume(path, series_id: str | None = None) -> Volume:
         else:
             raise InputError(f"{path}: unsupported format {_suffix(path) or '(no extension)'}; "
                              f"use one of {', '.join(IMAGE_SUFFIXES)} or a DICOM folder")
+        return volume_from_sitk(image, path)
     except Flow2MaskError: raise
-    except (RuntimeError, OSError, ValueError, EOFError) as e:
+    except MemoryError: raise InputError(f"{path}: not enough memory to read this image") from None
+    except (RuntimeError, OSError, ValueError, EOFError, struct.error, zlib.error) as e:
         first = str(e).strip().splitlines()
         raise InputError(f"{path}: cannot be read as an image ({type(e).__name__}: {first[-1] if first else ''})") from e
-    vol = volume_from_sitk(image, path)
-    return vol
 
 # %% ../nbs/00_io.ipynb 18
 MAX_LABEL = np.iinfo(np.uint16).max
@@ -269,9 +351,9 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False):
     suffix = _suffix(path)
     array = as_label_array(vol.array, str(path)) if labels else vol.array
     _remove_stale_partials(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix=f'.partial{suffix}', dir=path.parent)
-    os.close(fd)
-    try:
+    tmp = str(path.parent / f'.{path.name}.{os.getpid()}.{os.urandom(6).hex()}.partial{suffix}')
+    try:   # the temporary is created inside the try, so an interrupt at any point removes it
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         if suffix == '.npy': np.save(tmp, array)
         elif suffix == '.npz':
             with open(tmp, 'wb') as f:

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .warp import compose_flows, warp
+from .io import InputError
 
 # %% auto 0
 __all__ = ['pick_device', 'Flows', 'chain_flow', 'chain_flows_from', 'FlowNetConfig', 'FlowNet3D', 'n_params', 'FlowNet2D',
@@ -26,10 +27,11 @@ def pick_device(device: str | torch.device = 'auto') -> torch.device:
         return torch.device('cpu')
     kind = str(device).split(':')[0]
     if kind not in ('cpu', 'cuda', 'mps'):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
-    if kind == 'cuda' and not torch.cuda.is_available(): raise ValueError("device 'cuda' requested but CUDA is not available")
+        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
+    # a user's choice, so a user's error (CLI exit 2); InputError is also a ValueError
+    if kind == 'cuda' and not torch.cuda.is_available(): raise InputError("device 'cuda' requested but CUDA is not available")
     if kind == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' requested but MPS is not available")
+        raise InputError("device 'mps' requested but MPS is not available")
     return torch.device(device)
 
 # %% ../nbs/20_model.ipynb 9

@@ -83,3 +83,13 @@ def test_bad_input(files, capsys, name, argv, words):
     assert 'Traceback' not in err
     assert digest(files['inputs']) == before                     # nothing modified
     assert not (files['d'] / 'o.nii.gz').exists()                # nothing half-written
+
+
+def test_cuda_requested_without_cuda(files, capsys):
+    import torch
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    code = main([str(a) for a in ['propagate', files['image'], '--seed', files['seed'], '-o', files['d'] / 'o.nii.gz',
+                                  '--device', 'cuda', '-q']])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1 and 'CUDA is not available' in err, err
+    assert not (files['d'] / 'o.nii.gz').exists()

@@ -302,7 +302,7 @@ def test_errors_are_one_line_naming_the_file(outcomes):
 
 
 def test_bounded_time_per_file(outcomes):
-    slow = [c for c in outcomes if c['result'].get('seconds', 0) > 2.]
+    slow = [c for c in outcomes if c['result'].get('seconds', 0) > 5.]      # (the hang limit is PER_FILE_S)
     assert not slow, _show(slow)
 
 
@@ -320,8 +320,8 @@ def test_no_allocation_blowup(outcomes):
 # ---------------------------------------------------------------- generated reproducers
 # Minimal files, built from the valid bases, for what the random matrix found (and targeted hostile headers).
 # Each must be refused: a clean one-line error, no allocation beyond what the file can hold, no hang, no crash.
-# Those marked `xfail(strict=True)` FAIL TODAY (the library reads them silently or dangerously); remove the mark
-# together with the library fix (see the reason).
+# Each entry's third field says what the library used to do with it, before io._check_payload and the DICOM
+# series checks refused it.
 
 def _gzip_body_flip_that_decodes(body: bytes) -> bytes:
     "A one-bit flip in a gzip member after which it inflates to a complete but longer stream (a CRC mismatch)."
@@ -440,8 +440,7 @@ def _refused(path, r) -> str:
     return ''
 
 
-@pytest.mark.parametrize('name', [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=why)) for name, _, why in REPRODUCERS])
+@pytest.mark.parametrize('name', [name for name, _, why in REPRODUCERS])
 def test_reproducer_is_refused(reproduced, name):
     path, r = reproduced[name]
     problem = _refused(path, r)
