@@ -95,7 +95,7 @@ def cmd_propagate(args):
     seed = read_labels(args.seed, image)
     ann = annotate(image, seed, labels=parse_labels(args.labels), axis=args.axis, model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
-                   size=args.size, device=args.device, progress=not args.quiet)
+                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads)
     write_volume(ann.labels, out, protect=protect, labels=True)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
           f"[{ann.info.get('flow_source', 'given')}], propagation {ann.info['propagate_seconds']:.1f} s)")
@@ -121,6 +121,8 @@ def _propagate_args(p):
                    help='where flows come from (auto: the model if given, else fit)')
     p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
     p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
+    p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
+                   help='torch threads for the fit (default: 1 for small volumes; 2+ is faster on an idle machine)')
     p.add_argument('--report', default=None, help='per-slice report CSV (JSON written beside it)')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_propagate)

@@ -192,7 +192,32 @@ def _read_checked(path: pathlib.Path) -> sitk.Image:
         raise InputError(f"{path}: header claims {'x'.join(map(str, size))} voxels ({nbytes / 2 ** 30:.2f} GiB), "
                          f"outside 1 B..{MAX_BYTES / 2 ** 30:.0f} GiB (corrupt header? raise FLOW2MASK_MAX_BYTES for huge images)")
     if where is not None: _check_payload(path, nbytes, where)
+    if where is not None and where[2] in ('raw', 'gzip-nifti') and _suffix(path) in ('.nii', '.nii.gz'):
+        _check_nifti_finite(path, where)
     return reader.Execute()
+
+_NIFTI_FLOATS = {16: 'f4', 64: 'f8'}
+
+def _check_nifti_finite(path: pathlib.Path, where):
+    "ITK reads NaN and Inf voxels of a NIfTI file as 0, silently: look for them ourselves and refuse."
+    import gzip
+    opener = gzip.open if where[2] == 'gzip-nifti' else open
+    with opener(path, 'rb') as f:
+        head = f.read(544)
+        for end in '<>':
+            if struct.unpack(end + 'i', head[:4])[0] == 348:
+                code, offset = struct.unpack(end + 'h', head[70:72])[0], int(struct.unpack(end + 'f', head[108:112])[0]); break
+            if struct.unpack(end + 'i', head[:4])[0] == 540:
+                code, offset = struct.unpack(end + 'h', head[12:14])[0], struct.unpack(end + 'q', head[168:176])[0]; break
+        else: return
+        if code not in _NIFTI_FLOATS: return
+        dtype = np.dtype(end + _NIFTI_FLOATS[code])
+        f.seek(offset)
+        bad = 0
+        while chunk := f.read(dtype.itemsize << 20):
+            bad += int((~np.isfinite(np.frombuffer(chunk[:len(chunk) - len(chunk) % dtype.itemsize], dtype))).sum())
+    if bad: raise InputError(f"{path}: {bad} voxels are NaN or infinite; fix or mask them first "
+                             "(ITK would silently read them as 0)")
 
 def _payload(path: pathlib.Path):
     "Where the voxels are: (file, byte offset, 'raw' | 'gzip'), or None when we cannot tell (let ITK decide)."

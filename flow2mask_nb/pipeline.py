@@ -68,6 +68,7 @@ def estimate_flows(prepared: Prepared,
                    seed: int = 0,
                    progress: bool = False,
                    callback=None,              # called as callback(stage, fraction); may raise Cancelled
+                   threads: int | None = None,  # torch threads for the fit (None: 1 for small volumes, see below)
                   ) -> tuple:                  # (Flows at working resolution, info dict)
     "Inter-slice flows for a prepared volume: from a model, a per-volume fit, or TV-L1."
     t0 = time.perf_counter()
@@ -89,11 +90,13 @@ def estimate_flows(prepared: Prepared,
             flows = train.predict_flows(net, prepared.work, device=device)
         else:
             report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
-            # working volumes are small: one thread avoids thread start-up costs and collapses less when the
-            # cores are shared (measured on the DICOM case: 20 steps in 6.2 s with 1 thread, 25.9 s with 2)
+            # Small working volumes default to one thread: with the other core busy, two threads collapsed
+            # (DICOM case, 20 steps: 6.2 s with 1 thread, 25.9 s with 2); on an idle 2-core machine two threads
+            # are faster (shared CT, 180 steps: 24 s against 38 s), so `threads=2` is there for idle machines.
             small = prepared.work.numel() <= 128 * 128 * 64
             flows, _ = train.fit(prepared.work, steps=fit_steps, budget_s=budget_s, init=net, device=device,
-                                 seed=seed, progress=progress, callback=report, threads=1 if small else None)
+                                 seed=seed, progress=progress, callback=report,
+                                 threads=threads if threads else (1 if small else None))
     flows = flows.detach().to('cpu', torch.float32)
     return flows, dict(flow_source=source, flow_seconds=time.perf_counter() - t0)
 
@@ -128,6 +131,7 @@ def annotate(image: Volume,            # the image to annotate
              device: str = 'auto', seed_rng: int = 0, progress: bool = False,
              flows: Flows | None = None,   # reuse flows computed earlier for this volume and axis
              callback=None,
+             threads: int | None = None,   # torch threads for fitting the flows (see `estimate_flows`)
             ) -> Annotation:
     "Propagate the seed annotation to the whole volume; the result has the image's geometry."
     t0 = time.perf_counter()
@@ -137,7 +141,8 @@ def annotate(image: Volume,            # the image to annotate
     check_seed(seed_slices, labels)                    # before minutes of flow fitting, not after
     info = {}
     if flows is None:
-        flows, info = estimate_flows(prep, model, flow_source, fit_steps, budget_s, device, seed_rng, progress, callback)
+        flows, info = estimate_flows(prep, model, flow_source, fit_steps, budget_s, device, seed_rng, progress, callback,
+                                     threads)
     elif flows.depth != prep.slices.shape[0]:
         raise InputError(f"the given flows cover {flows.depth} slices, the volume has {prep.slices.shape[0]}")
     if callback: callback('propagate', 0.)

@@ -19,7 +19,8 @@ def files(tmp_path_factory):
     far = Volume(seed, img.spacing, (900, 900, 900)); f['far_seed'] = write_volume(far, d / 'far.nii.gz', labels=True)
     big = img.with_array(seed.astype(np.int32) * 70000); f['big_seed'] = write_volume(big, d / 'big.nii.gz')
     nan = img.with_array(img.array.astype(np.float32)); nan.array[0, 0, 0] = np.nan
-    f['nan'] = write_volume(nan, d / 'nan.nrrd')   # ITK's NIfTI reader turns NaN into 0; NRRD keeps it
+    f['nan'] = write_volume(nan, d / 'nan.nrrd')
+    f['nan_nifti'] = write_volume(nan, d / 'nan.nii.gz')   # ITK alone would read NaN as 0 here
     f['constant'] = write_volume(img.with_array(np.full(img.shape, 50, np.int16)), d / 'constant.nii.gz')
     one = Volume(img.array[:, :, :1], img.spacing); f['one_slice'] = write_volume(one, d / 'one.nii.gz')
     f['one_seed'] = write_volume(one.with_array(seed[:, :, 3:4]), d / 'one_seed.nii.gz', labels=True)
@@ -53,6 +54,7 @@ CASES = [
     ('seed that cannot be mapped', lambda f: ['propagate', f['image'], '--seed', f['far_seed'], '-o', f['d'] / 'o.nii.gz'], 'do not overlap'),
     ('label values beyond uint16', lambda f: ['propagate', f['image'], '--seed', f['big_seed'], '-o', f['d'] / 'o.nii.gz'], '0..65535'),
     ('NaN voxels', lambda f: ['propagate', f['nan'], '--seed', f['seed'], '-o', f['d'] / 'o.nii.gz'], 'NaN'),
+    ('NaN voxels in NIfTI', lambda f: ['info', f['nan_nifti']], 'NaN or infinite'),
     ('constant volume', lambda f: ['propagate', f['constant'], '--seed', f['seed'], '-o', f['d'] / 'o.nii.gz'], 'no contrast'),
     ('one slice', lambda f: ['propagate', f['one_slice'], '--seed', f['one_seed'], '-o', f['d'] / 'o.nii.gz'], 'at least 2'),
     ('output equal to an input', lambda f: ['propagate', f['image'], '--seed', f['seed'], '-o', f['seed']], 'overwrite an input'),
