@@ -4,7 +4,7 @@
 
 # %% ../nbs/42_pipeline.ipynb 3
 from __future__ import annotations
-import csv, io, json, os, pathlib, tempfile, time
+import csv, io, json, pathlib, tempfile, time
 from dataclasses import dataclass, field
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from .preprocess import normalize_intensity, working_shape, resize_slices, CT_SO
 from .model import Flows
 from .propagate import propagate, StopRule, Propagation, seed_slices as check_seed
 from .select import suggest_slice
+from .checkpoint import atomic_write_bytes
 
 # %% auto 0
 __all__ = ['REPORT_COLUMNS', 'Cancelled', 'Prepared', 'prepare', 'tvl1_flows', 'estimate_flows', 'Annotation', 'annotate',
@@ -171,15 +172,6 @@ def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None
 REPORT_COLUMNS = ('slice', 'label', 'area', 'area_final', 'confidence', 'cycle_error', 'dissimilarity',
                   'appearance', 'mean_flow', 'folding', 'stopped', 'source')
 
-def _atomic_text(target: pathlib.Path, text: str):
-    fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.partial', dir=target.parent)
-    try:
-        with os.fdopen(fd, 'w', newline='') as f: f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
-
 def write_report(annotation: Annotation, path) -> tuple:
     "Write the per-slice, per-label report as CSV at `path` and JSON beside it (with the stop decisions)."
     path = pathlib.Path(path)
@@ -187,8 +179,8 @@ def write_report(annotation: Annotation, path) -> tuple:
     rows = [{k: r.get(k) for k in REPORT_COLUMNS} for r in annotation.propagation.records]
     buf = io.StringIO(); w = csv.DictWriter(buf, REPORT_COLUMNS); w.writeheader()
     for r in rows: w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
-    _atomic_text(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue().encode())
     js = path.with_suffix('.json')
-    _atomic_text(js, json.dumps(dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info),
-                                indent=1, default=float))
+    atomic_write_bytes(js, json.dumps(dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info),
+                                      indent=1, default=float).encode())
     return path, js
