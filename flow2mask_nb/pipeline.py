@@ -91,9 +91,9 @@ def estimate_flows(prepared: Prepared,
             flows = train.predict_flows(net, prepared.work, device=device)
         else:
             report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
-            # Small working volumes default to one thread: with the other core busy, two threads collapsed
-            # (DICOM case, 20 steps: 6.2 s with 1 thread, 25.9 s with 2); on an idle 2-core machine two threads
-            # are faster (shared CT, 180 steps: 24 s against 38 s), so `threads=2` is there for idle machines.
+            # Small working volumes default to one thread: with the other core busy, two threads slowed down
+            # several-fold; on an idle 2-core machine two threads are faster (shared CT, 180 steps: 24 s in
+            # bench/bench_fit.py against 38 s in bench/propagation.py), so `threads=2` is there for idle machines.
             small = prepared.work.numel() <= 128 * 128 * 64
             flows, _ = train.fit(prepared.work, steps=fit_steps, budget_s=budget_s, init=net, device=device,
                                  seed=seed, progress=progress, callback=report,
