@@ -14,19 +14,11 @@ from flow2mask_nb.pipeline import annotate, prepare, estimate_flows, suggest
 from flow2mask_nb.propagate import propagate, StopRule
 from flow2mask_nb.select import suggest_slice
 from flow2mask_nb.baselines import copy_propagate, tvl1_propagate
-from flow2mask_nb.metrics import dice, hd95
+from flow2mask_nb.metrics import dice, hd95, oracle_seed
 from flow2mask_nb.phantom import make_phantom
 
 ORGANS = (1, 2, 3, 5, 6)
 NAMES = {1: 'spleen', 2: 'kidney_r', 3: 'kidney_l', 5: 'liver', 6: 'stomach'}
-
-
-def largest_seed(truth3, ids):
-    "Seed (D,H,W): every organ on its largest slice."
-    seed = np.zeros_like(truth3)
-    for l in ids:
-        k = int(np.argmax((truth3 == l).sum(axis=(1, 2)))); seed[k][truth3[k] == l] = l
-    return seed
 
 
 def scores(pred3, truth3, ids, spacing3):
@@ -66,7 +58,7 @@ def run_case(name, image, truth_vol, ids, repeats, fit_kwargs):
     prep = prepare(image)
     truth3 = np.ascontiguousarray(to_slices(truth_vol.array, prep.axis))
     sp = image.spacing; spacing3 = (sp[prep.axis], *[s for k, s in enumerate(sp) if k != prep.axis])
-    seed3 = largest_seed(truth3, ids)
+    seed3 = oracle_seed(truth3, ids, axis=0)
     from flow2mask_nb.io import from_slices
     seed_vol = truth_vol.with_array(from_slices(seed3, prep.axis))
     rows = baselines(prep.slices, truth3, seed3, ids, spacing3)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, os, sys, pathlib, traceback
 import numpy as np
-from .io import Flow2MaskError, InputError, read_volume, read_labels, describe
+from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'cmd_propagate',
@@ -64,9 +64,9 @@ def cmd_info(args):
 # %% ../nbs/60_cli.ipynb 10
 def evaluate_files(pred_path, truth_path, labels=None) -> list:
     "Score a predicted label map against a ground-truth label map (per label, plus the mean)."
-    from flow2mask_nb.metrics import label_table
-    truth = read_volume(truth_path)
-    truth = read_labels(truth_path, truth)
+    from flow2mask_nb.metrics import label_table, oracle_seed
+    truth = read_volume(truth_path)                     # the reference grid: read once
+    truth = truth.with_array(as_label_array(truth.array, str(truth_path)))
     pred = read_labels(pred_path, truth)
     return label_table(pred.array, truth.array, truth.spacing, labels=labels)
 
@@ -163,16 +163,14 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
     from flow2mask_nb.io import write_volume
     from flow2mask_nb.phantom import make_phantom
     from flow2mask_nb.pipeline import annotate, write_report
-    from flow2mask_nb.metrics import label_table
+    from flow2mask_nb.metrics import label_table, oracle_seed
     from flow2mask_nb.baselines import copy_propagate, tvl1_propagate
     from flow2mask_nb.viz import propagation_figure
     import matplotlib; matplotlib.use('Agg')
     out = pathlib.Path(out); out.mkdir(parents=True, exist_ok=True)
     ph = make_phantom(n_slices=n_slices, size=size, seed=0)
     truth = ph.labels.array
-    seed = np.zeros_like(truth)
-    for l in ph.organ_ids:                              # the simulated annotator: each organ on its largest slice
-        k = int(np.argmax((truth == l).sum(axis=(0, 1)))); seed[..., k][truth[..., k] == l] = l
+    seed = oracle_seed(truth, ph.organ_ids, axis=2)       # the simulated annotator: each organ on its largest slice
     paths = dict(image=write_volume(ph.image, out / 'image.nii.gz'),
                  truth=write_volume(ph.labels, out / 'truth.nii.gz', labels=True),
                  seed=write_volume(ph.labels.with_array(seed), out / 'seed.nii.gz', labels=True))

@@ -203,14 +203,9 @@ def _check_nifti_finite(path: pathlib.Path, where):
     import gzip
     opener = gzip.open if where[2] == 'gzip-nifti' else open
     with opener(path, 'rb') as f:
-        head = f.read(544)
-        for end in '<>':
-            if struct.unpack(end + 'i', head[:4])[0] == 348:
-                code, offset = struct.unpack(end + 'h', head[70:72])[0], int(struct.unpack(end + 'f', head[108:112])[0]); break
-            if struct.unpack(end + 'i', head[:4])[0] == 540:
-                code, offset = struct.unpack(end + 'h', head[12:14])[0], struct.unpack(end + 'q', head[168:176])[0]; break
-        else: return
-        if code not in _NIFTI_FLOATS: return
+        hdr = _nifti_header(f.read(544))
+        if hdr is None or hdr[0] not in _NIFTI_FLOATS: return
+        code, offset, end = hdr
         dtype = np.dtype(end + _NIFTI_FLOATS[code])
         f.seek(offset)
         bad = 0
@@ -219,16 +214,23 @@ def _check_nifti_finite(path: pathlib.Path, where):
     if bad: raise InputError(f"{path}: {bad} voxels are NaN or infinite; fix or mask them first "
                              "(ITK would silently read them as 0)")
 
+def _nifti_header(head: bytes):
+    "(datatype code, voxel offset, byte order) from the first 544 bytes of a NIfTI-1 or NIfTI-2 file, or None."
+    for end in '<>':
+        if len(head) >= 348 and struct.unpack(end + 'i', head[:4])[0] == 348:
+            return struct.unpack(end + 'h', head[70:72])[0], int(struct.unpack(end + 'f', head[108:112])[0]), end
+        if len(head) >= 540 and struct.unpack(end + 'i', head[:4])[0] == 540:
+            return struct.unpack(end + 'h', head[12:14])[0], struct.unpack(end + 'q', head[168:176])[0], end
+    return None
+
 def _payload(path: pathlib.Path):
     "Where the voxels are: (file, byte offset, 'raw' | 'gzip'), or None when we cannot tell (let ITK decide)."
     with open(path, 'rb') as f: head = f.read(65536)
     suffix = _suffix(path)
     if suffix in ('.nii', '.nii.gz'):
         if head[:2] == b'\x1f\x8b': return (path, 0, 'gzip-nifti')
-        for end in '<>':
-            if struct.unpack(end + 'i', head[:4])[0] == 348: return (path, int(struct.unpack(end + 'f', head[108:112])[0]), 'raw')
-            if struct.unpack(end + 'i', head[:4])[0] == 540: return (path, struct.unpack(end + 'q', head[168:176])[0], 'raw')
-        return None
+        hdr = _nifti_header(head)
+        return (path, hdr[1], 'raw') if hdr else None
     text = head.decode('latin-1')
     if suffix in ('.nrrd', '.nhdr'):
         fields = {l.split(':', 1)[0].strip().lower(): l.split(':', 1)[1].strip() for l in text.split('\n\n')[0].splitlines()
@@ -276,11 +278,9 @@ def _check_payload(path: pathlib.Path, nbytes: int, where):
 
 def _nifti_offset(path) -> int:
     import gzip
-    with gzip.open(path, 'rb') as f: head = f.read(176)
-    for end in '<>':
-        if struct.unpack(end + 'i', head[:4])[0] == 348: return int(struct.unpack(end + 'f', head[108:112])[0])
-        if struct.unpack(end + 'i', head[:4])[0] == 540: return struct.unpack(end + 'q', head[168:176])[0]
-    raise InputError(f"{path}: not a NIfTI header")
+    with gzip.open(path, 'rb') as f: hdr = _nifti_header(f.read(544))
+    if hdr is None: raise InputError(f"{path}: not a NIfTI header")
+    return hdr[1]
 
 def read_volume(path, series_id: str | None = None) -> Volume:
     "Read a 3D image (NIfTI, NRRD, MHA/MHD, .npy/.npz, or a folder holding one DICOM series) with its geometry."

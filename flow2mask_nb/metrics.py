@@ -10,7 +10,7 @@ from scipy import ndimage
 
 # %% auto 0
 __all__ = ['COLUMNS', 'dice', 'iou', 'surface', 'surface_distances', 'hd95', 'assd', 'per_slice_dice', 'label_scores',
-           'label_table', 'format_table']
+           'label_table', 'format_table', 'oracle_seed']
 
 # %% ../nbs/02_metrics.ipynb 6
 def _pair(pred, truth):
@@ -135,3 +135,18 @@ def format_table(rows, digits: int = 3) -> str:
     cells = [list(COLUMNS)] + [[fmt(r.get(c)) for c in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     return '\n'.join('  '.join(s.rjust(w) for s, w in zip(row, widths)) for row in cells)
+
+# %% ../nbs/02_metrics.ipynb 26
+def oracle_seed(truth,        # integer label map
+                labels,       # label values to draw
+                axis: int,    # slice axis
+               ) -> np.ndarray:  # label map of truth's shape, non-zero only on each label's largest slice
+    "Each label drawn on its largest-area slice of the ground truth (an oracle annotator for benchmarks)."
+    truth = np.asarray(truth)
+    seed = np.zeros_like(truth)
+    other = tuple(a for a in range(truth.ndim) if a != axis)
+    for l in labels:
+        k = int(np.argmax((truth == l).sum(axis=other)))
+        idx = [slice(None)] * truth.ndim; idx[axis] = k; idx = tuple(idx)
+        seed[idx] = np.where(truth[idx] == l, l, seed[idx])
+    return seed

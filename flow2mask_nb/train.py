@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .io import Flow2MaskError, InputError, read_volume, choose_slice_axis, to_slices
-from .warp import warp
+from .warp import warp, torch_threads
 from .preprocess import normalize_intensity
 from .model import Flows, FlowNetConfig, FlowNet3D, build_model, pick_device, chain_flow
 from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
@@ -122,8 +122,6 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
     rho_f = get_similarity(rho)
     t0, history = time.time(), []
     bar = tqdm(total=steps, desc=f'fit ({method})', disable=not progress, leave=False)
-    old_threads = torch.get_num_threads()
-    if threads: torch.set_num_threads(int(threads))
 
     def objective(x, fl, step):
         K = l2g_reach(step / steps, 1, reach, growth, full_at)
@@ -141,54 +139,55 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
 
     out_of_time = lambda: budget_s is not None and time.time() - t0 > budget_s
     step = 0
-    try:
-        if method == 'network':
-            if isinstance(init, Flows): raise ValueError("method='network' needs init to be a network or checkpoint, not Flows")
-            net = init if isinstance(init, torch.nn.Module) else (
-                load_checkpoint(init).build() if isinstance(init, (str, pathlib.Path)) else build_model(model_cfg))
-            net = net.to(device).train()
-            size = net.cfg.size if init is not None else None
-            x = (_resize_stack(slices, size, size) if size else slices).to(device)
-            opt = torch.optim.Adam(net.parameters(), lr=lr or 1e-3)
-            for step in range(steps):
-                if out_of_time(): break
-                loss, K = objective(x, net(x), step)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); log(step, loss, K, 1)
-            with torch.no_grad(): fl = net.eval()(x).detach()
-            return (fl.resize(H, W) if fl.shape != (H, W) else fl).to('cpu'), history
+    with torch_threads(threads or None):   # restored however the fit ends
+        try:
+            if method == 'network':
+                if isinstance(init, Flows): raise ValueError("method='network' needs init to be a network or checkpoint, not Flows")
+                net = init if isinstance(init, torch.nn.Module) else (
+                    load_checkpoint(init).build() if isinstance(init, (str, pathlib.Path)) else build_model(model_cfg))
+                net = net.to(device).train()
+                size = net.cfg.size if init is not None else None
+                x = (_resize_stack(slices, size, size) if size else slices).to(device)
+                opt = torch.optim.Adam(net.parameters(), lr=lr or 1e-3)
+                for step in range(steps):
+                    if out_of_time(): break
+                    loss, K = objective(x, net(x), step)
+                    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); log(step, loss, K, 1)
+                with torch.no_grad(): fl = net.eval()(x).detach()
+                return (fl.resize(H, W) if fl.shape != (H, W) else fl).to('cpu'), history
 
-        levels = tuple(levels)
-        if not levels or any(l < 1 for l in levels): raise ValueError(f"levels must be scales >= 1, got {levels}")
-        split = tuple(split) if split is not None else (1,) * len(levels)
-        if len(split) != len(levels): raise ValueError(f"split {split} needs one fraction per level {levels}")
-        bounds = np.round(np.cumsum(split) / np.sum(split) * steps).astype(int)
-        start_fl = _flows_from_init(init, slices, device)
-        params = None
-        for li, (scale, stop) in enumerate(zip(levels, bounds)):
-            h, w = max(4, round(H / scale)), max(4, round(W / scale))
-            x = _resize_stack(slices, h, w).to(device)[:, None]
-            ph, pw = _coarse_size(h, w, grid)
-            if params is None:
-                if start_fl is None: new = torch.zeros(2, D - 1, 2, ph, pw, device=device)
+            levels = tuple(levels)
+            if not levels or any(l < 1 for l in levels): raise ValueError(f"levels must be scales >= 1, got {levels}")
+            split = tuple(split) if split is not None else (1,) * len(levels)
+            if len(split) != len(levels): raise ValueError(f"split {split} needs one fraction per level {levels}")
+            bounds = np.round(np.cumsum(split) / np.sum(split) * steps).astype(int)
+            start_fl = _flows_from_init(init, slices, device)
+            params = None
+            for li, (scale, stop) in enumerate(zip(levels, bounds)):
+                h, w = max(4, round(H / scale)), max(4, round(W / scale))
+                x = _resize_stack(slices, h, w).to(device)[:, None]
+                ph, pw = _coarse_size(h, w, grid)
+                if params is None:
+                    if start_fl is None: new = torch.zeros(2, D - 1, 2, ph, pw, device=device)
+                    else:
+                        s = start_fl.resize(h, w).to(device)   # vectors in this level's pixels
+                        new = F.interpolate(torch.stack([s.forward, s.backward]).reshape(-1, 2, h, w), size=(ph, pw),
+                                            mode='bilinear', align_corners=True).view(2, D - 1, 2, ph, pw)
                 else:
-                    s = start_fl.resize(h, w).to(device)   # vectors in this level's pixels
-                    new = F.interpolate(torch.stack([s.forward, s.backward]).reshape(-1, 2, h, w), size=(ph, pw),
+                    prev = _up(params.detach(), *prev_hw).resize(h, w)          # previous level, rescaled vectors
+                    new = F.interpolate(torch.stack([prev.forward, prev.backward]).reshape(-1, 2, h, w), size=(ph, pw),
                                         mode='bilinear', align_corners=True).view(2, D - 1, 2, ph, pw)
-            else:
-                prev = _up(params.detach(), *prev_hw).resize(h, w)          # previous level, rescaled vectors
-                new = F.interpolate(torch.stack([prev.forward, prev.backward]).reshape(-1, 2, h, w), size=(ph, pw),
-                                    mode='bilinear', align_corners=True).view(2, D - 1, 2, ph, pw)
-            params = new.clone().requires_grad_(True)
-            # the learning rate is in pixels of this level: keep it constant in physical terms
-            opt = torch.optim.Adam([params], lr=(lr or 0.05) * levels[-1] / scale * (1 if li == 0 else 0.5))
-            prev_hw = (h, w)
-            while step < stop and not out_of_time():
-                loss, K = objective(x, _up(params, h, w), step)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); log(step, loss, K, scale); step += 1
-        fl = _up(params.detach(), *prev_hw)
-        return (fl.resize(H, W) if fl.shape != (H, W) else fl).to('cpu'), history
-    finally:
-        bar.close(); torch.set_num_threads(old_threads)
+                params = new.clone().requires_grad_(True)
+                # the learning rate is in pixels of this level: keep it constant in physical terms
+                opt = torch.optim.Adam([params], lr=(lr or 0.05) * levels[-1] / scale * (1 if li == 0 else 0.5))
+                prev_hw = (h, w)
+                while step < stop and not out_of_time():
+                    loss, K = objective(x, _up(params, h, w), step)
+                    opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); log(step, loss, K, scale); step += 1
+            fl = _up(params.detach(), *prev_hw)
+            return (fl.resize(H, W) if fl.shape != (H, W) else fl).to('cpu'), history
+        finally:
+            bar.close()
 
 # %% ../nbs/30_train.ipynb 19
 def percentile_normalise(x: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> np.ndarray:

@@ -9,6 +9,7 @@ import hashlib, json, os, subprocess, sys
 import numpy as np
 import pytest
 from flow2mask_nb.io import write_volume
+from flow2mask_nb.metrics import oracle_seed
 from flow2mask_nb.phantom import make_phantom
 
 FIT_STEPS = 6
@@ -36,9 +37,7 @@ def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp('determinism')
     ph = make_phantom(n_slices=16, size=(96, 96), n_organs=2, seed=5)
     lab = ph.labels.array
-    seed = np.zeros_like(lab)
-    for l in ph.organ_ids:                              # each organ drawn on its largest slice
-        k = int(np.argmax((lab == l).sum(axis=(0, 1)))); seed[..., k][lab[..., k] == l] = l
+    seed = oracle_seed(lab, ph.organ_ids, axis=2)      # each organ drawn on its largest slice
     return d, write_volume(ph.image, d / 'image.nii.gz'), write_volume(ph.labels.with_array(seed), d / 'seed.nii.gz',
                                                                         labels=True)
 

@@ -60,11 +60,16 @@ def _torch_loaded(pid) -> bool:
     except OSError: return False
 
 
-def _launch(s, target):
-    "Start `flow2mask propagate`; return (process, monotonic time when it started working: torch being loaded)."
-    p = subprocess.Popen([s['exe'], 'propagate', str(s['image']), '--seed', str(s['seed']), '-o', str(target),
+def _start(s, target):
+    "Start `flow2mask propagate` on the fixture's image and seed, writing `target`."
+    return subprocess.Popen([s['exe'], 'propagate', str(s['image']), '--seed', str(s['seed']), '-o', str(target),
                           '--fit-steps', str(FIT_STEPS), '-q'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=ENV)
+
+
+def _launch(s, target):
+    "Start `flow2mask propagate`; return (process, monotonic time when it started working: torch being loaded)."
+    p = _start(s, target)
     end = time.monotonic() + 60
     if os.path.exists(f'/proc/{p.pid}/maps'):          # Linux: wait until the CLI is inside main() (imports torch)
         while not _torch_loaded(p.pid) and p.poll() is None and time.monotonic() < end: time.sleep(0.005)
@@ -205,9 +210,7 @@ def test_sigint_as_the_temp_file_appears_leaves_nothing(tmp_path):
 def test_sigint_after_the_result_is_written(setup):
     s = setup
     target = s['out_dir'] / 'late.nii.gz'
-    p = subprocess.Popen([s['exe'], 'propagate', str(s['image']), '--seed', str(s['seed']), '-o', str(target),
-                          '--fit-steps', str(FIT_STEPS), '-q'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=ENV)
+    p = _start(s, target)
     assert p.stdout.readline().startswith('wrote')
     time.sleep(0.2)
     if p.poll() is None: p.send_signal(signal.SIGINT)
@@ -219,9 +222,7 @@ def test_sigint_after_the_result_is_written(setup):
 def test_sigint_during_startup(setup):
     s = setup
     target = s['out_dir'] / 'startup.nii.gz'
-    p = subprocess.Popen([s['exe'], 'propagate', str(s['image']), '--seed', str(s['seed']), '-o', str(target),
-                          '--fit-steps', str(FIT_STEPS), '-q'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=ENV)
+    p = _start(s, target)
     time.sleep(0.1); p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
     assert not target.exists()
