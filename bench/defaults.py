@@ -1,11 +1,11 @@
 """The table that chose the defaults: each default of propagation against its alternatives, on every case.
 
-Run:  .venv/bin/python bench/defaults.py [--cases NAME,NAME] [--ncc]
+Run:  .venv/bin/python bench/defaults.py [--cases NAME,NAME] [--no-ncc]
 
 Flows are fitted once per case (the default fit) and reused by every row, so rows differ only in what they name.
 Each structure is seeded on its largest true slice (an oracle annotator), all structures of a case in one call;
-cells are the case's mean Dice over the volume at native resolution. `--ncc` adds a row whose flows are fitted
-with local normalised cross-correlation instead of squared error (about 3x slower). Writes
+cells are the case's mean Dice over the volume at native resolution. The last row fits the flows with local
+normalised cross-correlation instead of squared error (about 3x slower; `--no-ncc` skips it). Writes
 bench/results/defaults.json.
 """
 import argparse, json, pathlib, sys, time
@@ -40,13 +40,13 @@ ROWS = [   # (name, annotate options, oracle stop)
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--cases', default=None, help='comma-separated case names (default: all)')
-    ap.add_argument('--ncc', action='store_true', help='add a row with flows fitted with local NCC')
+    ap.add_argument('--no-ncc', action='store_true', help='skip the row with flows fitted with local NCC')
     a = ap.parse_args()
     data = shared_data_dir()
     if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
     cases = all_cases(data)
     if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
-    rows = list(ROWS) + ([('flows fitted with local NCC instead of MSE', dict(rho='ncc'), False)] if a.ncc else [])
+    rows = list(ROWS) + ([] if a.no_ncc else [('flows fitted with local NCC instead of MSE', dict(rho='ncc'), False)])
     table = {name: {} for name, _, _ in rows}
     for c in cases:
         image = read_volume(c.image)

@@ -257,7 +257,8 @@ def plot_cases(summary: dict, path=None, title='mean Dice per case'):
         ax.bar(np.arange(len(rows)) + (i - (len(methods) - 1) / 2) * w, [r.get(m, np.nan) for r in rows], w,
                label=names[m])
     ax.set_xticks(range(len(rows)), [r['case'] for r in rows], rotation=30, ha='right')
-    ax.set_ylim(0, 1); ax.set_ylabel('mean Dice'); ax.set_title(title); ax.legend(fontsize=8, ncol=len(methods))
+    ax.set_ylim(0, 1.15); ax.set_yticks(np.arange(0, 1.01, 0.2)); ax.set_ylabel('mean Dice'); ax.set_title(title)
+    ax.legend(fontsize=8, ncol=len(methods), loc='upper center', frameon=False)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig

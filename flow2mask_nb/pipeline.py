@@ -111,13 +111,11 @@ def _largest_slice(seed3, label) -> int:
     return int(np.argmax((seed3 == label).reshape(len(seed3), -1).sum(1)))
 
 def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float = 24., coarser: float = 3.) -> bool:
-    "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image, or hidden by its window."
+    "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image."
     (H, W), (h, w) = prep.slices.shape[1:], tuple(prep.work.shape[1:])
-    mask = seed3[_largest_slice(seed3, label)] == label
-    flat = prep.slices[_largest_slice(seed3, label)][mask]
-    if ((flat <= 0) | (flat >= 1)).mean() > 0.5: return True     # the volume's window hides this structure
     if H * W < coarser ** 2 * h * w: return False                  # measured: no gain at 2x (README)
-    return 2 * np.sqrt(mask.sum() / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
+    area = (seed3[_largest_slice(seed3, label)] == label).sum()
+    return 2 * np.sqrt(area / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
 
 def _box_of(labels3: np.ndarray, seed3: np.ndarray, label: int, depth: int) -> tuple:
     "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and went, with a margin."
@@ -174,7 +172,7 @@ def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, mi
         flows.local.append(lf); new.append(lf)
     return new
 
-# %% ../nbs/42_pipeline.ipynb 12
+# %% ../nbs/42_pipeline.ipynb 14
 @dataclass
 class Annotation:
     "What `annotate` returns: the label volume (image geometry), the propagation details and the flows."
@@ -241,7 +239,7 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/42_pipeline.ipynb 16
+# %% ../nbs/42_pipeline.ipynb 18
 def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None, flows: Flows | None = None,
             **flow_kwargs) -> dict:
     "The slice to annotate (method.md's selection rule), with the flows it used."
@@ -252,7 +250,7 @@ def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None
     out.update(axis=prep.axis)
     return out
 
-# %% ../nbs/42_pipeline.ipynb 18
+# %% ../nbs/42_pipeline.ipynb 20
 REPORT_COLUMNS = ('slice', 'label', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source')
 
