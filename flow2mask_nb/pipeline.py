@@ -50,14 +50,15 @@ def prepare(volume: Volume,                   # the image
     return Prepared(volume, axis, slices, work)
 
 # %% ../nbs/42_pipeline.ipynb 8
-def tvl1_flows(work: torch.Tensor, progress: bool = False, **tvl1_kw) -> Flows:
+def tvl1_flows(work: torch.Tensor, progress: bool = False, callback=None, **tvl1_kw) -> Flows:
     "Classical inter-slice flows: TV-L1 optical flow (scikit-image) both ways between neighbouring slices."
     from flow2mask_nb.baselines import slice_flow
     from tqdm.auto import tqdm
-    x = work.numpy()
+    x = work.numpy(); n = x.shape[0] - 1
     fw, bw = [], []
-    for i in tqdm(range(x.shape[0] - 1), desc='TV-L1 flows', disable=not progress):
+    for i in tqdm(range(n), desc='TV-L1 flows', disable=not progress):
         fw.append(slice_flow(x, i, i + 1, **tvl1_kw)); bw.append(slice_flow(x, i + 1, i, **tvl1_kw))
+        if callback is not None: callback('flows', (i + 1) / n)       # may raise Cancelled
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
 def estimate_flows(prepared: Prepared,
@@ -78,7 +79,7 @@ def estimate_flows(prepared: Prepared,
     if source not in ('fit', 'model', 'tvl1'):
         raise InputError(f"flow source must be 'auto', 'fit', 'model' or 'tvl1', got {flow_source!r}")
     if source == 'tvl1':
-        flows = tvl1_flows(prepared.work, progress)
+        flows = tvl1_flows(prepared.work, progress, callback)
     else:
         from flow2mask_nb import train
         net = None
@@ -147,7 +148,8 @@ def annotate(image: Volume,            # the image to annotate
     elif flows.depth != prep.slices.shape[0]:
         raise InputError(f"the given flows cover {flows.depth} slices, the volume has {prep.slices.shape[0]}")
     if callback: callback('propagate', 0.)
-    res = propagate(prep.slices, seed_slices, flows, labels, stop or StopRule(), mode, refine, progress)
+    report = None if callback is None else (lambda done, total: callback('propagate', done / total))
+    res = propagate(prep.slices, seed_slices, flows, labels, stop or StopRule(), mode, refine, progress, report)
     out = image.with_array(from_slices(res.labels, prep.axis))
     info.update(axis=prep.axis, propagate_seconds=res.seconds, total_seconds=time.perf_counter() - t0,
                 working_shape=list(flows.shape), mode=mode)
@@ -158,17 +160,19 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/42_pipeline.ipynb 14
+# %% ../nbs/42_pipeline.ipynb 16
 def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None, flows: Flows | None = None,
             **flow_kwargs) -> dict:
     "The slice to annotate (method.md's selection rule), with the flows it used."
     prep = prepare(image, axis, size=flow_kwargs.pop('size', 128))
+    callback = flow_kwargs.get('callback')            # callback(stage, fraction): 'fit' steps, then 'suggest' candidates
     if flows is None: flows, _ = estimate_flows(prep, model, **flow_kwargs)
-    out = suggest_slice(prep.work.numpy(), flows, slice_range)
+    report = None if callback is None else (lambda done, total: callback('suggest', done / total))
+    out = suggest_slice(prep.work.numpy(), flows, slice_range, callback=report)
     out.update(axis=prep.axis)
     return out
 
-# %% ../nbs/42_pipeline.ipynb 16
+# %% ../nbs/42_pipeline.ipynb 18
 REPORT_COLUMNS = ('slice', 'label', 'area', 'area_final', 'confidence', 'cycle_error', 'dissimilarity',
                   'appearance', 'mean_flow', 'folding', 'stopped', 'source')
 

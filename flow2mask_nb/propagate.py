@@ -15,7 +15,7 @@ from .preprocess import resize_flow
 from .model import Flows
 
 # %% auto 0
-__all__ = ['StopRule', 'Propagation', 'seed_slices', 'propagate_direction', 'propagate']
+__all__ = ['STOP_WORDS', 'StopRule', 'Propagation', 'seed_slices', 'propagate_direction', 'propagate', 'describe_stop']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
@@ -149,8 +149,8 @@ def propagate_direction(slices: torch.Tensor,   # (D, H, W) normalised intensiti
         if not alive.any(): break
 
 # %% ../nbs/40_propagate.ipynb 12
-def _propagate_groups(slices, seed, flows, ids, anchors, groups, prob, weight, records, stops, stop, mode, refine, bar):
-    "Run every seed slice up and down, accumulating distance-weighted probabilities into `prob`/`weight`."
+def _propagate_groups(slices, seed, flows, ids, anchors, groups, prob, weight, records, stops, stop, mode, refine, tick):
+    "Run every seed slice up and down, accumulating distance-weighted probabilities into `prob`/`weight`; `tick()` per slice."
     D = slices.shape[0]
     for s, chans in sorted(groups.items()):
         sub = [ids[c] for c in chans]
@@ -167,7 +167,7 @@ def _propagate_groups(slices, seed, flows, ids, anchors, groups, prob, weight, r
             end = (D - 1 if step > 0 else 0)
             last = {l: s for l in sub}; reason = {l: 'volume-end' for l in sub}
             for j, probs, info in propagate_direction(slices, onehot, s, flows, step, stop, mode, refine, sub, end):
-                bar.update(1)
+                tick()
                 for ci, (c, l) in enumerate(zip(chans, sub)):
                     r = reach[ci]
                     if r is not None and (j - r) * step >= 0: continue        # past the next anchor: its job
@@ -194,6 +194,7 @@ def propagate(slices,                 # (D, H, W) normalised intensities at nati
               mode: str = 'composed',
               refine: str | None = 'intensity',
               progress: bool = False,
+              callback=None,          # called as callback(done, total) after every propagated slice; may raise to cancel
              ) -> Propagation:
     "Propagate every seeded label through the volume; several seed slices of a label are fused by distance."
     t0 = time.perf_counter()
@@ -213,10 +214,15 @@ def propagate(slices,                 # (D, H, W) normalised intensities at nati
     for c, l in enumerate(ids):
         for s in anchors[l]: groups.setdefault(s, []).append(c)
     from tqdm.auto import tqdm
-    bar = tqdm(total=sum(D - 1 for _ in groups), desc='propagate', disable=not progress, unit='slice')
-    with torch_threads(1 if H * W <= 320 * 320 else None):
-        _propagate_groups(slices, seed, flows, ids, anchors, groups, prob, weight, records, stops, stop, mode, refine, bar)
-    bar.close()
+    total = sum(D - 1 for _ in groups); done = [0]
+    bar = tqdm(total=total, desc='propagate', disable=not progress, unit='slice')
+    def tick():
+        bar.update(1); done[0] += 1
+        if callback is not None: callback(done[0], total)
+    try:
+        with torch_threads(1 if H * W <= 320 * 320 else None):
+            _propagate_groups(slices, seed, flows, ids, anchors, groups, prob, weight, records, stops, stop, mode, refine, tick)
+    finally: bar.close()
     out = _fuse(prob, weight, ids)
     recs = [records[k] for k in sorted(records)]
     for r in recs: r['area_final'] = int((out[r['slice']] == r['label']).sum())
@@ -233,3 +239,19 @@ def _fuse(prob, weight, ids, chunk: int = 16) -> np.ndarray:
         best, arg = p.max(dim=1)
         out[z:z + chunk] = torch.where(best >= 0.5, ids_t[arg], 0).numpy().astype(dtype)
     return out
+
+# %% ../nbs/40_propagate.ipynb 19
+STOP_WORDS = {'vanished': "the structure vanished (fewer pixels than the stop rule's minimum)",
+              'area-collapse': "its area fell below the stop rule's fraction of the seed's area",
+              'appearance': "the structure's intensity no longer matches the seed",
+              'dissimilarity': "the image inside the mask no longer resembles the seed slice",
+              'cycle': "the flows there are inconsistent (forward and backward disagree)",
+              'oracle-range': "the true extent ends there (oracle stop, for comparisons only)"}
+
+def describe_stop(stop: dict) -> str:
+    "One sentence for a stop decision of `propagate`, e.g. 'label 5 upwards from slice 15: stopped at slice 42: ...'."
+    up = stop['direction'] == 'up'
+    head = f"label {stop['label']} {'upwards' if up else 'downwards'} from slice {stop['seed']}"
+    if stop['reason'] == 'volume-end': return f"{head}: reached the end of the volume (slice {stop['last_slice']})"
+    at = stop['last_slice'] + (1 if up else -1)
+    return f"{head}: stopped at slice {at}: {STOP_WORDS.get(stop['reason'], stop['reason'])}"
