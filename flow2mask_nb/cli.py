@@ -4,14 +4,14 @@
 
 # %% ../nbs/60_cli.ipynb 3
 from __future__ import annotations
-import argparse, json, os, sys, pathlib, traceback
+import argparse, json, math, os, sys, pathlib, traceback
 import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'cmd_propagate',
-           'cmd_suggest', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view',
-           'build_parser', 'main']
+           'cmd_suggest', 'cmd_flows', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train',
+           'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +27,14 @@ def parse_labels(text: str | None):
         raise InputError(f"--labels must list label values in 1..65535, got {text!r}")
     return out
 
-def _print_json(obj): print(json.dumps(obj, indent=2, default=float))
+def _finite(x):
+    "JSON has no Infinity or NaN: non-finite numbers become null (the caller says why)."
+    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
+    if isinstance(x, dict): return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_finite(v) for v in x]
+    return x
+
+def _print_json(obj): print(json.dumps(_finite(obj), indent=2, default=float, allow_nan=False))
 
 def _positive(kind, name, minimum=None):
     "An argparse type: a number of `kind` above zero (or at least `minimum`)."
@@ -52,12 +59,14 @@ def command(name, help):
 # %% ../nbs/60_cli.ipynb 8
 def cmd_info(args):
     "Print shape, spacing, orientation, slice axis and intensity range of an image."
-    d = describe(read_volume(args.image), args.axis)
+    from flow2mask_nb.orient import plane_name
+    vol = read_volume(args.image)
+    d = describe(vol, args.axis); d['plane'] = plane_name(vol.direction, d['slice_axis'])
     if args.json: return _print_json(d)
     shape = ' x '.join(map(str, d['shape'])); sp = ' x '.join(f'{s:.4g}' for s in d['spacing_mm'])
     print(f"{d['path']}\n  shape       {shape} voxels\n  spacing     {sp} mm\n"
           f"  origin      {', '.join(f'{o:.2f}' for o in d['origin_mm'])} mm\n  orientation {d['orientation']}\n"
-          f"  slice axis  {d['slice_axis']} ({d['shape'][d['slice_axis']]} slices)\n  dtype       {d['dtype']}\n"
+          f"  slice axis  {d['slice_axis']} ({d['plane']}, {d['shape'][d['slice_axis']]} slices)\n  dtype       {d['dtype']}\n"
           f"  intensity   {d['min']:.6g} .. {d['max']:.6g} (0.5-99.5 %: {d['p0_5']:.6g} .. {d['p99_5']:.6g})"
           + (f"\n  non-finite  {d['non_finite']} voxels" if d['non_finite'] else ''))
 
@@ -70,32 +79,54 @@ def evaluate_files(pred_path, truth_path, labels=None) -> list:
     pred = read_labels(pred_path, truth)
     return label_table(pred.array, truth.array, truth.spacing, labels=labels)
 
+def _explain_undefined(row: dict) -> dict:
+    "A row whose surface distances are undefined (an empty structure) gets a note saying why they are null in JSON."
+    bad = [k for k in ('hd95_mm', 'assd_mm') if row.get(k) is not None and not math.isfinite(row[k])]
+    if not bad: return row
+    if row['label'] == 'mean': why = 'a label has no surface distance (see its row)'
+    elif not row['voxels_pred'] and not row['voxels_truth']: why = 'the structure is empty in both maps'
+    else: why = f"the structure is empty in the {'prediction' if not row['voxels_pred'] else 'truth'}"
+    return {**row, 'note': f"{' and '.join(bad)} null: {why}, so there is no surface distance"}
+
 def cmd_evaluate(args):
     "Print Dice, IoU, HD95 and ASSD per label of PRED against TRUTH."
     from flow2mask_nb.metrics import format_table
     rows = evaluate_files(args.pred, args.truth, parse_labels(args.labels))
-    if args.json: return _print_json(rows)
+    if args.json: return _print_json([_explain_undefined(r) for r in rows])
     print(format_table(rows))
 
 # %% ../nbs/60_cli.ipynb 12
 def _stop_summary(stops) -> str:
-    by = {}
-    for s in stops: by.setdefault(s['label'], []).append(f"{s['direction']} to {s['last_slice']} ({s['reason']})")
-    return '\n'.join(f"  label {l}: " + ', '.join(v) for l, v in sorted(by.items()))
+    from flow2mask_nb.propagate import describe_stop
+    return '\n'.join('  ' + describe_stop(s) for s in sorted(stops, key=lambda s: (s['label'], s['seed'], s['direction'])))
+
+def _flows_for(args, image) -> tuple:
+    "The flows file of --flows, checked against IMAGE and --axis: (Flows, meta), or (None, {}) without --flows."
+    if not args.flows: return None, {}
+    from flow2mask_nb.flowfile import read_flows_file
+    clash = [o for o in ('model', 'budget', 'fit_steps') if getattr(args, o, None)]
+    if getattr(args, 'flow_source', 'auto') != 'auto': clash.append('flow_source')
+    if clash: raise InputError(f"--flows replaces {', '.join('--' + o.replace('_', '-') for o in clash)}: "
+                               "the flows are already made")
+    return read_flows_file(args.flows, image, args.axis)
 
 def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
     from flow2mask_nb.io import write_volume, check_output_path
     from flow2mask_nb.pipeline import annotate, write_report
-    protect = [args.image, args.seed, args.model]
+    protect = [args.image, args.seed, args.model, args.flows]
     out = check_output_path(args.output, protect)      # fail before minutes of work, not after
     if args.report and not pathlib.Path(args.report).parent.exists():
         raise InputError(f"{pathlib.Path(args.report).parent}: report folder does not exist")
     image = read_volume(args.image)
     seed = read_labels(args.seed, image)
-    ann = annotate(image, seed, labels=parse_labels(args.labels), axis=args.axis, model=resolve_model(args.model),
+    flows, meta = _flows_for(args, image)
+    # given flows bring their slice axis and the intensity settings they were estimated on
+    opts = dict(axis=args.axis) | (dict(flows=flows, axis=meta['axis'], modality=meta['modality'],
+                                        window=meta['window']) if flows else {})
+    ann = annotate(image, seed, labels=parse_labels(args.labels), model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
-                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads)
+                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads, **opts)
     write_volume(ann.labels, out, protect=protect, labels=True)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
           f"[{ann.info.get('flow_source', 'given')}], propagation {ann.info['propagate_seconds']:.1f} s)")
@@ -109,6 +140,7 @@ def _propagate_args(p):
     p.add_argument('--seed', required=True, help='label map, non-zero on the annotated slice(s)')
     p.add_argument('-o', '--output', required=True, help='output label map (.nii.gz, .nrrd, .mha, .npz)')
     p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
@@ -134,9 +166,10 @@ def cmd_suggest(args):
     from flow2mask_nb.select import parse_range
     from flow2mask_nb.io import choose_slice_axis
     image = read_volume(args.image)
-    axis = choose_slice_axis(image.spacing, args.axis)
+    flows, meta = _flows_for(args, image)
+    axis = meta.get('axis', choose_slice_axis(image.spacing, args.axis))
     rng = parse_range(args.range, image.shape[axis])
-    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, fit_steps=args.fit_steps,
+    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, flows=flows, size=meta.get('size', 128), fit_steps=args.fit_steps,
                   budget_s=args.budget, progress=not args.quiet and not args.json)
     if args.json: return _print_json(res)
     print(f"annotate slice {res['slice']} along axis {res['axis']} "
@@ -146,6 +179,7 @@ def cmd_suggest(args):
 def _suggest_args(p):
     p.add_argument('image', help='image file or DICOM folder')
     p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     p.add_argument('--range', default=None, help='restrict to slices z0:z1 (inclusive)')
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
     g = p.add_mutually_exclusive_group()
@@ -157,6 +191,44 @@ def _suggest_args(p):
     p.set_defaults(func=cmd_suggest)
 
 # %% ../nbs/60_cli.ipynb 16
+def _flow_args(p):
+    "The options that say how flows are made (shared by every command that makes them)."
+    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
+                   help='optimisation steps for fitting the flows')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
+                   help='where flows come from (auto: the model if given, else fit)')
+    p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
+    p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
+                   help='torch threads for the fit (default: 1 for small volumes; 2+ is faster on an idle machine)')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+
+def cmd_flows(args):
+    "Estimate IMAGE's inter-slice flows and write them, with the image's fingerprint, for later --flows runs."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file, check_flows_path
+    protect = [args.image, args.model]
+    out = check_flows_path(args.output, protect)          # before minutes of fitting, not after
+    image = read_volume(args.image)
+    _, flows, meta = make_flows(image, args.axis, args.size, model=resolve_model(args.model),
+                                flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget,
+                                device=args.device, progress=not args.quiet, threads=args.threads)
+    save_flows_file(out, flows, meta, protect)
+    print(f"wrote {out}: {meta['flow_source']} flows between {meta['depth']} {meta['plane']} slices (axis "
+          f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s; "
+          f"reuse them with --flows {out}")
+
+@command('flows', 'estimate the inter-slice flows once and write them for later --flows runs')
+def _flows_args(p):
+    p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
+    p.add_argument('-o', '--output', required=True, help='flows file to write (.safetensors)')
+    _flow_args(p)
+    p.set_defaults(func=cmd_flows)
+
+# %% ../nbs/60_cli.ipynb 18
 def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, progress: bool = True,
              n_slices: int = 48, size=(96, 96)) -> dict:
     "Run the whole pipeline on a phantom, write image, truth, seed, result, report and figure into `out`."
@@ -215,7 +287,7 @@ def _demo_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/60_cli.ipynb 18
+# %% ../nbs/60_cli.ipynb 20
 def collect_volumes(paths) -> list:
     "Expand files and folders into image paths (a folder of DICOM files is one volume)."
     from flow2mask_nb.io import IMAGE_SUFFIXES, _suffix
@@ -266,11 +338,14 @@ def _train_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/60_cli.ipynb 20
+# %% ../nbs/60_cli.ipynb 22
 def cmd_view(args):
     "Open napari with IMAGE (and --seed) and the flow2mask widget docked (needs the [napari] extra)."
-    from flow2mask_nb.napari_core import cmd_view as _view
-    return _view(args)
+    try: import napari
+    except ImportError: raise Flow2MaskError("flow2mask view needs napari: pip install 'flow2mask_nb[napari]'") from None
+    from flow2mask_nb.napari_widget import open_viewer
+    open_viewer(args.image, args.seed, axis=args.axis)
+    napari.run()
 
 @command('view', 'open napari with the image (and a seed) and the flow2mask widget docked')
 def _view_args(p):
@@ -279,7 +354,7 @@ def _view_args(p):
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
     p.set_defaults(func=cmd_view)
 
-# %% ../nbs/60_cli.ipynb 22
+# %% ../nbs/60_cli.ipynb 24
 @command('info', 'describe an image: shape, spacing, orientation, slice axis, intensities')
 def _info_args(p):
     p.add_argument('image', help='NIfTI, NRRD, MHA/MHD, .npy/.npz file or DICOM series folder')
