@@ -209,7 +209,7 @@ class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume, axis: int | None = None, size: int | None = 128, **flow_kw):
         self.image, self._axis, self.size, self.flow_kw = image, axis, size, flow_kw   # flow_kw: as `make_flows`
-        self.prepared = self.flows = self.flows_meta = self.revision = None
+        self.prepared = self.flows = self.flows_meta = None
 
     @property
     def axis(self) -> int: return self.prepared.axis if self.prepared else choose_slice_axis(self.image.spacing, self._axis)
@@ -239,11 +239,8 @@ class Session:
                             callback=lambda d, t: cb('suggest', d / max(t, 1)))
         return {**out, 'axis': self.axis}
 
-    def propagate(self, labels, callback=None) -> tuple:
-        "`revise` the labels (D, H, W, slices first): returns (new labels, Revision); `keep` makes them the reference."
+    def propagate(self, labels, revision: Revision | None = None, callback=None) -> tuple:
+        "`revise` the labels (D, H, W, slices first) since `revision`: returns the new labels and their Revision."
         cb = callback or (lambda stage, fraction: None)
         self.compute_flows(cb)
-        return revise(self.prepared.slices, labels, self.flows, self.revision,
-                      lambda d, t: cb('propagate', d / max(t, 1)))
-
-    def keep(self, revision: Revision): self.revision = revision
+        return revise(self.prepared.slices, labels, self.flows, revision, lambda d, t: cb('propagate', d / max(t, 1)))
