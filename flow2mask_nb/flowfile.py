@@ -105,11 +105,12 @@ def make_flows(image: Volume,                      # the image
                size: int | None = 128,              # working in-plane size
                modality: str = 'auto', window=CT_SOFT_TISSUE_WINDOW,   # intensity settings of `pipeline.prepare`
                callback=None,                       # progress: callback(stage, fraction); may raise Cancelled
+               prepared=None,                       # this image already prepared with these settings (skips `prepare`)
                **flow_kw,                           # `estimate_flows` options: model, flow_source, fit_steps, budget_s...
               ) -> tuple:                           # (Prepared, Flows, meta)
     "Prepare `image` and estimate its inter-slice flows, with the metadata `save_flows_file` stores."
     from flow2mask_nb.pipeline import prepare, estimate_flows
-    prep = prepare(image, axis, modality, window, size)
+    prep = prepared if prepared is not None else prepare(image, axis, modality, window, size)
     flows, info = estimate_flows(prep, callback=callback, **flow_kw)
     settings = dict(modality=modality, window=window, size=size, **{k: flow_kw.get(k) for k in ('fit_steps', 'budget_s', 'model')})
     return prep, flows, flows_meta(image, prep, info, settings)

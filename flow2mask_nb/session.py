@@ -217,11 +217,21 @@ class Session:
     @property
     def view(self) -> ScreenView: return screen_view(self.image.direction, self.axis)
 
+    def prepare(self):
+        "The image normalised, slice axis first, with its working-grid copy (`pipeline.Prepared`), made once."
+        from flow2mask_nb.pipeline import prepare, CT_SOFT_TISSUE_WINDOW
+        if self.prepared is None:
+            kw = self.flow_kw
+            self.prepared = prepare(self.image, self._axis, kw.get('modality', 'auto'),
+                                    kw.get('window', CT_SOFT_TISSUE_WINDOW), self.size)
+        return self.prepared
+
     def compute_flows(self, callback=None) -> Flows:
         "The image's flows, estimated on the first call (progress through `callback(stage, fraction)`)."
         if self.flows is None:
-            prep, flows, meta = make_flows(self.image, self._axis, self.size, callback=callback, **self.flow_kw)
-            self.prepared, self.flows, self.flows_meta = prep, flows, meta
+            prep = self.prepare()
+            _, flows, meta = make_flows(self.image, self._axis, self.size, callback=callback, prepared=prep, **self.flow_kw)
+            self.flows, self.flows_meta = flows, meta
         return self.flows
 
     def load_flows(self, path):
