@@ -10,8 +10,8 @@ from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, 
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'cmd_propagate',
-           'cmd_suggest', 'cmd_flows', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train',
-           'cmd_view', 'build_parser', 'main']
+           'cmd_suggest', 'cmd_flows', 'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model',
+           'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -229,6 +229,16 @@ def _flows_args(p):
     p.set_defaults(func=cmd_flows)
 
 # %% ../nbs/60_cli.ipynb 18
+def demo_figure(prepared, result, seed, truth, path=None, title=None):
+    "The demo's figure: image with the seed, the result (truth as contours), the truth, shown radiologically."
+    from flow2mask_nb.viz import propagation_figure
+    from flow2mask_nb.orient import screen_view
+    from flow2mask_nb.io import to_slices
+    v = screen_view(prepared.volume.direction, prepared.axis)
+    screen = lambda a: v.to_screen(to_slices(np.asarray(a), prepared.axis))      # Volume order -> on screen
+    return propagation_figure(v.to_screen(prepared.slices), screen(result), seed=screen(seed), truth=screen(truth),
+                              n=6, path=path, title=title)
+
 def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, progress: bool = True,
              n_slices: int = 48, size=(96, 96)) -> dict:
     "Run the whole pipeline on a phantom, write image, truth, seed, result, report and figure into `out`."
@@ -237,7 +247,6 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
     from flow2mask_nb.pipeline import annotate, write_report
     from flow2mask_nb.metrics import label_table, oracle_seed
     from flow2mask_nb.baselines import copy_propagate, tvl1_propagate
-    from flow2mask_nb.viz import propagation_figure
     import matplotlib; matplotlib.use('Agg')
     out = pathlib.Path(out); out.mkdir(parents=True, exist_ok=True)
     ph = make_phantom(n_slices=n_slices, size=size, seed=0)
@@ -261,8 +270,8 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
     tables = {name: label_table(pred, t3, spacing) for name, pred in
               (('flow2mask', np.moveaxis(ann.labels.array, 2, 0)), ('TV-L1', tv), ('copy', copy))}
     paths['figure'] = out / 'figure.png'
-    propagation_figure(slices, np.moveaxis(ann.labels.array, 2, 0), seed=s3, truth=t3, n=6, path=paths['figure'],
-                       title=f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
+    demo_figure(ann.prepared, ann.labels.array, seed, truth, paths['figure'],
+                f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
     summary = dict(paths={k: str(v) for k, v in paths.items()}, info=ann.info, stops=ann.propagation.stops,
                    dice={name: rows[-1]['dice'] for name, rows in tables.items()}, tables=tables)
     (out / 'summary.json').write_text(json.dumps(summary, indent=1, default=float))
