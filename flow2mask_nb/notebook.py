@@ -413,6 +413,7 @@ class Annotator:
             self.message.value = 'computing the flows in the background (you can draw meanwhile)...'
             self.session.compute_flows(report)
             m = self.session.flows_meta
+            self.bar.value, self.bar.description = 1., 'flows ready'
             self.message.value = f"flows ready ({m['flow_source']}, {m['seconds']:.1f} s): draw, then Propagate"
         except Cancelled: self.message.value = 'flows cancelled: Propagate computes them'
         except Exception as e: self.message.value = f'flows failed: {e}'
@@ -439,6 +440,7 @@ class Annotator:
         changed = int((new != self.labels).any(axis=(1, 2)).sum())
         self.history.append((self.labels, self.revision)); self.labels, self.revision = new, rev
         self.canvas.set_labels(new); self.undo_button.disabled = False
+        self.bar.value, self.bar.description = 1., 'done'
         self._show()
         stops = '<br>'.join(describe_stop(s) for s in rev.stops[:6])
         self.message.value = (f'done in {seconds:.1f} s: {changed} slices changed; correct any slice and Propagate '
