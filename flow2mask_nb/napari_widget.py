@@ -96,8 +96,14 @@ class _Jobs:
         for b in (self.suggest_btn, self.propagate_btn): b.enabled = not busy or (self.job or ('',))[0] == 'flows'
         self.cancel_btn.enabled = busy
 
+    def _stop_quietly(self):
+        "Cancel the running job for a reason the status already gives (new image, settings, a flows file)."
+        self._quiet = True; self.job[1].cancel()
+
     def _on_error(self, what: str, exc):
-        if isinstance(exc, Cancelled): return self._set_status(f'{what} cancelled: the layers are as they were')
+        if isinstance(exc, Cancelled):
+            if getattr(self, '_quiet', False): self._quiet = False; return
+            return self._set_status(f'{what} cancelled: the layers are as they were')
         self._then = None
         self._set_status(f'error: {exc}')
         _notify(str(exc) if isinstance(exc, Flow2MaskError) else f'{type(exc).__name__}: {exc}', error=True)
@@ -111,7 +117,7 @@ class _Jobs:
 
     def cancel(self):
         "Stop the running job at its next step (and anything queued after it); the layers stay as they are."
-        self._then = None
+        self._then = None; self._quiet = False
         if self.job is not None: self.job[1].cancel(); self._set_status(f'cancelling {self.job[0]}...')
 
     def _guard(self, fn):
@@ -124,7 +130,7 @@ class _Jobs:
         sess = self._session()
         if sess.flows is not None: return self._flows_ready(sess)
         if self.worker is not None:                     # work for another image or other settings: stop it first
-            self.job[1].cancel(); self._then = lambda: self._guard(self._start_flows); return
+            self._stop_quietly(); self._then = lambda: self._guard(self._start_flows); return
         return self._run('flows', lambda prog: sess.compute_flows(prog), lambda _: self._flows_ready(sess))
 
     def _flows_ready(self, sess):
@@ -140,8 +146,8 @@ class _Jobs:
         def run():
             p = _path(self.flows_file.value)
             if p is None: return
+            if self.job is not None and self.job[0] == 'flows': self._stop_quietly()   # the file replaces that work
             sess = self._session(); sess.load_flows(p); self._flows_ready(sess)
-            if self.job is not None and self.job[0] == 'flows': self.job[1].cancel()
         self._guard(run)
 
 # %% ../nbs/81_napari_widget.ipynb 6

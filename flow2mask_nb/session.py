@@ -231,7 +231,7 @@ class Session:
         if self.flows is None:
             prep = self.prepare()
             _, flows, meta = make_flows(self.image, self._axis, self.size, callback=callback, prepared=prep, **self.flow_kw)
-            self.flows, self.flows_meta = flows, meta
+            if self.flows is None: self.flows, self.flows_meta = flows, meta   # unless a flows file came meanwhile
         return self.flows
 
     def load_flows(self, path):

@@ -317,3 +317,23 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     assert without.sum() < 0.01 * near.sum(), without.sum()
     # the liver is on the patient's right: on the left of the screen, radiologically
     assert np.nonzero(near)[1].mean() < shot.shape[1] / 2
+
+
+def test_napari_flows_file(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "A flows file written by `flow2mask flows` replaces the fit; one made for another image is refused."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file
+    ph, img_path, _ = phantom_files
+    _, fl, meta = make_flows(read_volume(img_path), flow_source='tvl1')
+    good = save_flows_file(tmp_path / 'ph.safetensors', fl, meta)
+    other = make_phantom(n_slices=16, size=(48, 40), n_organs=2, seed=2)
+    _, fl2, meta2 = make_flows(other.image, flow_source='tvl1')
+    bad = save_flows_file(tmp_path / 'other.safetensors', fl2, meta2)
+    viewer = make_napari_viewer()
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    w.flows_file.value = bad
+    assert 'made for another image' in w.status.value, w.status.value
+    w.flows_file.value = good
+    assert w._session().flows is not None and 'flows ready (tvl1' in w.status.value, w.status.value
+    wait_idle(qtbot, w)                                          # the stopped fit does not overwrite the status
+    assert w._session().flows_meta['fingerprint'] == meta['fingerprint'] and 'flows ready' in w.status.value
