@@ -81,7 +81,7 @@ def check_flows_meta(meta: dict, image: Volume, axis: int | None = None, where: 
         raise InputError(f"{where}: flows file version {meta['version']} is newer than this flow2mask reads ({FLOWS_VERSION})")
     made_for = f"{meta.get('image_path') or 'another image'}, {' x '.join(map(str, meta.get('image_shape', [])))}"
     if list(image.shape) != list(meta.get('image_shape', [])) or meta.get('fingerprint') != image_fingerprint(image):
-        what = 'shape' if list(image.shape) != list(meta.get('image_shape', [])) else 'voxels or geometry'
+        what = 'shapes' if list(image.shape) != list(meta.get('image_shape', [])) else 'voxels or geometry'
         raise InputError(f"{where}: made for another image ({made_for}), not for {image.path or 'this image'} (the "
                          f"{what} differ); compute them for this one with `flow2mask flows IMAGE -o FLOWS`")
     if axis is not None and choose_slice_axis(image.spacing, axis) != meta['axis']:
