@@ -34,6 +34,10 @@ class Revision:
         "{label: sorted slices drawn or corrected by the user} of the last run."
         return {l: sorted(s) for l, s in sorted(self.anchors.items())}
 
+def _propagated(record: dict) -> bool:
+    "Whether a report row is a propagated slice ('seed s': carried from slice s) rather than a drawn one."
+    return str(record.get('source', '')).startswith('seed ')
+
 def mask_digest(mask) -> str:
     "A short digest of a binary mask (its bits and shape)."
     m = np.asarray(mask, dtype=bool)
@@ -125,8 +129,8 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
             s = stack[k]; s[s == l] = 0
             win = s[r0:r1, c0:c1]; win[(res.labels[k - lo] == l) & (win == 0)] = l
             if (s == l).any(): rev.written.setdefault(l, {}).setdefault(k, set()).add(mask_digest(s == l))
-    shift = lambda r: {**r, 'slice': r['slice'] + lo, 'source': r['source'] if r['source'] == 'seed'
-                       else f"seed {int(r['source'].split()[1]) + lo}"}
+    shift = lambda r: {**r, 'slice': r['slice'] + lo, 'source': f"seed {int(r['source'].split()[1]) + lo}"
+                       if _propagated(r) else r['source']}      # 'seed s': propagated from slice s; else drawn
     mine = lambda r, key: r['label'] in labels and lo <= r[key] <= hi
     rev.records = [r for r in rev.records if not mine(r, 'slice')] + [shift(r) for r in res.records]
     rev.stops = [s for s in rev.stops if not mine(s, 'seed')] + [
@@ -174,7 +178,7 @@ def revise(slices,                    # (D, H, W) normalised intensities (`Prepa
 # %% ../nbs/44_session.ipynb 21
 def least_confident(records: list, exclude=()) -> dict | None:
     "The propagated (not drawn, non-empty) record with the lowest confidence, or None; skips slices in `exclude`."
-    cand = [r for r in records if r.get('source') != 'seed' and r.get('area_final', r.get('area', 0)) > 0
+    cand = [r for r in records if _propagated(r) and r.get('area_final', r.get('area', 0)) > 0
             and int(r['slice']) not in set(exclude)]
     return min(cand, key=lambda r: (r['confidence'], r['slice'])) if cand else None
 
