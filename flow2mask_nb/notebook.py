@@ -520,7 +520,7 @@ def view3d(image: Volume,               # the image
     from ipyniivue import NiiVue, SliceType, ShowRender
     nv = NiiVue(height=height, slice_type=SliceType.MULTIPLANAR, multiplanar_show_render=ShowRender.ALWAYS,
                 is_colorbar=False, show_3d_crosshair=True, back_color=(0.1, 0.1, 0.1, 1),
-                is_radiological_convention=True)     # patient right on screen left, as every other face (`orient`)
+                is_radiological_convention=True, sagittal_nose_left=True)   # as every other face (`orient`)
     vols = [dict(data=nifti_bytes(image), name='image.nii.gz', colormap='gray')]
     if labels is not None: vols.append(dict(data=nifti_bytes(labels, True), name='labels.nii.gz', opacity=opacity))
     nv.load_volumes(vols)

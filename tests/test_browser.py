@@ -67,12 +67,17 @@ MARKER_CELLS = [
     "    nv = view3d(corner_marker(shape=(40, 40, 9), direction=d, size=10), height=320)\n"
     "    nv.opts.slice_type = SliceType.AXIAL; nv.opts.is_orientation_text_visible = False\n"
     "    nv.opts.crosshair_width = 0.; views.append(nv)",
-    "views[0]", "views[1]"]
+    # and a sagittal view: anterior-superior shows top-left, as in `orient.screen_view`
+    "nv = view3d(corner_marker(shape=(9, 40, 40), direction=np.diag([-1., -1., 1.]), axis=0, corner='AS', size=10,\n"
+    "                          spacing=(4., 2., 2.)), height=320)\n"
+    "nv.opts.slice_type = SliceType.SAGITTAL; nv.opts.is_orientation_text_visible = False\n"
+    "nv.opts.crosshair_width = 0.; views.append(nv)",
+    "views[0]", "views[1]", "views[2]"]
 
 
 @pytest.fixture
 def marker_lab(tmp_path):
-    "JupyterLab serving a notebook that shows a corner marker in NiiVue's axial view, stored RAS then LPS."
+    "JupyterLab serving a notebook that shows corner markers in NiiVue: axial (stored RAS, then LPS), sagittal."
     nb = dict(nbformat=4, nbformat_minor=5, metadata=dict(kernelspec=dict(name='python3', display_name='Python 3',
               language='python')), cells=[dict(cell_type='code', metadata={}, source=s, outputs=[],
                                               execution_count=None) for s in MARKER_CELLS])
@@ -173,7 +178,7 @@ def _webgl_canvases(page) -> list:
 
 
 def test_browser_niivue_orientation(marker_lab, tmp_path):
-    "NiiVue's axial view shows a marker in the patient's right-anterior corner top-left, stored RAS or LPS."
+    "NiiVue shows a right-anterior marker top-left on an axial view (stored RAS or LPS), anterior-superior on a sagittal one."
     from playwright.sync_api import sync_playwright
     import numpy as np
     from PIL import Image
@@ -185,10 +190,10 @@ def test_browser_niivue_orientation(marker_lab, tmp_path):
             page = browser.new_context(viewport={'width': 1200, 'height': 1400}).new_page()
             page.set_default_timeout(TIMEOUT_MS)
             _run_all(page, base, token, name)
-            page.wait_for_function(f"() => document.querySelectorAll('.jp-OutputArea-output canvas').length >= 2")
+            page.wait_for_function(f"() => document.querySelectorAll('.jp-OutputArea-output canvas').length >= 3")
             canvases = _webgl_canvases(page)
-            assert len(canvases) == 2, len(canvases)
-            for c, what in zip(canvases, ('RAS', 'LPS')):
+            assert len(canvases) == 3, len(canvases)
+            for c, what in zip(canvases, ('RAS', 'LPS', 'sagittal')):
                 c.scroll_into_view_if_needed(); time.sleep(1.5)
                 png = c.screenshot(); _save(tmp_path, f'browser_niivue_marker_{what}.png', png)
                 img = np.asarray(Image.open(io.BytesIO(png)).convert('RGB'))
