@@ -97,8 +97,13 @@ def cmd_evaluate(args):
 
 # %% ../nbs/60_cli.ipynb 12
 def _stop_summary(stops) -> str:
-    from flow2mask_nb.propagate import describe_stop
-    return '\n'.join('  ' + describe_stop(s) for s in sorted(stops, key=lambda s: (s['label'], s['seed'], s['direction'])))
+    "One line per label: how far each direction went and, in words, why it stopped there."
+    by = {}
+    for s in stops:
+        why = s.get('explanation') or s['reason']
+        where = f"stopped at slice {s['stop_slice']}: {why}" if s.get('stop_slice') is not None else why
+        by.setdefault(s['label'], []).append(f"{s['direction']} to slice {s['last_slice']} ({where})")
+    return '\n'.join(f"  label {l}: " + '; '.join(v) for l, v in sorted(by.items()))
 
 def _flows_for(args, image) -> tuple:
     "The flows file of --flows, checked against IMAGE and --axis: (Flows, meta), or (None, {}) without --flows."

@@ -11,10 +11,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .warp import compose_flows, warp
 from .io import InputError
+from .preprocess import resize_flow
 
 # %% auto 0
-__all__ = ['pick_device', 'Flows', 'chain_flow', 'chain_flows_from', 'FlowNetConfig', 'FlowNet3D', 'n_params', 'FlowNet2D',
-           'build_model']
+__all__ = ['pick_device', 'Flows', 'LocalFlows', 'chain_flow', 'chain_flows_from', 'FlowNetConfig', 'FlowNet3D', 'n_params',
+           'FlowNet2D', 'build_model']
 
 # %% ../nbs/20_model.ipynb 6
 def pick_device(device: str | torch.device = 'auto') -> torch.device:
@@ -40,6 +41,7 @@ class Flows:
     "Inter-slice flows of one volume: `forward`/`backward`, each (D-1, 2, H, W) in pixels (see the contract above)."
     forward: torch.Tensor   # forward[i]: warp(I_i, forward[i]) ~ I_(i+1), on slice i+1's grid
     backward: torch.Tensor  # backward[i]: warp(I_(i+1), backward[i]) ~ I_i, on slice i's grid
+    local: list = field(default_factory=list, repr=False, compare=False)  # `LocalFlows` near small structures
 
     def __post_init__(self):
         for name in ('forward', 'backward'):
@@ -56,19 +58,27 @@ class Flows:
     def shape(self) -> tuple: return tuple(self.forward.shape[2:])  # (H, W)
 
     def to(self, device=None, dtype=None) -> 'Flows':
-        "Move both tensors (device and/or dtype)."
-        return Flows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype))
+        "Move both tensors (device and/or dtype); local refinements stay as they are."
+        return Flows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype), self.local)
 
-    def detach(self) -> 'Flows': return Flows(self.forward.detach(), self.backward.detach())
+    def detach(self) -> 'Flows': return Flows(self.forward.detach(), self.backward.detach(), self.local)
 
     def resize(self, h: int, w: int) -> 'Flows':
         "Resample onto an h x w grid (bilinear, align_corners=True) and rescale the vectors by (new-1)/(old-1)."
-        H, W = self.shape
-        def rs(t):
-            out = F.interpolate(t, size=(h, w), mode='bilinear', align_corners=True)
-            sy = (h - 1) / (H - 1) if H > 1 else 1.; sx = (w - 1) / (W - 1) if W > 1 else 1.
-            return out * torch.tensor([sy, sx], dtype=out.dtype, device=out.device).view(1, 2, 1, 1)
-        return Flows(rs(self.forward), rs(self.backward))
+        return Flows(resize_flow(self.forward, (h, w)), resize_flow(self.backward, (h, w)))
+
+@dataclass
+class LocalFlows:
+    "Finer flows in a box of the native grid, fitted around small structures (they depend on the seed)."
+    flows: Flows     # depth z1 - z0 + 1, on a grid of any size that spans the box
+    box: tuple       # (z0, z1, y0, y1, x0, x1): slices z0..z1 inclusive, native rows y0:y1 and columns x0:x1
+    labels: tuple    # the label values they were fitted for
+    window: tuple    # the intensity window (low, high) of the fit
+
+    def covers(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> bool:
+        "Whether this box contains the given one."
+        b = self.box
+        return b[0] <= z0 and z1 <= b[1] and b[2] <= y0 and y1 <= b[3] and b[4] <= x0 and x1 <= b[5]
 
 # %% ../nbs/20_model.ipynb 13
 def chain_flow(flows: Flows, i: int, j: int) -> torch.Tensor:

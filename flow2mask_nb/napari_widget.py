@@ -11,8 +11,7 @@ import numpy as np
 from magicgui.widgets import Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox
 from .io import Flow2MaskError, Volume, read_volume, read_labels
 from .pipeline import Cancelled
-from .propagate import describe_stop
-from .session import Session, Progress, least_confident
+from .session import Session, Progress, least_confident, describe_stop
 from .napari_core import (META_KEY, layer_meta, layer_view, layer_to_slices, slices_to_layer, axis_labels,
                                       geometry_meta, volume_from_layer, volume_layer_data, seed_candidates,
                                       default_seed, preview_changes, confidence_curves, slice_flow_fields,

@@ -9,7 +9,7 @@ import numpy as np
 from .io import Volume, InputError, to_slices, from_slices, volume_to_sitk
 from .viz import label_rgba, flow_to_rgb, plot_curves, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
-from .session import Session, Progress, least_confident
+from .session import Session, Progress, least_confident, describe_stop
 from .pipeline import Cancelled
 
 # %% auto 0
@@ -436,7 +436,6 @@ class Annotator:
         return self.result()
 
     def _keep(self, new, rev, seconds: float):
-        from flow2mask_nb.propagate import describe_stop
         changed = int((new != self.labels).any(axis=(1, 2)).sum())
         self.history.append((self.labels, self.revision)); self.labels, self.revision = new, rev
         self.canvas.set_labels(new); self.undo_button.disabled = False

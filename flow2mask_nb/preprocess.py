@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from .io import InputError
 
 # %% auto 0
-__all__ = ['CT_SOFT_TISSUE_WINDOW', 'detect_modality', 'normalize_intensity', 'working_shape', 'resize_slices', 'resize_flow']
+__all__ = ['CT_SOFT_TISSUE_WINDOW', 'detect_modality', 'intensity_window', 'normalize_intensity', 'working_shape',
+           'resize_slices', 'resize_flow']
 
 # %% ../nbs/10_preprocess.ipynb 5
 CT_SOFT_TISSUE_WINDOW = (-160., 240.)
@@ -23,23 +24,32 @@ def detect_modality(array) -> str:
     if finite.size == 0: raise InputError("volume has no finite voxel")
     return 'ct' if np.percentile(finite, 1) < -500 else 'mr'
 
-def normalize_intensity(array,                   # image voxels, any shape
-                        modality: str = 'auto',  # 'ct', 'mr' or 'auto' (see `detect_modality`)
-                        window=CT_SOFT_TISSUE_WINDOW,  # CT window (low, high) in HU
-                        percentiles=(0.5, 99.5),       # clip range for MR (or CT with window=None)
-                       ) -> np.ndarray:          # float32 in [0, 1]
-    "Map intensities to [0, 1]: a HU window for CT, a percentile clip for MR."
-    a = np.asarray(array, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
+def intensity_window(array,                   # image voxels, any shape
+                     modality: str = 'auto',  # 'ct', 'mr' or 'auto' (see `detect_modality`)
+                     window=None,             # (low, high) to use as is, for any modality (None: the modality's rule)
+                     percentiles=(0.5, 99.5), # the MR rule: clip between these percentiles
+                    ) -> dict:                # modality, window (low, high) and the rule that chose it
+    "The intensities mapped to [0, 1]: a given window, else the CT soft-tissue window or an MR percentile clip."
+    a = np.asarray(array)
+    if a.dtype.kind == 'f' and not np.all(np.isfinite(a)):
         raise InputError(f"volume contains {int((~np.isfinite(a)).sum())} NaN or infinite voxels; "
                          "fix or mask them before propagation")
     if modality == 'auto': modality = detect_modality(a)
     if modality not in ('ct', 'mr'): raise InputError(f"modality must be 'ct', 'mr' or 'auto', got {modality!r}")
-    if modality == 'ct' and window is not None:
+    if window is not None:
         low, high = map(float, window)
         if not high > low: raise InputError(f"window must be (low, high) with high > low, got {window}")
+        rule = 'given'
+    elif modality == 'ct': (low, high), rule = CT_SOFT_TISSUE_WINDOW, 'CT soft-tissue window'
     else:
         low, high = (float(v) for v in np.percentile(a, percentiles))
+        rule = f'percentiles {percentiles[0]:g}-{percentiles[1]:g}'
+    return dict(modality=modality, window=(float(low), float(high)), rule=rule)
+
+def normalize_intensity(array, modality: str = 'auto', window=None, percentiles=(0.5, 99.5)) -> np.ndarray:
+    "Map intensities to [0, 1] float32 through `intensity_window` (same arguments); a constant volume maps to 0."
+    low, high = intensity_window(array, modality, window, percentiles)['window']
+    a = np.asarray(array, dtype=np.float32)
     if high <= low: return np.zeros_like(a)   # a constant volume carries no motion information
     return np.clip((a - low) / (high - low), 0, 1).astype(np.float32)
 

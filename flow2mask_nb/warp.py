@@ -4,12 +4,12 @@
 
 # %% ../nbs/01_warp.ipynb 3
 from __future__ import annotations
-import contextlib
+import contextlib, os
 import torch
 
 # %% auto 0
 __all__ = ['warp', 'compose_flows', 'compose_chain', 'jacobian_determinant', 'folding_fraction', 'cycle_error',
-           'labels_to_onehot', 'onehot_to_labels', 'warp_labels', 'torch_threads']
+           'labels_to_onehot', 'onehot_to_labels', 'warp_labels', 'torch_threads', 'auto_threads']
 
 # %% ../nbs/01_warp.ipynb 5
 def _check_flow(flow, name='flow'):
@@ -125,3 +125,11 @@ def torch_threads(n: int | None):
     if n is not None: torch.set_num_threads(max(1, int(n)))
     try: yield
     finally: torch.set_num_threads(old)
+
+def auto_threads(load: float | None = None, cores: int | None = None) -> int:
+    "Torch threads for heavy work: the cores not busy with other processes (1-minute load average), at least 1."
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try: load = os.getloadavg()[0]
+        except (OSError, AttributeError): return max(1, min(cores, torch.get_num_threads()))   # no load average (Windows)
+    return max(1, min(cores, int(cores - load + 0.5)))
