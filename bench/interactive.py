@@ -70,16 +70,14 @@ def cli_part(repeats: int, folder: pathlib.Path) -> dict:
 
 
 def big_volume(n=100, factor=4, base=128, seed=0):
-    "512 x 512 x n normalised slices, labels, and the phantom's true flows on its 128-pixel grid."
+    "512 x 512 x n slices in HU (slice axis first, as `Prepared.raw`), labels, the phantom's true flows (128-px grid)."
     import torch, torch.nn.functional as F
     from flow2mask_nb.phantom import make_phantom
-    from flow2mask_nb.preprocess import normalize_intensity
     from flow2mask_nb.model import Flows
     ph = make_phantom(n_slices=n, size=(base, base), n_organs=3, seed=seed)
     rng = np.random.default_rng(seed)
-    up = F.interpolate(torch.from_numpy(ph.slices)[:, None], scale_factor=factor, mode='bilinear')[:, 0].numpy()
-    up += rng.normal(0, 8, up.shape).astype(np.float32)
-    x = normalize_intensity(up, 'ct')
+    x = F.interpolate(torch.from_numpy(ph.slices)[:, None], scale_factor=factor, mode='bilinear')[:, 0].numpy()
+    x += rng.normal(0, 8, x.shape).astype(np.float32)
     labels = ph.label_slices.repeat(factor, 1).repeat(factor, 2)
     return x, labels, Flows(torch.tensor(ph.forward), torch.tensor(ph.backward))
 
