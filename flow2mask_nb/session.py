@@ -4,10 +4,9 @@
 
 # %% ../nbs/45_session.ipynb 3
 from __future__ import annotations
-import hashlib, pathlib, threading, time
+import hashlib, threading, time
 from dataclasses import dataclass, field
 import numpy as np
-import torch
 from .io import Volume, InputError, choose_slice_axis
 from .model import Flows, LocalFlows
 from .propagate import propagate, Propagation, STOP_REASONS
