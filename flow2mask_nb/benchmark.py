@@ -157,9 +157,10 @@ def run_case(case: Case,                   # the volume, its labels and structur
     "Seed every structure of `case` on one slice, propagate them in one call and score each beside the baselines."
     from flow2mask_nb.pipeline import annotate, prepare, estimate_flows
     image, truth, axis, truth3, ids, spacing3 = _load(case)
-    if seed_rule == 'suggested' and flows is None:
-        flows, _ = estimate_flows(prepare(image, axis))
-    prep = prepare(image, axis) if seed_rule == 'suggested' else None
+    prep = None
+    if seed_rule == 'suggested':    # the volume's flows pick the slice; the annotation then reuses them
+        prep = prepare(image, axis, *(annotate_kwargs.get(k, d) for k, d in (('modality', 'auto'), ('window', None), ('size', 128))))
+        if flows is None: flows, _ = estimate_flows(prep)
     seeds = {l: seed_slice_for(truth3, l, seed_rule, prep and prep.work.numpy(), flows) for l in ids}
     seed3 = np.zeros_like(truth3)
     for l, k in seeds.items(): seed3[k][truth3[k] == l] = l

@@ -9,9 +9,9 @@ import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
-__all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'cmd_propagate',
-           'cmd_suggest', 'cmd_flows', 'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model',
-           'cmd_train', 'cmd_view', 'build_parser', 'main']
+__all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'parse_window',
+           'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'cmd_flows', 'demo_figure',
+           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -109,11 +109,30 @@ def _flows_for(args, image) -> tuple:
     "The flows file of --flows, checked against IMAGE and --axis: (Flows, meta), or (None, {}) without --flows."
     if not args.flows: return None, {}
     from flow2mask_nb.flowfile import read_flows_file
-    clash = [o for o in ('model', 'budget', 'fit_steps') if getattr(args, o, None)]
-    if getattr(args, 'flow_source', 'auto') != 'auto': clash.append('flow_source')
+    clash = [o for o in ('model', 'budget', 'fit_steps', 'window') if getattr(args, o, None)]
+    clash += [o for o in ('flow_source', 'modality') if getattr(args, o, 'auto') != 'auto']   # the flows bring theirs
     if clash: raise InputError(f"--flows replaces {', '.join('--' + o.replace('_', '-') for o in clash)}: "
                                "the flows are already made")
     return read_flows_file(args.flows, image, args.axis)
+
+def parse_window(text: str | None):
+    "Parse '--window LO,HI' (two numbers, HI > LO) into a pair; None stays None."
+    if text is None: return None
+    try: lo, hi = (float(t) for t in text.split(','))
+    except ValueError: raise InputError(f"--window must be two numbers LO,HI like -1000,400, got {text!r}") from None
+    if not hi > lo: raise InputError(f"--window needs HI > LO, got {text!r}")
+    return lo, hi
+
+def _intensity_args(p):
+    p.add_argument('--modality', choices=('auto', 'ct', 'mr'), default='auto',
+                   help='ct: Hounsfield units (soft-tissue window); mr: percentile clip (default: detected)')
+    p.add_argument('--window', default=None, metavar='LO,HI',
+                   help='intensity window for the flows, e.g. -1000,400 for lung (overrides the modality rule)')
+
+def describe_intensity(info: dict) -> str:
+    "The intensity choice in words, for the command line."
+    lo, hi = info['window']
+    return f"intensities: {info['rule']} {lo:g}..{hi:g} ({info['modality'].upper()})"
 
 def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
@@ -127,14 +146,19 @@ def cmd_propagate(args):
     seed = read_labels(args.seed, image)
     flows, meta = _flows_for(args, image)
     # given flows bring their slice axis and the intensity settings they were estimated on
-    opts = dict(axis=args.axis) | (dict(flows=flows, axis=meta['axis'], modality=meta['modality'],
-                                        window=meta['window']) if flows else {})
+    opts = dict(axis=args.axis, modality=args.modality, window=parse_window(args.window)) | (
+        dict(flows=flows, axis=meta['axis'], modality=meta['modality'], window=meta['window']) if flows else {})
     ann = annotate(image, seed, labels=parse_labels(args.labels), model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
                    size=args.size, device=args.device, progress=not args.quiet, threads=args.threads, **opts)
     write_volume(ann.labels, out, protect=protect, labels=True)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
-          f"[{ann.info.get('flow_source', 'given')}], propagation {ann.info['propagate_seconds']:.1f} s)")
+          f"[{ann.info.get('flow_source', 'given')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
+          f"propagation {ann.info['propagate_seconds']:.1f} s)")
+    print(describe_intensity(ann.info['intensity']))
+    for lf in ann.info.get('local_flows', []):
+        print(f"finer flows for label(s) {', '.join(map(str, lf['labels']))}: slices {lf['box'][0]}..{lf['box'][1]}, "
+              f"a {lf['box'][3] - lf['box'][2]} x {lf['box'][5] - lf['box'][4]} box on a {lf['grid'][0]} x {lf['grid'][1]} grid")
     print(_stop_summary(ann.propagation.stops))
     if args.report:
         c, j = write_report(ann, args.report); print(f"report: {c} and {j}")
@@ -160,6 +184,7 @@ def _propagate_args(p):
     p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
     p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
                    help='torch threads for the fit (default: 1 for small volumes; 2+ is faster on an idle machine)')
+    _intensity_args(p)
     p.add_argument('--report', default=None, help='per-slice report CSV (JSON written beside it)')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_propagate)
@@ -174,8 +199,10 @@ def cmd_suggest(args):
     flows, meta = _flows_for(args, image)
     axis = meta.get('axis', choose_slice_axis(image.spacing, args.axis))
     rng = parse_range(args.range, image.shape[axis])
-    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, flows=flows, size=meta.get('size', 128), fit_steps=args.fit_steps,
-                  budget_s=args.budget, progress=not args.quiet and not args.json)
+    intensity = (dict(modality=meta['modality'], window=meta['window']) if flows else
+                 dict(modality=args.modality, window=parse_window(args.window)))
+    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, flows=flows, size=meta.get('size', 128),
+                  fit_steps=args.fit_steps, budget_s=args.budget, progress=not args.quiet and not args.json, **intensity)
     if args.json: return _print_json(res)
     print(f"annotate slice {res['slice']} along axis {res['axis']} "
           f"(mean reconstruction error {res['error']:.5f}, range {res['range'][0]}..{res['range'][1]})")
@@ -191,11 +218,63 @@ def _suggest_args(p):
     g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
                    help='optimisation steps for fitting the flows')
+    _intensity_args(p)
     p.add_argument('--json', action='store_true', help='print JSON')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_suggest)
 
 # %% ../nbs/60_cli.ipynb 16
+def _jsonable(o):
+    "Benchmark results as JSON: numpy scalars as numbers, infinities and NaN as null (JSON has neither)."
+    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
+    if isinstance(o, (np.floating, float)): return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.integer): return int(o)
+    return o
+
+def cmd_benchmark(args):
+    "Run the benchmark protocol over CASES and print the per-case table."
+    from flow2mask_nb.benchmark import load_cases, run_case, completion_case, summarise, format_cases, plot_cases
+    for path in (args.json, args.plot):
+        if path and not pathlib.Path(path).parent.exists(): raise InputError(f"{pathlib.Path(path).parent}: folder does not exist")
+    cases = load_cases(args.cases)
+    kw = dict(modality=args.modality, window=parse_window(args.window), progress=False)
+    results, completion = [], []
+    for c in cases:
+        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, **kw); r.pop('_annotation')
+        results.append(r)
+        print(f"{c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
+              + f" ({r['seconds']:.0f} s)", flush=True)
+        if args.completion:
+            k = completion_case(c, args.completion, **kw); k.pop('_annotation'); completion.append(k)
+    note = ' (each structure on its largest slice: an oracle annotator)' if args.seed_slice == 'largest' else ''
+    summary = summarise(results)
+    print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
+          + f"\nconfidence vs slice Dice, Spearman (pooled): {summary['spearman_pooled']:.3f}")
+    out = dict(seed_slice=args.seed_slice, results=results, summary=summary)
+    if completion:
+        out['completion'] = dict(results=completion, summary=summarise(completion))
+        print(f"\nmask completion, every {args.completion}th slice\n" + format_cases(out['completion']['summary']))
+    if args.json: pathlib.Path(args.json).write_text(json.dumps(_jsonable(out), indent=1)); print(f"wrote {args.json}")
+    if args.plot:
+        import matplotlib; matplotlib.use('Agg')
+        plot_cases(summary, args.plot, title=f'mean Dice per case (seed: {args.seed_slice})'); print(f"wrote {args.plot}")
+
+@command('benchmark', "score propagation on labelled cases beside seed copy and TV-L1 (the paper's protocol)")
+def _benchmark_args(p):
+    p.add_argument('cases', help='cases.json, a folder holding one, or a folder of case folders (image.*, label.*)')
+    p.add_argument('--seed-slice', choices=('largest', 'suggested', 'middle'), default='largest',
+                   help='where each structure is seeded: its largest slice (an oracle), the suggested slice or the '
+                        'middle of its true range')
+    p.add_argument('--completion', type=_positive(int, 'completion', 2), default=None, metavar='K',
+                   help='also complete masks drawn on every K-th slice, beside contour interpolation')
+    p.add_argument('--no-baselines', action='store_true', help='skip seed copy and TV-L1')
+    _intensity_args(p)
+    p.add_argument('--json', default=None, help='write the results as JSON here')
+    p.add_argument('--plot', default=None, help='write a per-case bar plot (PNG) here')
+    p.set_defaults(func=cmd_benchmark)
+
+# %% ../nbs/60_cli.ipynb 18
 def _flow_args(p):
     "The options that say how flows are made (shared by every command that makes them)."
     p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
@@ -218,7 +297,8 @@ def cmd_flows(args):
     protect = [args.image, args.model]
     out = check_flows_path(args.output, protect)          # before minutes of fitting, not after
     image = read_volume(args.image)
-    _, flows, meta = make_flows(image, args.axis, args.size, model=resolve_model(args.model),
+    _, flows, meta = make_flows(image, args.axis, args.size, args.modality, parse_window(args.window),
+                                model=resolve_model(args.model),
                                 flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget,
                                 device=args.device, progress=not args.quiet, threads=args.threads)
     save_flows_file(out, flows, meta, protect)
@@ -231,9 +311,10 @@ def _flows_args(p):
     p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
     p.add_argument('-o', '--output', required=True, help='flows file to write (.safetensors)')
     _flow_args(p)
+    _intensity_args(p)
     p.set_defaults(func=cmd_flows)
 
-# %% ../nbs/60_cli.ipynb 18
+# %% ../nbs/60_cli.ipynb 20
 def demo_figure(prepared, result, seed, truth, path=None, title=None):
     "The demo's figure: image with the seed, the result (truth as contours), the truth, shown radiologically."
     from flow2mask_nb.viz import propagation_figure
@@ -301,7 +382,7 @@ def _demo_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/60_cli.ipynb 20
+# %% ../nbs/60_cli.ipynb 22
 def collect_volumes(paths) -> list:
     "Expand files and folders into image paths (a folder of DICOM files is one volume)."
     from flow2mask_nb.io import IMAGE_SUFFIXES, _suffix
@@ -352,7 +433,7 @@ def _train_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/60_cli.ipynb 22
+# %% ../nbs/60_cli.ipynb 24
 def cmd_view(args):
     "Open napari with IMAGE (and --seed) and the flow2mask widget docked (needs the [napari] extra)."
     try: import napari
@@ -368,7 +449,7 @@ def _view_args(p):
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
     p.set_defaults(func=cmd_view)
 
-# %% ../nbs/60_cli.ipynb 24
+# %% ../nbs/60_cli.ipynb 26
 @command('info', 'describe an image: shape, spacing, orientation, slice axis, intensities')
 def _info_args(p):
     p.add_argument('image', help='NIfTI, NRRD, MHA/MHD, .npy/.npz file or DICOM series folder')

@@ -246,7 +246,8 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
 def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None, flows: Flows | None = None,
             **flow_kwargs) -> dict:
     "The slice to annotate (method.md's selection rule), with the flows it used."
-    prep = prepare(image, axis, size=flow_kwargs.pop('size', 128))
+    prep = prepare(image, axis, flow_kwargs.pop('modality', 'auto'), flow_kwargs.pop('window', None),
+                   flow_kwargs.pop('size', 128))
     callback = flow_kwargs.get('callback')            # callback(stage, fraction): 'fit' steps, then 'suggest' candidates
     if flows is None: flows, _ = estimate_flows(prep, model, **flow_kwargs)
     report = None if callback is None else (lambda done, total: callback('suggest', done / total))

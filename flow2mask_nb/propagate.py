@@ -277,6 +277,22 @@ def _margin(box, step_flow: torch.Tensor, frame: _Frame) -> int:
     reach = float(step_flow.pow(2).sum(1).sqrt().max()) * max(frame.scale)
     return int(math.ceil(reach)) + max(4, (max(box[1] - box[0], box[3] - box[2]) + 3) // 4)
 
+def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, rule: StopRule, refine, label, depth):
+    "Refine one label's warped mask `p` on slice j, judge it, and stop its track or return (score, info)."
+    post = refine_posterior(p, t.model.log_ratio(x_raw)) if refine else p * (p >= 0.5)
+    x = t.model.normalise(x_raw)
+    ev = judge(post, p, x, t.model)
+    if rule.oracle_range is not None:
+        lo, hi = rule.oracle_range.get(label, (0, depth - 1))
+        t.reason = None if lo <= j <= hi else 'oracle-range'
+    else: t.reason = stop_reason(ev, rule, t.model) if t.judged else ('vanished' if not ev['pixels'] else None)
+    if t.reason is not None: return None
+    mask = post >= 0.5
+    ev.update(dissimilarity=float((x - t.model.normalise(seed_image)).abs()[mask].mean()) if mask.any() else float('nan'),
+              cycle_error=float(cyc[mask].mean()) if mask.any() else float('nan'),
+              confidence=confidence(ev, distance, t.model))
+    return (fusion_score(p, post, ev['confidence']) if refine else post), ev
+
 def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities, native grid
                         onehot: torch.Tensor,       # (L, H, W) the labels drawn on slice s
                         s: int,                     # seed slice
@@ -306,22 +322,12 @@ def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities,
         cyc = frame.sample(cycle_error(f, frame.step(j - step, -step))[:, None], roi)[0]
         out, infos, union = torch.zeros_like(probs), [None] * len(tracks), torch.zeros(probs.shape[1:], dtype=torch.bool)
         for t in live:
-            c, p = t.channel, probs[t.channel]
-            post = refine_posterior(p, t.model.log_ratio(x_raw)) if refine else p * (p >= 0.5)
-            x = t.model.normalise(x_raw)
-            ev = judge(post, p, x, t.model)
-            if rule.oracle_range is not None:
-                lo, hi = rule.oracle_range.get(label_ids[c] if label_ids else c + 1, (0, D - 1))
-                reason = None if lo <= j <= hi else 'oracle-range'
-            else: reason = stop_reason(ev, rule, t.model) if t.judged else ('vanished' if not ev['pixels'] else None)
-            mask = post >= 0.5
-            if reason is not None: t.reason = reason; continue
-            union |= mask | (p > 0.01)
-            ev.update(dissimilarity=float((x - t.model.normalise(warped[-1])).abs()[mask].mean()) if mask.any() else float('nan'),
-                      cycle_error=float(cyc[mask].mean()) if mask.any() else float('nan'),
-                      confidence=confidence(ev, abs(j - s), t.model))
-            out[c] = fusion_score(p, post, ev['confidence']) if refine else post
-            infos[c] = ev
+            c = t.channel
+            label = label_ids[c] if label_ids else c + 1
+            res = _track_slice(t, probs[c], x_raw, warped[-1], cyc, j, abs(j - s), rule, refine, label, D)
+            if res is None: continue
+            out[c], infos[c] = res
+            union |= (res[0] >= 0.5) | (probs[c] > 0.01)
         if mode == 'sequential':
             source[:-1] = 0; source[:-1, roi[0]:roi[1], roi[2]:roi[3]] = (out >= 0.5).float()
         yield j, roi, out, infos
@@ -381,40 +387,83 @@ def _groups(anchors: dict, flows: Flows, shape) -> list:
         for s in zs: out.setdefault((s, id(fr.flows)), (s, fr, []))[2].append(l)
     return sorted(out.values(), key=lambda g: g[0])
 
-def _run_group(intensities, seed, s, frame, labels, anchors, fusion, rule, mode, refine, records, stops, callback):
-    "Propagate the labels drawn on slice s both ways through one frame, folding results into `fusion`."
-    onehot = torch.stack([torch.from_numpy(seed[s] == l) for l in labels])
-    models = [seed_model(intensities[s], onehot[c]) for c in range(len(labels))]
-    for c, l in enumerate(labels):
-        fusion.draw(s, l, onehot[c])
-        records[(s, l)] = dict(slice=s, label=l, area=int(onehot[c].sum()), confidence=1., support=1., contrast=1.,
-                               dissimilarity=0., cycle_error=0., stopped=None, source='drawn')
-    D = intensities.shape[0]
-    for step in (+1, -1):
-        nxt = [min((a for a in anchors[l] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None) for l in labels]
+@dataclass
+class _Run:
+    "One call of `propagate`: its inputs, and what the seed groups add to it (fusion, per-slice records, stops)."
+    intensities: torch.Tensor     # (D, H, W)
+    seed: np.ndarray              # (D, H, W) label map
+    anchors: dict                 # label -> slices it is drawn on
+    rule: StopRule
+    mode: str
+    refine: str | None
+    tick: callable                # called with 1 after every propagated slice
+    fusion: _Fusion = None
+    records: dict = field(default_factory=dict)   # (slice, label) -> record
+    stops: list = field(default_factory=list)
+
+    def _record(self, j: int, label: int, source: str, info: dict):
+        "Keep the more confident record of a slice reached from several anchors; a drawn slice stays drawn."
+        rec = dict(slice=j, label=label, source=source, stopped=None, area=info['pixels'],
+                   **{k: info[k] for k in ('confidence', 'support', 'contrast', 'dissimilarity', 'cycle_error')})
+        old = self.records.get((j, label))
+        if old is None or (old['source'] != 'drawn' and rec['confidence'] > old['confidence']): self.records[(j, label)] = rec
+
+    def _next_anchor(self, label: int, s: int, step: int):
+        return min((a for a in self.anchors[label] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None)
+
+    def direction(self, s: int, frame: _Frame, labels: list, onehot: torch.Tensor, models: list, step: int):
+        "Propagate the labels drawn on slice s one way: up to their next anchor (blended), or until they stop."
+        D = self.intensities.shape[0]
+        nxt = [self._next_anchor(l, s, step) for l in labels]
         tracks = [_Track(c, models[c], (n - step) if n is not None else (D - 1 if step > 0 else 0), n is None)
                   for c, n in enumerate(nxt)]
         last = {l: s for l in labels}
-        for j, roi, probs, infos in propagate_direction(intensities, onehot, s, frame, step, tracks, rule, mode, refine, labels):
-            for c, l in enumerate(labels):
+        for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.rule,
+                                                         self.mode, self.refine, labels):
+            for c, (l, n) in enumerate(zip(labels, nxt)):
                 if infos[c] is None: continue
-                n = nxt[c]
-                fusion.add(j, roi, l, probs[c], None if n is None else tuple(sorted((s, n))),
-                           1. if n is None else abs(n - j) / abs(n - s))
-                last[l] = j
-                info = infos[c]
-                rec = dict(slice=j, label=l, source=f'seed {s}', stopped=None, area=info['pixels'],
-                           **{k: info[k] for k in ('confidence', 'support', 'contrast', 'dissimilarity', 'cycle_error')})
-                old = records.get((j, l))
-                if old is None or (old['source'] != 'drawn' and rec['confidence'] > old['confidence']): records[(j, l)] = rec
-            if callback: callback(1)
+                gap = None if n is None else tuple(sorted((s, n)))
+                self.fusion.add(j, roi, l, scores[c], gap, 1. if n is None else abs(n - j) / abs(n - s))
+                self._record(j, l, f'seed {s}', infos[c]); last[l] = j
+            self.tick(1)
+        for c, (l, n) in enumerate(zip(labels, nxt)):
+            if n is not None:
+                if step < 0: self.fusion.close(l, n, s)          # both anchors of the gap (n, s) are done
+                continue
+            r = tracks[c].reason
+            self.stops.append(dict(label=l, seed=s, direction='up' if step > 0 else 'down', last_slice=last[l], reason=r,
+                                   stop_slice=last[l] + step if r not in ('volume-end', 'box-end') else None,
+                                   explanation=STOP_REASONS.get(r, r)))
+
+    def group(self, s: int, frame: _Frame, labels: list):
+        "The labels drawn on slice s, through one flow frame: drawn as they are, then propagated both ways."
+        onehot = torch.stack([torch.from_numpy(self.seed[s] == l) for l in labels])
+        models = [seed_model(self.intensities[s], onehot[c]) for c in range(len(labels))]
         for c, l in enumerate(labels):
-            if nxt[c] is None:
-                r = tracks[c].reason
-                stops.append(dict(label=l, seed=s, direction='up' if step > 0 else 'down', last_slice=last[l], reason=r,
-                                  stop_slice=last[l] + step if r not in ('volume-end', 'box-end') else None,
-                                  explanation=STOP_REASONS.get(r, r)))
-            elif step < 0: fusion.close(l, nxt[c], s)
+            self.fusion.draw(s, l, onehot[c])
+            self.records[(s, l)] = dict(slice=s, label=l, area=int(onehot[c].sum()), confidence=1., support=1.,
+                                        contrast=1., dissimilarity=0., cycle_error=0., stopped=None, source='drawn')
+        for step in (+1, -1): self.direction(s, frame, labels, onehot, models, step)
+
+def _inputs(intensities, seed, flows: Flows) -> tuple:
+    "Validated (D, H, W) intensity tensor and seed array."
+    x = torch.as_tensor(np.asarray(intensities))
+    seed = np.asarray(seed)
+    if x.ndim != 3 or seed.shape != tuple(x.shape):
+        raise InputError(f"intensities {tuple(x.shape)} and seed {seed.shape} must both be (D, H, W) of the same shape")
+    if flows.depth != x.shape[0]: raise InputError(f"flows cover {flows.depth} slices but the volume has {x.shape[0]}")
+    if x.is_floating_point() and not torch.isfinite(x).all(): raise InputError("intensities contain NaN or infinite values")
+    return x, seed
+
+class _Ticker:
+    "Counts propagated slices for a tqdm bar and a callback(done, total) (which may raise to cancel)."
+    def __init__(self, total, progress, callback):
+        from tqdm.auto import tqdm
+        self.total, self.done, self.callback = total, 0, callback
+        self.bar = tqdm(total=total, desc='propagate', disable=not progress, unit='slice')
+    def __call__(self, n):
+        self.done += n; self.bar.update(n)
+        if self.callback: self.callback(min(self.done, self.total), self.total)
 
 def propagate(intensities,            # (D, H, W) image intensities at native resolution, any units
               seed,                   # (D, H, W) label map, non-zero on the annotated slices
@@ -428,31 +477,18 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
              ) -> Propagation:
     "Propagate every seeded label through the volume; a label's several seed slices are blended by distance."
     t0 = time.perf_counter()
-    x = torch.as_tensor(np.asarray(intensities))
-    seed = np.asarray(seed)
-    if x.ndim != 3 or seed.shape != tuple(x.shape):
-        raise InputError(f"intensities {tuple(x.shape)} and seed {seed.shape} must both be (D, H, W) of the same shape")
-    if flows.depth != x.shape[0]:
-        raise InputError(f"flows cover {flows.depth} slices but the volume has {x.shape[0]}")
-    if not torch.isfinite(x.float()).all(): raise InputError("intensities contain NaN or infinite values")
+    x, seed = _inputs(intensities, seed, flows)
     anchors = seed_slices(seed, labels)
     ids = sorted(anchors)
-    fusion, records, stops = _Fusion(tuple(x.shape), ids), {}, []
     groups = _groups(anchors, flows, tuple(x.shape))
-    from tqdm.auto import tqdm
-    total = sum(g[1].z1 - g[1].z0 for g in groups)
-    bar = tqdm(total=total, desc='propagate', disable=not progress, unit='slice')
-    done = [0]
-    def tick(n):
-        done[0] += n; bar.update(n)
-        if callback: callback(min(done[0], total), total)
+    tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), progress, callback)
+    run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape), ids))
     try:
         with torch.no_grad(), torch_threads(1):
-            for s, frame, labs in groups:
-                _run_group(x, seed, s, frame, labs, anchors, fusion, stop, mode, refine, records, stops, tick)
-    finally: bar.close()
-    out = fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
-    recs = [records[k] for k in sorted(records)]
+            for s, frame, labs in groups: run.group(s, frame, labs)
+    finally: tick.bar.close()
+    out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
+    recs = [run.records[k] for k in sorted(run.records)]
     counts = {j: np.bincount(out[j].ravel(), minlength=max(ids) + 1) for j in {r['slice'] for r in recs}}
     for r in recs: r['area_final'] = int(counts[r['slice']][r['label']])
-    return Propagation(out, recs, stops, time.perf_counter() - t0)
+    return Propagation(out, recs, run.stops, time.perf_counter() - t0)

@@ -18,7 +18,7 @@ from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothn
 from .checkpoint import save_checkpoint, load_checkpoint
 
 # %% auto 0
-__all__ = ['shifted_texture', 'endpoint_error', 'predict_flows', 'fit', 'percentile_normalise', 'prepare_volume', 'train']
+__all__ = ['shifted_texture', 'endpoint_error', 'predict_flows', 'fit', 'prepare_volume', 'train']
 
 # %% ../nbs/30_train.ipynb 5
 def shifted_texture(D: int = 10, H: int = 48, W: int = 48, dy: float = 0.6, dx: float = -0.4, seed: int = 0,
@@ -190,11 +190,6 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
             bar.close()
 
 # %% ../nbs/30_train.ipynb 19
-def percentile_normalise(x: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> np.ndarray:
-    "Per-volume intensity scaling to [0, 1] between two percentiles (the default `preprocess`)."
-    a, b = np.percentile(x, [lo, hi])
-    return np.clip((x.astype(np.float32) - a) / max(b - a, 1e-6), 0, 1)
-
 def prepare_volume(item, size: int | None = 128, preprocess=normalize_intensity, axis=None) -> torch.Tensor:
     "A training volume as a float tensor (D, size, size) in [0, 1]: from a path, or a normalised (D, H, W) array."
     if isinstance(item, (str, pathlib.Path)):

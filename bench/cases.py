@@ -1,0 +1,97 @@
+"""Propagation benchmark over the shared abdomen CT and every case of ../shared/data/dev/cases.json.
+
+Run:  .venv/bin/python bench/cases.py [--cases NAME,NAME] [--no-suggested] [--no-completion] [--every 5]
+
+For every case, all its structures are seeded in ONE call, each on its largest true slice (an oracle annotator, as
+in the paper's protocol), propagated with the default pipeline (flows fitted on the volume, automatic stop), and
+scored per structure at native resolution: Dice over the volume and inside the true slice range, HD95 (mm), slices
+past / short of the true ends, wall time of the whole call. Beside it, in the same run: the seed copied over the
+true range (an oracle floor) and slice-to-slice TV-L1 on the same intensities. Then the same with each structure
+seeded on the slice `suggest` picks inside its true range, and mask completion from every 5th slice of each
+structure's range (ends included) beside morphological contour interpolation (needs `pip install -e ".[interp]"`).
+
+Writes bench/results/cases.json and the per-case bar plot bench/figures/cases.png (shown in the README).
+"""
+import argparse, json, pathlib, sys
+import numpy as np
+from flow2mask_nb.benchmark import Case, load_cases, run_case, completion_case, summarise, format_cases, plot_cases
+from flow2mask_nb.cli import _jsonable
+from flow2mask_nb.io import shared_data_dir
+
+HERE = pathlib.Path(__file__).parent
+CT_ORGANS = {1: 'spleen', 2: 'kidney_right', 3: 'kidney_left', 5: 'liver', 6: 'stomach'}
+
+
+def all_cases(data: pathlib.Path) -> list:
+    "The shared abdomen CT (five organs) and every dev case."
+    ct = Case('abdomen_ct', data / 'abdomen_ct' / 'ct.nii.gz', data / 'abdomen_ct' / 'labels.nii.gz', None, CT_ORGANS)
+    return [ct] + load_cases(data / 'dev')
+
+
+def structure_table(results, method='flow2mask') -> str:
+    "Per structure: Dice, Dice inside the true range, HD95, slices past / short of the true ends."
+    lines = ['| case | structure | Dice | in range | HD95 mm | past | short | copy | TV-L1 |', '|' + '---|' * 9]
+    for r in results:
+        for l, s in r[method].items():
+            c, t = r.get('copy', {}).get(l, {}), r.get('tvl1', {}).get(l, {})
+            h = '' if s['hd95_mm'] is None else f"{s['hd95_mm']:.1f}"
+            lines.append(f"| {r['case']} | {r['structures'][l]} | {s['dice']:.3f} | {s['dice_in_range']:.3f} | {h} | "
+                         f"{s['past']} | {s['short']} | {c.get('dice', float('nan')):.3f} | {t.get('dice', float('nan')):.3f} |")
+    return '\n'.join(lines)
+
+
+def dev_mean(summary, key='flow2mask') -> float:
+    return float(np.mean([r[key] for r in summary['rows'] if r['case'] != 'abdomen_ct' and key in r]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--cases', default=None, help='comma-separated case names (default: all)')
+    ap.add_argument('--no-suggested', action='store_true', help='skip seeding on the suggested slice')
+    ap.add_argument('--no-completion', action='store_true', help='skip mask completion')
+    ap.add_argument('--every', type=int, default=5, help='completion: annotate every k-th slice')
+    a = ap.parse_args()
+    data = shared_data_dir()
+    if data is None or not (data / 'dev' / 'cases.json').exists():
+        sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA) with dev/cases.json')
+    cases = all_cases(data)
+    if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
+    out = {}
+    runs = [('largest', 'largest', {})] + ([] if a.no_suggested else [('suggested', 'suggested', {})])
+    for key, rule, kw in runs:
+        results = []
+        for c in cases:
+            r = run_case(c, seed_rule=rule, **kw); r.pop('_annotation')
+            results.append(r)
+            print(f"[{key}] {c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
+                  + f" | copy {np.mean([s['dice'] for s in r['copy'].values()]):.3f}"
+                  + f" | TV-L1 {np.mean([s['dice'] for s in r['tvl1'].values()]):.3f} | {r['seconds']:.1f} s", flush=True)
+        s = summarise(results)
+        out[key] = dict(results=results, summary=s)
+        print(f"\n## seed: {key}{' (an oracle: each structure on its largest true slice)' if rule == 'largest' else ''}\n")
+        print(format_cases(s))
+        print(f"\nmean over the dev cases: flow2mask {dev_mean(s):.3f}, copy {dev_mean(s, 'copy'):.3f}, "
+              f"TV-L1 {dev_mean(s, 'tvl1'):.3f}; confidence vs slice Dice, Spearman pooled {s['spearman_pooled']:.3f}\n")
+        print(structure_table(results))
+    if not a.no_completion:
+        results = []
+        for c in cases:
+            r = completion_case(c, a.every); r.pop('_annotation'); results.append(r)
+            print(f"[completion] {c.name}: flow2mask {np.mean([s['dice'] for s in r['flow2mask'].values()]):.3f}"
+                  + (f", interpolation {np.mean([s['dice'] for s in r['interpolation'].values()]):.3f}"
+                     if 'interpolation' in r else f" ({r.get('interpolation_error', '')})") + f" | {r['seconds']:.1f} s", flush=True)
+        s = summarise(results)
+        out['completion'] = dict(every=a.every, results=results, summary=s)
+        print(f"\n## mask completion, every {a.every}th slice of each structure's range (ends included)\n")
+        print(format_cases(s))
+        print(structure_table(results))
+    (HERE / 'results').mkdir(exist_ok=True); (HERE / 'figures').mkdir(exist_ok=True)
+    (HERE / 'results' / 'cases.json').write_text(json.dumps(_jsonable(out), indent=1))
+    import matplotlib; matplotlib.use('Agg')
+    plot_cases(out['largest']['summary'], HERE / 'figures' / 'cases.png',
+               title='mean Dice per case, each structure seeded on one slice (largest)')
+    print(f"\nwrote {HERE / 'results' / 'cases.json'} and {HERE / 'figures' / 'cases.png'}")
+
+
+if __name__ == '__main__':
+    main()
