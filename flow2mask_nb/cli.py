@@ -10,8 +10,9 @@ from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, 
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'parse_window',
-           'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'cmd_flows', 'demo_figure',
-           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
+           'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'cmd_flows', 'case_flows',
+           'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view',
+           'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -238,15 +239,17 @@ def cmd_benchmark(args):
     for path in (args.json, args.plot):
         if path and not pathlib.Path(path).parent.exists(): raise InputError(f"{pathlib.Path(path).parent}: folder does not exist")
     cases = load_cases(args.cases)
+    if args.flows and not pathlib.Path(args.flows).is_dir(): raise InputError(f"{args.flows}: no such folder for --flows")
     kw = dict(modality=args.modality, window=parse_window(args.window), progress=False)
     results, completion = [], []
     for c in cases:
-        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, **kw); r.pop('_annotation')
+        flows = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else None
+        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, flows=flows, **kw); r.pop('_annotation')
         results.append(r)
         print(f"{c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
               + f" ({r['seconds']:.0f} s)", flush=True)
         if args.completion:
-            k = completion_case(c, args.completion, **kw); k.pop('_annotation'); completion.append(k)
+            k = completion_case(c, args.completion, flows=flows, **kw); k.pop('_annotation'); completion.append(k)
     note = ' (each structure on its largest slice: an oracle annotator)' if args.seed_slice == 'largest' else ''
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
@@ -269,6 +272,8 @@ def _benchmark_args(p):
     p.add_argument('--completion', type=_positive(int, 'completion', 2), default=None, metavar='K',
                    help='also complete masks drawn on every K-th slice, beside contour interpolation')
     p.add_argument('--no-baselines', action='store_true', help='skip seed copy and TV-L1')
+    p.add_argument('--flows', default=None, metavar='DIR', help='a folder of flows files, <case>.safetensors: read '
+                   'when there (the fit is skipped and not timed), else made once and written there')
     _intensity_args(p)
     p.add_argument('--json', default=None, help='write the results as JSON here')
     p.add_argument('--plot', default=None, help='write a per-case bar plot (PNG) here')
@@ -305,6 +310,18 @@ def cmd_flows(args):
     print(f"wrote {out}: {meta['flow_source']} flows between {meta['depth']} {meta['plane']} slices (axis "
           f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s; "
           f"reuse them with --flows {out}")
+
+def case_flows(case, folder, modality: str = 'auto', window=None):
+    "A benchmark case's flows from FOLDER/<case>.safetensors (checked against its image), made and written there if absent."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file, read_flows_file
+    image, path = read_volume(case.image), pathlib.Path(folder) / f'{case.name}.safetensors'
+    if not path.exists():
+        _, flows, meta = make_flows(image, case.axis, modality=modality, window=window)
+        save_flows_file(path, flows, meta, protect=[case.image, case.labels]); return flows
+    flows, meta = read_flows_file(path, image, case.axis)
+    if window is not None and list(map(float, window)) != meta['window']:
+        raise InputError(f"{path}: made with the window {meta['window']}, not {list(window)}: remove it to remake it")
+    return flows
 
 @command('flows', 'estimate the inter-slice flows once and write them for later --flows runs')
 def _flows_args(p):
