@@ -42,9 +42,11 @@ def mask_digest(mask) -> str:
     return hashlib.blake2b(np.packbits(m).tobytes() + repr(m.shape).encode(), digest_size=8).hexdigest()
 
 def _labels_per_slice(stack) -> list:
-    "The non-zero label values on every slice of a (D, H, W) stack."
-    if stack.dtype == np.uint8: return [np.nonzero(np.bincount(s.ravel(), minlength=256)[1:])[0] + 1 for s in stack]
-    return [np.unique(s[s > 0]) for s in stack]
+    "The non-zero label values on every slice of a (D, H, W) stack (empty slices skipped cheaply)."
+    used = stack.reshape(len(stack), -1).max(1) > 0
+    if stack.dtype == np.uint8:
+        return [np.nonzero(np.bincount(s.ravel(), minlength=256)[1:])[0] + 1 if u else () for s, u in zip(stack, used)]
+    return [np.unique(s[s > 0]) if u else () for s, u in zip(stack, used)]
 
 def current_anchors(stack, rev: Revision | None = None) -> dict:
     "{label: {slice: digest}} of the labelled slices the user drew or corrected: every one not written by propagation."
