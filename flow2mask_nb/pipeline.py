@@ -60,14 +60,15 @@ def prepare(volume: Volume,                   # the image
     return Prepared(volume, axis, slices, work, intensity)
 
 # %% ../nbs/42_pipeline.ipynb 8
-def tvl1_flows(work: torch.Tensor, progress: bool = False, **tvl1_kw) -> Flows:
+def tvl1_flows(work: torch.Tensor, progress: bool = False, callback=None, **tvl1_kw) -> Flows:
     "Classical inter-slice flows: TV-L1 optical flow (scikit-image) both ways between neighbouring slices."
     from flow2mask_nb.baselines import slice_flow
     from tqdm.auto import tqdm
-    x = work.numpy()
+    x = work.numpy(); n = x.shape[0] - 1
     fw, bw = [], []
-    for i in tqdm(range(x.shape[0] - 1), desc='TV-L1 flows', disable=not progress):
+    for i in tqdm(range(n), desc='TV-L1 flows', disable=not progress):
         fw.append(slice_flow(x, i, i + 1, **tvl1_kw)); bw.append(slice_flow(x, i + 1, i, **tvl1_kw))
+        if callback is not None: callback('flows', (i + 1) / n)       # may raise Cancelled
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
 def estimate_flows(prepared: Prepared,
@@ -88,7 +89,7 @@ def estimate_flows(prepared: Prepared,
     if source not in ('fit', 'model', 'tvl1'):
         raise InputError(f"flow source must be 'auto', 'fit', 'model' or 'tvl1', got {flow_source!r}")
     if source == 'tvl1':
-        flows = tvl1_flows(prepared.work, progress)
+        flows = tvl1_flows(prepared.work, progress, callback)
     else:
         from flow2mask_nb import train
         net = None
@@ -245,8 +246,10 @@ def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None
     "The slice to annotate (method.md's selection rule), with the flows it used."
     prep = prepare(image, axis, flow_kwargs.pop('modality', 'auto'), flow_kwargs.pop('window', None),
                    flow_kwargs.pop('size', 128))
+    callback = flow_kwargs.get('callback')            # callback(stage, fraction): 'fit' steps, then 'suggest' candidates
     if flows is None: flows, _ = estimate_flows(prep, model, **flow_kwargs)
-    out = suggest_slice(prep.work.numpy(), flows, slice_range)
+    report = None if callback is None else (lambda done, total: callback('suggest', done / total))
+    out = suggest_slice(prep.work.numpy(), flows, slice_range, callback=report)
     out.update(axis=prep.axis)
     return out
 

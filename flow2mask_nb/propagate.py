@@ -69,7 +69,8 @@ N_BINS = 64
 
 def ring_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     "Pixels within `width` (chessboard distance) of a boolean (H, W) mask, outside it."
-    grown = F.max_pool2d(mask[None, None].float(), 2 * width + 1, stride=1, padding=width)[0, 0] > 0
+    rows = F.max_pool2d(mask[None, None].float(), (1, 2 * width + 1), stride=1, padding=(0, width))   # a square
+    grown = F.max_pool2d(rows, (2 * width + 1, 1), stride=1, padding=(width, 0))[0, 0] > 0              # in two passes
     return grown & ~mask
 
 def _hist(x: torch.Tensor, bins: int) -> torch.Tensor:
