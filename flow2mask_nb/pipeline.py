@@ -240,7 +240,7 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/42_pipeline.ipynb 18
+# %% ../nbs/42_pipeline.ipynb 20
 def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None, flows: Flows | None = None,
             **flow_kwargs) -> dict:
     "The slice to annotate (method.md's selection rule), with the flows it used."
@@ -253,7 +253,7 @@ def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None
     out.update(axis=prep.axis)
     return out
 
-# %% ../nbs/42_pipeline.ipynb 20
+# %% ../nbs/42_pipeline.ipynb 22
 REPORT_COLUMNS = ('slice', 'label', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source')
 
