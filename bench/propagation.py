@@ -9,7 +9,8 @@ annotator; named 'largest' below), or on the slice `suggest` picks. Stops are au
 import argparse, json, pathlib, statistics, sys, time
 import numpy as np
 import torch
-from flow2mask_nb.io import read_volume, read_labels, shared_data_dir, to_slices
+from flow2mask_nb.io import read_volume, read_labels, to_slices
+from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.pipeline import annotate, prepare, estimate_flows, suggest
 from flow2mask_nb.propagate import propagate, StopRule
 from flow2mask_nb.select import suggest_slice

@@ -4,14 +4,14 @@
 
 # %% ../nbs/60_cli.ipynb 3
 from __future__ import annotations
-import argparse, json, os, sys, pathlib, traceback
+import argparse, json, os, sys, time, pathlib, traceback
 import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
-__all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'parse_window',
-           'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'run_demo', 'cmd_demo',
-           'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
+__all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate',
+           'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'run_demo',
+           'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -319,30 +319,58 @@ def resolve_model(path):
     if not p.exists(): raise InputError(f"{p}: no such model file")
     return p
 
+def _arch(kind: str, out_stride: int, size: int):
+    "The network of `flow2mask train`: the default U-Net widths, `kind` 3d or 2d, flows on a grid `out_stride` coarser."
+    from flow2mask_nb.model import FlowNetConfig
+    enc = FlowNetConfig.enc
+    return FlowNetConfig(size=size, kind=kind, out_stride=out_stride, dec=(32,) * (len(enc) - (out_stride.bit_length() - 1)))
+
 def cmd_train(args):
-    "Train the flow network on unlabeled volumes."
-    from flow2mask_nb.train import train
+    "Train the flow network on unlabeled volumes, for a time (--budget) and/or a number of steps."
+    from flow2mask_nb.train import train, TrainConfig
     vols = collect_volumes(args.volumes)
     out = pathlib.Path(args.output)
     if not out.parent.exists(): raise InputError(f"{out.parent}: output folder does not exist")
-    out.mkdir(exist_ok=True)
-    model, history = train(vols, out, steps=args.steps, loss=args.loss, iss_weight=args.iss_weight, size=args.size,
-                           device=args.device, seed=args.seed, resume=args.resume,
-                           checkpoint_every=args.checkpoint_every, progress=not args.quiet)
-    last = history[-1]['loss'] if history else float('nan')
-    print(f"trained on {len(vols)} volume(s), {args.steps} steps, final loss {last:.5f}\n"
-          f"model: {out / 'model.safetensors'} (use with --model {out})")
+    budget = args.budget if args.budget or args.steps else DEFAULT_TRAIN_BUDGET
+    recipe = TrainConfig(loss=args.loss, reach=args.reach or None, iss_weight=args.iss_weight, lr=args.lr,
+                         slab=args.slab or None, crop=args.crop or None, batch=args.batch, augment=not args.no_augment,
+                         size=args.size)
+    snaps = [float(t) for t in args.snapshots.split(',')] if args.snapshots else ()
+    t0 = time.time()
+    model, history = train(vols, out, recipe, _arch(args.kind, args.out_stride, args.size), steps=args.steps,
+                           budget_s=budget, device=args.device, seed=args.seed, resume=args.resume,
+                           checkpoint_every=args.checkpoint_every, snapshots=snaps, progress=not args.quiet)
+    tail = [h['loss'] for h in history[-50:]]
+    print(f"trained on {len(vols)} volume(s): {len(history)} steps, {history[-1]['seconds'] if history else 0:.0f} s of "
+          f"training ({time.time() - t0:.0f} s in all), mean loss of the last {len(tail)} steps "
+          f"{float(np.mean(tail)) if tail else float('nan'):.5f}\n"
+          f"model: {out / 'model.safetensors'} (use with --model {out}); loss log: {out / 'history.csv'}, {out / 'history.png'}")
+
+DEFAULT_TRAIN_BUDGET = 1500.   # seconds: the recipe's measured budget on a 2-core CPU (README, "Learned flows")
 
 @command('train', 'train the flow network self-supervised on unlabeled volumes')
 def _train_args(p):
+    from flow2mask_nb.train import TrainConfig
+    d = TrainConfig()
     p.add_argument('volumes', nargs='+', help='image files, folders of them, or DICOM series folders')
-    p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors)')
-    p.add_argument('--steps', type=_positive(int, 'steps'), default=2000, help='optimisation steps')
-    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default='l2g', help='L2G curriculum or the Vol2Flow loss')
-    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=0.1, help='weight of the ISS loss')
-    p.add_argument('--size', type=_positive(int, 'size', 16), default=128, help='in-plane working size')
-    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs')
-    p.add_argument('--seed', type=int, default=0, help='random seed (same seed, same result on the CPU)')
+    p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors, history.csv)')
+    p.add_argument('--budget', type=_positive(float, 'budget'), default=None, metavar='SECONDS',
+                   help=f'train for this many seconds, then checkpoint (default {DEFAULT_TRAIN_BUDGET:g} unless --steps)')
+    p.add_argument('--steps', type=_positive(int, 'steps'), default=None, help='or stop after this many steps')
+    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default=d.loss, help='L2G curriculum or the Vol2Flow loss')
+    p.add_argument('--reach', type=_positive(int, 'reach', 0), default=d.reach, help='L2G final reach (0: global)')
+    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=d.iss_weight, help='weight of the ISS loss')
+    p.add_argument('--lr', type=_positive(float, 'lr'), default=d.lr, help='Adam learning rate')
+    p.add_argument('--slab', type=_positive(int, 'slab', 0), default=d.slab, help='slices per sample (0: whole volume)')
+    p.add_argument('--crop', type=_positive(int, 'crop', 0), default=d.crop, help='in-plane crop per sample (0: whole slices)')
+    p.add_argument('--batch', type=_positive(int, 'batch'), default=d.batch, help='samples per step')
+    p.add_argument('--no-augment', action='store_true', help='no flips, transposition, intensity gamma, slice skipping')
+    p.add_argument('--kind', choices=('3d', '2d'), default='3d', help='3D whole-stack U-Net or 2D pairwise U-Net')
+    p.add_argument('--out-stride', type=int, choices=(1, 2, 4), default=1, help='flows on a grid this many times coarser')
+    p.add_argument('--size', type=_positive(int, 'size', 16), default=d.size, help='working size: longest in-plane side')
+    p.add_argument('--snapshots', default=None, metavar='T1,T2', help='also save model_<t>s.safetensors at these seconds')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (CUDA: mixed precision)')
+    p.add_argument('--seed', type=int, default=0, help='random seed (same seed and --steps, same result on the CPU)')
     p.add_argument('--resume', action='store_true', help='continue from the checkpoint in the model folder')
     p.add_argument('--checkpoint-every', type=_positive(int, 'checkpoint-every', 0), default=100,
                    help='steps between checkpoints')

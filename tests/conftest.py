@@ -1,6 +1,6 @@
 import os, pathlib, shutil, subprocess, sys
 import pytest
-from flow2mask_nb.io import shared_data_dir
+from flow2mask_nb.testing import shared_data_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
