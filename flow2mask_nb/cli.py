@@ -4,14 +4,14 @@
 
 # %% ../nbs/60_cli.ipynb 3
 from __future__ import annotations
-import argparse, json, os, sys, time, pathlib, traceback
+import argparse, json, os, sys, time, pathlib, tempfile, traceback
 import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate',
-           'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'run_demo',
-           'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
+           'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'train_on_cases', 'cmd_benchmark',
+           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -197,13 +197,27 @@ def _jsonable(o):
     if isinstance(o, np.integer): return int(o)
     return o
 
+def train_on_cases(cases, budget_s: float, out=None) -> pathlib.Path:
+    "Train a model on the images of `cases` (never their labels), each along its slice axis, for `budget_s` seconds."
+    from flow2mask_nb.train import train, prepare_volume, TrainConfig, default_arch
+    if out is not None and not pathlib.Path(out).parent.exists(): raise InputError(f"{pathlib.Path(out).parent}: folder does not exist")
+    out = pathlib.Path(out) if out is not None else pathlib.Path(tempfile.mkdtemp(prefix='flow2mask_model_'))
+    recipe = TrainConfig()
+    vols = [prepare_volume(c.image, recipe.size, c.axis) for c in cases]
+    print(f"training on the images of {len(vols)} case(s) for {budget_s:g} s (labels unused) -> {out}", flush=True)
+    _, hist = train(vols, out, recipe, default_arch(recipe.size), budget_s=budget_s, progress=False)
+    print(f"trained: {len(hist)} steps", flush=True)
+    return out / 'model.safetensors'
+
 def cmd_benchmark(args):
     "Run the benchmark protocol over CASES and print the per-case table."
     from flow2mask_nb.benchmark import load_cases, run_case, completion_case, summarise, format_cases, plot_cases
     for path in (args.json, args.plot):
         if path and not pathlib.Path(path).parent.exists(): raise InputError(f"{pathlib.Path(path).parent}: folder does not exist")
     cases = load_cases(args.cases)
-    kw = dict(modality=args.modality, window=parse_window(args.window), progress=False)
+    model = resolve_model(args.model)
+    if args.train: model = train_on_cases(cases, args.train, args.model_out)
+    kw = dict(modality=args.modality, window=parse_window(args.window), progress=False, model=model)
     results, completion = [], []
     for c in cases:
         r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, **kw); r.pop('_annotation')
@@ -216,7 +230,7 @@ def cmd_benchmark(args):
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
           + f"\nconfidence vs slice Dice, Spearman (pooled): {summary['spearman_pooled']:.3f}")
-    out = dict(seed_slice=args.seed_slice, results=results, summary=summary)
+    out = dict(seed_slice=args.seed_slice, results=results, summary=summary, model=model and str(model), train_s=args.train)
     if completion:
         out['completion'] = dict(results=completion, summary=summarise(completion))
         print(f"\nmask completion, every {args.completion}th slice\n" + format_cases(out['completion']['summary']))
@@ -234,6 +248,10 @@ def _benchmark_args(p):
     p.add_argument('--completion', type=_positive(int, 'completion', 2), default=None, metavar='K',
                    help='also complete masks drawn on every K-th slice, beside contour interpolation')
     p.add_argument('--no-baselines', action='store_true', help='skip seed copy and TV-L1')
+    p.add_argument('--model', default=None, help='propagate with this trained model (refined on each volume)')
+    p.add_argument('--train', type=_positive(float, 'train'), default=None, metavar='SECONDS',
+                   help="first train a model on the cases' images for this many seconds (labels unused), then use it")
+    p.add_argument('--model-out', default=None, metavar='DIR', help='with --train: keep the model in DIR (default: a temporary folder)')
     _intensity_args(p)
     p.add_argument('--json', default=None, help='write the results as JSON here')
     p.add_argument('--plot', default=None, help='write a per-case bar plot (PNG) here')
@@ -319,25 +337,19 @@ def resolve_model(path):
     if not p.exists(): raise InputError(f"{p}: no such model file")
     return p
 
-def _arch(kind: str, out_stride: int, size: int):
-    "The network of `flow2mask train`: the default U-Net widths, `kind` 3d or 2d, flows on a grid `out_stride` coarser."
-    from flow2mask_nb.model import FlowNetConfig
-    enc = FlowNetConfig.enc
-    return FlowNetConfig(size=size, kind=kind, out_stride=out_stride, dec=(32,) * (len(enc) - (out_stride.bit_length() - 1)))
-
 def cmd_train(args):
     "Train the flow network on unlabeled volumes, for a time (--budget) and/or a number of steps."
-    from flow2mask_nb.train import train, TrainConfig
+    from flow2mask_nb.train import train, TrainConfig, default_arch
     vols = collect_volumes(args.volumes)
     out = pathlib.Path(args.output)
     if not out.parent.exists(): raise InputError(f"{out.parent}: output folder does not exist")
     budget = args.budget if args.budget or args.steps else DEFAULT_TRAIN_BUDGET
     recipe = TrainConfig(loss=args.loss, reach=args.reach or None, iss_weight=args.iss_weight, lr=args.lr,
                          slab=args.slab or None, crop=args.crop or None, batch=args.batch, augment=not args.no_augment,
-                         size=args.size)
+                         size=args.size, teacher=args.teacher)
     snaps = [float(t) for t in args.snapshots.split(',')] if args.snapshots else ()
     t0 = time.time()
-    model, history = train(vols, out, recipe, _arch(args.kind, args.out_stride, args.size), steps=args.steps,
+    model, history = train(vols, out, recipe, default_arch(args.size, args.kind, args.out_stride), steps=args.steps,
                            budget_s=budget, device=args.device, seed=args.seed, resume=args.resume,
                            checkpoint_every=args.checkpoint_every, snapshots=snaps, progress=not args.quiet)
     tail = [h['loss'] for h in history[-50:]]
@@ -350,7 +362,7 @@ DEFAULT_TRAIN_BUDGET = 1500.   # seconds: the recipe's measured budget on a 2-co
 
 @command('train', 'train the flow network self-supervised on unlabeled volumes')
 def _train_args(p):
-    from flow2mask_nb.train import TrainConfig
+    from flow2mask_nb.train import TrainConfig, default_arch
     d = TrainConfig()
     p.add_argument('volumes', nargs='+', help='image files, folders of them, or DICOM series folders')
     p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors, history.csv)')
@@ -365,8 +377,11 @@ def _train_args(p):
     p.add_argument('--crop', type=_positive(int, 'crop', 0), default=d.crop, help='in-plane crop per sample (0: whole slices)')
     p.add_argument('--batch', type=_positive(int, 'batch'), default=d.batch, help='samples per step')
     p.add_argument('--no-augment', action='store_true', help='no flips, transposition, intensity gamma, slice skipping')
-    p.add_argument('--kind', choices=('3d', '2d'), default='3d', help='3D whole-stack U-Net or 2D pairwise U-Net')
-    p.add_argument('--out-stride', type=int, choices=(1, 2, 4), default=1, help='flows on a grid this many times coarser')
+    p.add_argument('--teacher', type=_positive(float, 'teacher', 0), default=d.teacher,
+                   help='weight of distillation from per-volume fits of the training volumes (0: none)')
+    a = default_arch()
+    p.add_argument('--kind', choices=('3d', '2d'), default=a.kind, help='3D whole-stack U-Net or 2D pairwise U-Net')
+    p.add_argument('--out-stride', type=int, choices=(1, 2, 4), default=a.out_stride, help='flows on a grid this many times coarser')
     p.add_argument('--size', type=_positive(int, 'size', 16), default=d.size, help='working size: longest in-plane side')
     p.add_argument('--snapshots', default=None, metavar='T1,T2', help='also save model_<t>s.safetensors at these seconds')
     p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (CUDA: mixed precision)')

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .io import Flow2MaskError, InputError, read_volume, choose_slice_axis, to_slices
-from .warp import warp, torch_threads
+from .warp import warp, compose_flows, torch_threads
 from .preprocess import normalize_intensity, working_shape
 from .model import Flows, FlowNetConfig, FlowNet3D, build_model, pick_device, chain_flow
 from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
@@ -19,8 +19,9 @@ from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothn
 from .checkpoint import save_checkpoint, load_checkpoint, atomic_write_bytes
 
 # %% auto 0
-__all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'predict_flows', 'fit', 'fit_network', 'TrainConfig', 'prepare_volume',
-           'sample_slab', 'sample_loss', 'write_history', 'plot_history', 'train', 'model_flows']
+__all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'predict_flows', 'fit', 'fit_network', 'TrainConfig', 'default_arch',
+           'prepare_volume', 'sample_slab', 'sample_loss', 'flow_distance', 'write_history', 'plot_history', 'train',
+           'model_flows']
 
 # %% ../nbs/30_train.ipynb 5
 def _check_volume(slices):
@@ -244,6 +245,7 @@ class TrainConfig:
     batch: int = 1                 # samples per step
     augment: bool = True           # flips, transposition, slice order, intensity gamma, every other slice
     size: int = 128                # working grid: longest in-plane side
+    teacher: float = 0.            # weight of distillation from per-volume fits of the training volumes (0: none)
 
     def __post_init__(self):
         if self.loss not in ('l2g', 'vol2flow'): raise InputError(f"loss must be 'l2g' or 'vol2flow', got {self.loss!r}")
@@ -251,10 +253,15 @@ class TrainConfig:
             v = getattr(self, k)
             if v is not None and int(v) < (2 if k == 'slab' else 1): raise InputError(f"{k} must be at least {2 if k == 'slab' else 1}, got {v}")
         if self.crop is not None and 2 * self.margin >= self.crop: raise InputError(f"margin {self.margin} leaves nothing of crop {self.crop}")
-        if self.lr <= 0 or self.batch < 1 or self.iss_weight < 0 or self.size < 8:
-            raise InputError("lr must be > 0, batch >= 1, iss_weight >= 0 and size >= 8")
+        if self.lr <= 0 or self.batch < 1 or self.iss_weight < 0 or self.size < 8 or self.teacher < 0:
+            raise InputError("lr must be > 0, batch >= 1, iss_weight >= 0, teacher >= 0 and size >= 8")
 
     def to_dict(self) -> dict: return asdict(self)
+
+def default_arch(size: int = 128, kind: str = '2d', out_stride: int = 2) -> FlowNetConfig:
+    "The recipe's network: the default U-Net widths, pairwise 2D, flows on a 2x coarser grid (the measured best, README)."
+    n = len(FlowNetConfig.enc) - (int(out_stride).bit_length() - 1)
+    return FlowNetConfig(size=size, kind=kind, out_stride=out_stride, dec=(32,) * n)
 
 # %% ../nbs/30_train.ipynb 21
 def prepare_volume(item, size: int | None = 128, axis=None) -> torch.Tensor:
@@ -274,26 +281,50 @@ def prepare_volume(item, size: int | None = 128, axis=None) -> torch.Tensor:
 def _randint(n, g) -> int: return int(torch.randint(n, (1,), generator=g))
 def _coin(g, p=0.5) -> bool: return bool(torch.rand(1, generator=g) < p)
 
-def sample_slab(vol: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
-    "One training sample of a (D, H, W) volume: a random slab and crop, augmented as `cfg` says."
-    x = vol
-    if cfg.augment and x.shape[0] >= 6 and _coin(g, 0.25): x = x[_randint(2, g)::2]    # twice the motion
-    if cfg.slab and x.shape[0] > cfg.slab:
-        s = _randint(x.shape[0] - cfg.slab + 1, g); x = x[s:s + cfg.slab]
-    if cfg.crop:
-        (H, W), c = x.shape[1:], cfg.crop
-        y0, x0 = (_randint(H - c + 1, g) if H > c else 0), (_randint(W - c + 1, g) if W > c else 0)
-        x = x[:, y0:y0 + c, x0:x0 + c]
-    if cfg.augment:
-        for dim in (0, 1, 2):
-            if _coin(g): x = x.flip(dim)
-        if _coin(g): x = x.transpose(1, 2)
-        x = x.clamp(0, 1) ** math.exp(0.3 * (2 * float(torch.rand(1, generator=g)) - 1))
-    return x.contiguous()
+def _draw_view(D: int, H: int, W: int, cfg: TrainConfig, g) -> dict:
+    "The random choices of one sample: slice indices, crop box, flipped dims, transposition, intensity gamma."
+    idx = list(range(D))
+    if cfg.augment and D >= 6 and _coin(g, 0.25): idx = idx[_randint(2, g)::2]    # every other slice: twice the motion
+    if cfg.slab and len(idx) > cfg.slab:
+        s = _randint(len(idx) - cfg.slab + 1, g); idx = idx[s:s + cfg.slab]
+    c = cfg.crop
+    y0, x0 = (_randint(H - c + 1, g) if c and H > c else 0), (_randint(W - c + 1, g) if c and W > c else 0)
+    box = (y0, min(H, y0 + (c or H)), x0, min(W, x0 + (c or W)))
+    flips = tuple(d for d in (0, 1, 2) if cfg.augment and _coin(g))
+    transpose = bool(cfg.augment and _coin(g))
+    gamma = math.exp(0.3 * (2 * float(torch.rand(1, generator=g)) - 1)) if cfg.augment else 1.
+    return dict(idx=idx, box=box, flips=flips, transpose=transpose, gamma=gamma)
 
-# %% ../nbs/30_train.ipynb 25
-def sample_loss(net, x: torch.Tensor, cfg: TrainConfig, progress: float, g=None) -> tuple:
-    "(loss, reach) of one sample (D, H, W) under recipe `cfg` at training `progress` in [0, 1]."
+def _view_image(vol: torch.Tensor, v: dict) -> torch.Tensor:
+    y0, y1, x0, x1 = v['box']
+    x = vol[v['idx'], y0:y1, x0:x1]
+    for d in v['flips']: x = x.flip(d)
+    if v['transpose']: x = x.transpose(1, 2)
+    return (x.clamp(0, 1) ** v['gamma'] if v['gamma'] != 1 else x).contiguous()
+
+def _view_flows(fl: Flows, v: dict) -> Flows:
+    "The flows of a sample's slices (composed over a skipped slice), cropped, flipped and transposed like its image."
+    idx, (y0, y1, x0, x1) = v['idx'], v['box']
+    two = lambda first, second: compose_flows(first[None], second[None])[0]
+    f = torch.stack([fl.forward[a] if b == a + 1 else two(fl.forward[a], fl.forward[a + 1]) for a, b in zip(idx, idx[1:])])
+    b = torch.stack([fl.backward[a] if c == a + 1 else two(fl.backward[a + 1], fl.backward[a]) for a, c in zip(idx, idx[1:])])
+    f, b = f[..., y0:y1, x0:x1], b[..., y0:y1, x0:x1]
+    for d in v['flips']:
+        if d == 0: f, b = b.flip(0), f.flip(0)                 # reversed slice order: forward and backward swap
+        else:
+            sign = torch.ones(2, 1, 1); sign[d - 1] = -1        # a mirrored axis negates its component
+            f, b = f.flip(d + 1) * sign, b.flip(d + 1) * sign
+    if v['transpose']: f, b = (t.transpose(-1, -2)[:, [1, 0]] for t in (f, b))
+    return Flows(f.contiguous(), b.contiguous())
+
+def sample_slab(vol: torch.Tensor, cfg: TrainConfig, g: torch.Generator, flows: Flows | None = None):
+    "One training sample of a (D, H, W) volume (a random slab and crop, augmented as `cfg` says); with `flows`, (sample, its flows)."
+    v = _draw_view(*vol.shape, cfg, g)
+    return _view_image(vol, v) if flows is None else (_view_image(vol, v), _view_flows(flows, v))
+
+# %% ../nbs/30_train.ipynb 27
+def sample_loss(net, x: torch.Tensor, cfg: TrainConfig, progress: float, g=None, target: Flows | None = None) -> tuple:
+    "(loss, reach) of one sample (D, H, W) under recipe `cfg` at training `progress` in [0, 1] (`target`: teacher flows)."
     with _autocast(x.device): fl = net(x)
     fl = fl.to(dtype=torch.float32)
     D = x.shape[0]
@@ -306,9 +337,16 @@ def sample_loss(net, x: torch.Tensor, cfg: TrainConfig, progress: float, g=None)
     else:
         value = vol2flow_loss(x, fl, cfg.vol2flow_steps, anchors=anchors, generator=g, margin=margin)
     if cfg.iss_weight: value = value + cfg.iss_weight * iss_loss(fl)
+    if cfg.teacher and target is not None: value = value + cfg.teacher * flow_distance(fl, target.to(x.device), margin)
     return value, K
 
-# %% ../nbs/30_train.ipynb 27
+def flow_distance(flows: Flows, target: Flows, margin: int = 0) -> torch.Tensor:
+    "Mean squared endpoint distance (pixels^2) between two Flows, `margin` pixels from the border left out."
+    H, W = flows.shape
+    inner = (..., slice(margin, H - margin), slice(margin, W - margin))
+    return sum(((a - b)[inner] ** 2).sum(1).mean() for a, b in ((flows.forward, target.forward), (flows.backward, target.backward))) / 2
+
+# %% ../nbs/30_train.ipynb 29
 HISTORY_COLUMNS = ('step', 'seconds', 'loss', 'reach')
 
 def write_history(history: list, path) -> pathlib.Path:
@@ -331,7 +369,7 @@ def plot_history(history: list, path=None, smooth: int = 25):
     if path is not None: fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/30_train.ipynb 29
+# %% ../nbs/30_train.ipynb 31
 def _dist_info():
     world = int(os.environ.get('WORLD_SIZE', '1'))
     return world, int(os.environ.get('RANK', '0')), int(os.environ.get('LOCAL_RANK', '0'))
@@ -371,13 +409,14 @@ def _start(recipe: TrainConfig, arch: FlowNetConfig, dev, seed: int, ck_path: pa
         ck.restore_rng()
     return st
 
-def _train_step(net, opt, vols: list, recipe: TrainConfig, progress: float, g, dev) -> tuple:
+def _train_step(net, opt, vols: list, teachers, recipe: TrainConfig, progress: float, g, dev) -> tuple:
     "One optimisation step over `recipe.batch` samples: (mean loss, reach)."
     opt.zero_grad(set_to_none=True)
     total, K = 0., None
     for _ in range(recipe.batch):
-        x = sample_slab(vols[_randint(len(vols), g)], recipe, g).to(dev)
-        value, K = sample_loss(net, x, recipe, progress, g)
+        k = _randint(len(vols), g)
+        x, target = sample_slab(vols[k], recipe, g, teachers[k]) if teachers else (sample_slab(vols[k], recipe, g), None)
+        value, K = sample_loss(net, x.to(dev), recipe, progress, g, target)
         (value / recipe.batch).backward(); total += value.item() / recipe.batch
     opt.step()
     return total, K
@@ -388,11 +427,11 @@ def _save(out: pathlib.Path, name: str, st: _State, recipe: TrainConfig, meta: d
     if state: extra['history'] = st.history
     save_checkpoint(out / name, st.model, st.opt if state else None, step=st.step, rng=state, extra=extra)
 
-# %% ../nbs/30_train.ipynb 30
+# %% ../nbs/30_train.ipynb 32
 def train(volumes,                    # list of paths and/or normalised (D, H, W) tensors/arrays (unlabeled)
           out,                        # output folder: model.safetensors, checkpoint.safetensors, history.csv/png
           recipe: TrainConfig | None = None,   # what each step samples and minimises (default: `TrainConfig()`)
-          arch: FlowNetConfig | None = None,   # the network (default: `FlowNetConfig(size=recipe.size)`)
+          arch: FlowNetConfig | None = None,   # the network (default: `default_arch(recipe.size)`)
           steps: int | None = None,   # stop after this many steps (per process) ...
           budget_s: float | None = None,  # ... or when this many seconds of training are spent (the first of the two)
           device='auto',              # 'auto', 'cpu', 'cuda', 'mps' (under torchrun: cuda:LOCAL_RANK if CUDA)
@@ -417,12 +456,16 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
     out = pathlib.Path(out); out.mkdir(parents=True, exist_ok=True)
     vols = [prepare_volume(v, recipe.size) for v in volumes]
     if not vols: raise InputError("no training volumes given")
-    arch = arch or FlowNetConfig(size=recipe.size)
+    arch = arch or default_arch(recipe.size)
+    if arch.size != recipe.size: raise InputError(f"the network's size {arch.size} differs from the recipe's working size {recipe.size}")
     st = _start(recipe, arch, dev, seed, out / 'checkpoint.safetensors', resume)
     net = torch.nn.parallel.DistributedDataParallel(st.model, device_ids=[dev] if dev.type == 'cuda' else None) if distributed else st.model
     meta = dict(seed=seed, world_size=world, device=dev.type,
                 volumes=[pathlib.Path(v).name if isinstance(v, (str, pathlib.Path)) else 'array' for v in volumes])
     save = (lambda name, state=True: _save(out, name, st, recipe, meta, state)) if rank == 0 else (lambda *a, **k: None)
+    t1 = time.time()
+    teachers = [fit(v, device=dev, progress=False)[0] for v in vols] if recipe.teacher else None   # part of the training time
+    st.seconds += time.time() - t1
     snaps = sorted(s for s in snapshots if s > st.seconds)
     bar = tqdm(total=steps or int(budget_s), initial=st.step if steps else int(st.seconds), disable=not progress or rank != 0,
                desc=f'train ({recipe.loss})', unit='step' if steps else 's')
@@ -430,7 +473,7 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
     try:
         while _progress(st.step, time.time() - t0, steps, budget_s, distributed, dev) < 1:
             p = _progress(st.step, time.time() - t0, steps, budget_s)
-            value, K = _train_step(net, st.opt, vols, recipe, p, _step_generator(seed, st.step, rank), dev)
+            value, K = _train_step(net, st.opt, vols, teachers, recipe, p, _step_generator(seed, st.step, rank), dev)
             st.step, st.seconds = st.step + 1, time.time() - t0
             st.history.append(dict(step=st.step - 1, seconds=round(st.seconds, 3), loss=value, reach=K))
             bar.update(1 if steps else int(st.seconds) - bar.n); bar.set_postfix(loss=f'{value:.5f}', K=K)
@@ -450,8 +493,8 @@ def _finish(history, out):
     write_history(history, out / 'history.csv')
     if history: plot_history(history, out / 'history.png')
 
-# %% ../nbs/30_train.ipynb 36
-REFINE = dict(steps=60, levels=(1,), full_at=0.01, lr=0.02)   # see bench/bench_learned.py
+# %% ../nbs/30_train.ipynb 38
+REFINE = dict(steps=40)   # fit's own schedule otherwise; measured: bench/bench_learned.py, README "Learned flows"
 
 def model_flows(model,                    # a trained network or checkpoint path
                 slices,                   # (D, H, W) intensities normalised to [0, 1], at working resolution
