@@ -4,6 +4,7 @@
 
 # %% ../nbs/12_baselines.ipynb 3
 from __future__ import annotations
+import functools
 import numpy as np
 from scipy import ndimage
 from skimage.registration import optical_flow_tvl1
@@ -115,27 +116,42 @@ def tvl1_propagate(slices,                      # (D, H, W) normalised float sli
     return out, stops
 
 # %% ../nbs/12_baselines.ipynb 26
+@functools.lru_cache(maxsize=1)
+def _itk_worker():
+    "One child process for ITK, started on first use and kept for later calls."
+    # ITK's libraries loaded beside torch's corrupted the heap at interpreter exit ("malloc_consolidate(): unaligned
+    # fastbin chunk", seen in the benchmark), so ITK never loads into this process
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'))
+
+def _itk_interpolate(lab: np.ndarray, itk_axis: int, use_distance_transform: bool, heuristic_alignment: bool):
+    "ITK's MorphologicalContourInterpolator on a C-ordered label array (runs in a child process, see below)."
+    import itk
+    filt = itk.MorphologicalContourInterpolator.New(itk.GetImageFromArray(lab))   # ITK index order is numpy's reversed
+    filt.SetAxis(itk_axis)
+    filt.SetUseDistanceTransform(bool(use_distance_transform))
+    filt.SetHeuristicAlignment(bool(heuristic_alignment))
+    filt.Update()
+    return np.asarray(itk.GetArrayFromImage(filt.GetOutput()))
+
 def morphological_interpolation(sparse_labels,     # (D, H, W)-like integer labels, some slices annotated
                                 axis: int = 0,      # the slice axis along which annotations are sparse
                                 use_distance_transform: bool = True,  # ITK option: distance-transform blending
                                 heuristic_alignment: bool = True,     # ITK option: faster alignment heuristic
                                ) -> np.ndarray:     # labels of the same shape and dtype, gaps filled
     "Fill the slices between annotated ones with ITK's morphological contour interpolation (optional package)."
-    try:
-        import itk
-        itk.MorphologicalContourInterpolator
-    except (ImportError, AttributeError) as e:
+    import importlib.util
+    if importlib.util.find_spec('itk') is None:
         raise ImportError("morphological_interpolation needs the optional package itk-morphologicalcontourinterpolation: "
-                          "pip install itk-morphologicalcontourinterpolation") from e
+                          "pip install itk-morphologicalcontourinterpolation")
     lab = as_label_array(sparse_labels, 'sparse labels')
     if lab.ndim != 3: raise InputError(f"sparse labels must be 3D, got shape {lab.shape}")
     if not isinstance(axis, (int, np.integer)) or not -3 <= axis <= 2:
         raise InputError(f"axis must be 0, 1 or 2 (or -1..-3), got {axis!r}")
-    axis = int(axis) % 3
-    image = itk.GetImageFromArray(np.ascontiguousarray(lab))   # ITK index order is the reverse of numpy's
-    filt = itk.MorphologicalContourInterpolator.New(image)
-    filt.SetAxis(2 - axis)
-    filt.SetUseDistanceTransform(bool(use_distance_transform))
-    filt.SetHeuristicAlignment(bool(heuristic_alignment))
-    filt.Update()
-    return np.asarray(itk.GetArrayFromImage(filt.GetOutput())).astype(lab.dtype)
+    try: out = _itk_worker().submit(_itk_interpolate, np.ascontiguousarray(lab), 2 - int(axis) % 3,
+                                    use_distance_transform, heuristic_alignment).result()
+    except AttributeError as e:
+        raise ImportError("the installed ITK has no MorphologicalContourInterpolator: "
+                          "pip install itk-morphologicalcontourinterpolation") from e
+    return out.astype(lab.dtype)

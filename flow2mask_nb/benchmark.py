@@ -152,6 +152,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
              seed_rule: str = 'largest',   # 'largest' (oracle), 'suggested' or 'middle' (of the true range)
              baselines: bool = True,       # also seed copy over the true range and TV-L1 on the same intensities
              flows=None,                   # reuse flows computed for this case (skips and does not time the fit)
+             oracle_stop: bool = False,    # stop at the true extent (an oracle, for comparisons only)
              **annotate_kwargs,            # options of `pipeline.annotate`
             ) -> dict:
     "Seed every structure of `case` on one slice, propagate them in one call and score each beside the baselines."
@@ -164,6 +165,9 @@ def run_case(case: Case,                   # the volume, its labels and structur
     seeds = {l: seed_slice_for(truth3, l, seed_rule, prep and prep.work.numpy(), flows) for l in ids}
     seed3 = np.zeros_like(truth3)
     for l, k in seeds.items(): seed3[k][truth3[k] == l] = l
+    if oracle_stop:
+        from flow2mask_nb.propagate import StopRule
+        annotate_kwargs['stop'] = StopRule(oracle_range={l: _extent(truth3 == l) for l in ids})
     t0 = time.perf_counter()
     ann = annotate(image, truth.with_array(from_slices(seed3, axis)), axis=axis, flows=flows, **annotate_kwargs)
     seconds = time.perf_counter() - t0
@@ -253,7 +257,8 @@ def plot_cases(summary: dict, path=None, title='mean Dice per case'):
         ax.bar(np.arange(len(rows)) + (i - (len(methods) - 1) / 2) * w, [r.get(m, np.nan) for r in rows], w,
                label=names[m])
     ax.set_xticks(range(len(rows)), [r['case'] for r in rows], rotation=30, ha='right')
-    ax.set_ylim(0, 1); ax.set_ylabel('mean Dice'); ax.set_title(title); ax.legend(fontsize=8, ncol=len(methods))
+    ax.set_ylim(0, 1.15); ax.set_yticks(np.arange(0, 1.01, 0.2)); ax.set_ylabel('mean Dice'); ax.set_title(title)
+    ax.legend(fontsize=8, ncol=len(methods), loc='upper center', frameon=False)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig

@@ -4,14 +4,15 @@
 
 # %% ../nbs/60_cli.ipynb 3
 from __future__ import annotations
-import argparse, json, os, sys, time, pathlib, tempfile, traceback
+import argparse, json, math, os, sys, time, pathlib, tempfile, traceback
 import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate',
            'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'train_on_cases', 'cmd_benchmark',
-           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
+           'cmd_flows', 'case_flows', 'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model',
+           'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +28,14 @@ def parse_labels(text: str | None):
         raise InputError(f"--labels must list label values in 1..65535, got {text!r}")
     return out
 
-def _print_json(obj): print(json.dumps(obj, indent=2, default=float))
+def _finite(x):
+    "JSON has no Infinity or NaN: non-finite numbers become null (the caller says why)."
+    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
+    if isinstance(x, dict): return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_finite(v) for v in x]
+    return x
+
+def _print_json(obj): print(json.dumps(_finite(obj), indent=2, default=float, allow_nan=False))
 
 def _positive(kind, name, minimum=None):
     "An argparse type: a number of `kind` above zero (or at least `minimum`)."
@@ -52,12 +60,14 @@ def command(name, help):
 # %% ../nbs/60_cli.ipynb 8
 def cmd_info(args):
     "Print shape, spacing, orientation, slice axis and intensity range of an image."
-    d = describe(read_volume(args.image), args.axis)
+    from flow2mask_nb.orient import plane_name
+    vol = read_volume(args.image)
+    d = describe(vol, args.axis); d['plane'] = plane_name(vol.direction, d['slice_axis'])
     if args.json: return _print_json(d)
     shape = ' x '.join(map(str, d['shape'])); sp = ' x '.join(f'{s:.4g}' for s in d['spacing_mm'])
     print(f"{d['path']}\n  shape       {shape} voxels\n  spacing     {sp} mm\n"
           f"  origin      {', '.join(f'{o:.2f}' for o in d['origin_mm'])} mm\n  orientation {d['orientation']}\n"
-          f"  slice axis  {d['slice_axis']} ({d['shape'][d['slice_axis']]} slices)\n  dtype       {d['dtype']}\n"
+          f"  slice axis  {d['slice_axis']} ({d['plane']}, {d['shape'][d['slice_axis']]} slices)\n  dtype       {d['dtype']}\n"
           f"  intensity   {d['min']:.6g} .. {d['max']:.6g} (0.5-99.5 %: {d['p0_5']:.6g} .. {d['p99_5']:.6g})"
           + (f"\n  non-finite  {d['non_finite']} voxels" if d['non_finite'] else ''))
 
@@ -70,11 +80,20 @@ def evaluate_files(pred_path, truth_path, labels=None) -> list:
     pred = read_labels(pred_path, truth)
     return label_table(pred.array, truth.array, truth.spacing, labels=labels)
 
+def _explain_undefined(row: dict) -> dict:
+    "A row whose surface distances are undefined (an empty structure) gets a note saying why they are null in JSON."
+    bad = [k for k in ('hd95_mm', 'assd_mm') if row.get(k) is not None and not math.isfinite(row[k])]
+    if not bad: return row
+    if row['label'] == 'mean': why = 'a label has no surface distance (see its row)'
+    elif not row['voxels_pred'] and not row['voxels_truth']: why = 'the structure is empty in both maps'
+    else: why = f"the structure is empty in the {'prediction' if not row['voxels_pred'] else 'truth'}"
+    return {**row, 'note': f"{' and '.join(bad)} null: {why}, so there is no surface distance"}
+
 def cmd_evaluate(args):
     "Print Dice, IoU, HD95 and ASSD per label of PRED against TRUTH."
     from flow2mask_nb.metrics import format_table
     rows = evaluate_files(args.pred, args.truth, parse_labels(args.labels))
-    if args.json: return _print_json(rows)
+    if args.json: return _print_json([_explain_undefined(r) for r in rows])
     print(format_table(rows))
 
 # %% ../nbs/60_cli.ipynb 12
@@ -86,6 +105,16 @@ def _stop_summary(stops) -> str:
         where = f"stopped at slice {s['stop_slice']}: {why}" if s.get('stop_slice') is not None else why
         by.setdefault(s['label'], []).append(f"{s['direction']} to slice {s['last_slice']} ({where})")
     return '\n'.join(f"  label {l}: " + '; '.join(v) for l, v in sorted(by.items()))
+
+def _flows_for(args, image) -> tuple:
+    "The flows file of --flows, checked against IMAGE and --axis: (Flows, meta), or (None, {}) without --flows."
+    if not args.flows: return None, {}
+    from flow2mask_nb.flowfile import read_flows_file
+    clash = [o for o in ('model', 'budget', 'fit_steps', 'window') if getattr(args, o, None)]
+    clash += [o for o in ('flow_source', 'modality') if getattr(args, o, 'auto') != 'auto']   # the flows bring theirs
+    if clash: raise InputError(f"--flows replaces {', '.join('--' + o.replace('_', '-') for o in clash)}: "
+                               "the flows are already made")
+    return read_flows_file(args.flows, image, args.axis)
 
 def parse_window(text: str | None):
     "Parse '--window LO,HI' (two numbers, HI > LO) into a pair; None stays None."
@@ -110,16 +139,19 @@ def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
     from flow2mask_nb.io import write_volume, check_output_path
     from flow2mask_nb.pipeline import annotate, write_report
-    protect = [args.image, args.seed, args.model]
+    protect = [args.image, args.seed, args.model, args.flows]
     out = check_output_path(args.output, protect)      # fail before minutes of work, not after
     if args.report and not pathlib.Path(args.report).parent.exists():
         raise InputError(f"{pathlib.Path(args.report).parent}: report folder does not exist")
     image = read_volume(args.image)
     seed = read_labels(args.seed, image)
-    ann = annotate(image, seed, labels=parse_labels(args.labels), axis=args.axis, model=resolve_model(args.model),
+    flows, meta = _flows_for(args, image)
+    # given flows bring their slice axis and the intensity settings they were estimated on
+    opts = dict(axis=args.axis, modality=args.modality, window=parse_window(args.window)) | (
+        dict(flows=flows, axis=meta['axis'], modality=meta['modality'], window=meta['window']) if flows else {})
+    ann = annotate(image, seed, labels=parse_labels(args.labels), model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
-                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads,
-                   modality=args.modality, window=parse_window(args.window))
+                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads, **opts)
     write_volume(ann.labels, out, protect=protect, labels=True)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
           f"[{ann.info.get('flow_source', 'given')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
@@ -138,6 +170,7 @@ def _propagate_args(p):
     p.add_argument('--seed', required=True, help='label map, non-zero on the annotated slice(s)')
     p.add_argument('-o', '--output', required=True, help='output label map (.nii.gz, .nrrd, .mha, .npz)')
     p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
@@ -164,11 +197,13 @@ def cmd_suggest(args):
     from flow2mask_nb.select import parse_range
     from flow2mask_nb.io import choose_slice_axis
     image = read_volume(args.image)
-    axis = choose_slice_axis(image.spacing, args.axis)
+    flows, meta = _flows_for(args, image)
+    axis = meta.get('axis', choose_slice_axis(image.spacing, args.axis))
     rng = parse_range(args.range, image.shape[axis])
-    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, fit_steps=args.fit_steps,
-                  budget_s=args.budget, progress=not args.quiet and not args.json, modality=args.modality,
-                  window=parse_window(args.window))
+    intensity = (dict(modality=meta['modality'], window=meta['window']) if flows else
+                 dict(modality=args.modality, window=parse_window(args.window)))
+    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, flows=flows, size=meta.get('size', 128),
+                  fit_steps=args.fit_steps, budget_s=args.budget, progress=not args.quiet and not args.json, **intensity)
     if args.json: return _print_json(res)
     print(f"annotate slice {res['slice']} along axis {res['axis']} "
           f"(mean reconstruction error {res['error']:.5f}, range {res['range'][0]}..{res['range'][1]})")
@@ -177,6 +212,7 @@ def cmd_suggest(args):
 def _suggest_args(p):
     p.add_argument('image', help='image file or DICOM folder')
     p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     p.add_argument('--range', default=None, help='restrict to slices z0:z1 (inclusive)')
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
     g = p.add_mutually_exclusive_group()
@@ -215,17 +251,20 @@ def cmd_benchmark(args):
     for path in (args.json, args.plot):
         if path and not pathlib.Path(path).parent.exists(): raise InputError(f"{pathlib.Path(path).parent}: folder does not exist")
     cases = load_cases(args.cases)
+    if args.flows and not pathlib.Path(args.flows).is_dir(): raise InputError(f"{args.flows}: no such folder for --flows")
+    if args.flows and (args.model or args.train): raise InputError("--flows holds flows fitted without a model: use it without --model/--train")
     model = resolve_model(args.model)
     if args.train: model = train_on_cases(cases, args.train, args.model_out)
     kw = dict(modality=args.modality, window=parse_window(args.window), progress=False, model=model)
     results, completion = [], []
     for c in cases:
-        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, **kw); r.pop('_annotation')
+        flows = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else None
+        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, flows=flows, **kw); r.pop('_annotation')
         results.append(r)
         print(f"{c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
               + f" ({r['seconds']:.0f} s)", flush=True)
         if args.completion:
-            k = completion_case(c, args.completion, **kw); k.pop('_annotation'); completion.append(k)
+            k = completion_case(c, args.completion, flows=flows, **kw); k.pop('_annotation'); completion.append(k)
     note = ' (each structure on its largest slice: an oracle annotator)' if args.seed_slice == 'largest' else ''
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
@@ -252,12 +291,76 @@ def _benchmark_args(p):
     p.add_argument('--train', type=_positive(float, 'train'), default=None, metavar='SECONDS',
                    help="first train a model on the cases' images for this many seconds (labels unused), then use it")
     p.add_argument('--model-out', default=None, metavar='DIR', help='with --train: keep the model in DIR (default: a temporary folder)')
+    p.add_argument('--flows', default=None, metavar='DIR', help='a folder of flows files, <case>.safetensors: read '
+                   'when there (the fit is skipped and not timed), else made once and written there')
     _intensity_args(p)
     p.add_argument('--json', default=None, help='write the results as JSON here')
     p.add_argument('--plot', default=None, help='write a per-case bar plot (PNG) here')
     p.set_defaults(func=cmd_benchmark)
 
 # %% ../nbs/60_cli.ipynb 18
+def _flow_args(p):
+    "The options that say how flows are made (shared by every command that makes them)."
+    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
+                   help='optimisation steps for fitting the flows')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
+                   help='where flows come from (auto: the model if given, else fit)')
+    p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
+    p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
+                   help='torch threads for the fit (default: 1 for small volumes; 2+ is faster on an idle machine)')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+
+def cmd_flows(args):
+    "Estimate IMAGE's inter-slice flows and write them, with the image's fingerprint, for later --flows runs."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file, check_flows_path
+    protect = [args.image, args.model]
+    out = check_flows_path(args.output, protect)          # before minutes of fitting, not after
+    image = read_volume(args.image)
+    _, flows, meta = make_flows(image, args.axis, args.size, args.modality, parse_window(args.window),
+                                model=resolve_model(args.model),
+                                flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget,
+                                device=args.device, progress=not args.quiet, threads=args.threads)
+    save_flows_file(out, flows, meta, protect)
+    print(f"wrote {out}: {meta['flow_source']} flows between {meta['depth']} {meta['plane']} slices (axis "
+          f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s; "
+          f"reuse them with --flows {out}")
+
+def case_flows(case, folder, modality: str = 'auto', window=None):
+    "A benchmark case's flows from FOLDER/<case>.safetensors (checked against its image), made and written there if absent."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file, read_flows_file
+    image, path = read_volume(case.image), pathlib.Path(folder) / f'{case.name}.safetensors'
+    if not path.exists():
+        _, flows, meta = make_flows(image, case.axis, modality=modality, window=window)
+        save_flows_file(path, flows, meta, protect=[case.image, case.labels]); return flows
+    flows, meta = read_flows_file(path, image, case.axis)
+    if window is not None and list(map(float, window)) != meta['window']:
+        raise InputError(f"{path}: made with the window {meta['window']}, not {list(window)}: remove it to remake it")
+    return flows
+
+@command('flows', 'estimate the inter-slice flows once and write them for later --flows runs')
+def _flows_args(p):
+    p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
+    p.add_argument('-o', '--output', required=True, help='flows file to write (.safetensors)')
+    _flow_args(p)
+    _intensity_args(p)
+    p.set_defaults(func=cmd_flows)
+
+# %% ../nbs/60_cli.ipynb 20
+def demo_figure(prepared, result, seed, truth, path=None, title=None):
+    "The demo's figure: image with the seed, the result (truth as contours), the truth, shown radiologically."
+    from flow2mask_nb.viz import propagation_figure
+    from flow2mask_nb.orient import screen_view
+    from flow2mask_nb.io import to_slices
+    v = screen_view(prepared.volume.direction, prepared.axis)
+    screen = lambda a: v.to_screen(to_slices(np.asarray(a), prepared.axis))      # Volume order -> on screen
+    return propagation_figure(v.to_screen(prepared.slices), screen(result), seed=screen(seed), truth=screen(truth),
+                              n=6, path=path, title=title)
+
 def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, progress: bool = True,
              n_slices: int = 48, size=(96, 96)) -> dict:
     "Run the whole pipeline on a phantom, write image, truth, seed, result, report and figure into `out`."
@@ -266,7 +369,6 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
     from flow2mask_nb.pipeline import annotate, write_report
     from flow2mask_nb.metrics import label_table, oracle_seed
     from flow2mask_nb.baselines import copy_propagate, tvl1_propagate
-    from flow2mask_nb.viz import propagation_figure
     import matplotlib; matplotlib.use('Agg')
     out = pathlib.Path(out); out.mkdir(parents=True, exist_ok=True)
     ph = make_phantom(n_slices=n_slices, size=size, seed=0)
@@ -290,8 +392,8 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
     tables = {name: label_table(pred, t3, spacing) for name, pred in
               (('flow2mask', np.moveaxis(ann.labels.array, 2, 0)), ('TV-L1', tv), ('copy', copy))}
     paths['figure'] = out / 'figure.png'
-    propagation_figure(slices, np.moveaxis(ann.labels.array, 2, 0), seed=s3, truth=t3, n=6, path=paths['figure'],
-                       title=f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
+    demo_figure(ann.prepared, ann.labels.array, seed, truth, paths['figure'],
+                f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
     summary = dict(paths={k: str(v) for k, v in paths.items()}, info=ann.info, stops=ann.propagation.stops,
                    dice={name: rows[-1]['dice'] for name, rows in tables.items()}, tables=tables)
     (out / 'summary.json').write_text(json.dumps(summary, indent=1, default=float))
@@ -316,7 +418,7 @@ def _demo_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/60_cli.ipynb 20
+# %% ../nbs/60_cli.ipynb 22
 def collect_volumes(paths) -> list:
     "Expand files and folders into image paths (a folder of DICOM files is one volume)."
     from flow2mask_nb.io import IMAGE_SUFFIXES, _suffix
@@ -392,11 +494,14 @@ def _train_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/60_cli.ipynb 22
+# %% ../nbs/60_cli.ipynb 24
 def cmd_view(args):
     "Open napari with IMAGE (and --seed) and the flow2mask widget docked (needs the [napari] extra)."
-    from flow2mask_nb.napari_core import cmd_view as _view
-    return _view(args)
+    try: import napari
+    except ImportError: raise Flow2MaskError("flow2mask view needs napari: pip install 'flow2mask_nb[napari]'") from None
+    from flow2mask_nb.napari_widget import open_viewer
+    open_viewer(args.image, args.seed, axis=args.axis)
+    napari.run()
 
 @command('view', 'open napari with the image (and a seed) and the flow2mask widget docked')
 def _view_args(p):
@@ -405,7 +510,7 @@ def _view_args(p):
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
     p.set_defaults(func=cmd_view)
 
-# %% ../nbs/60_cli.ipynb 24
+# %% ../nbs/60_cli.ipynb 26
 @command('info', 'describe an image: shape, spacing, orientation, slice axis, intensities')
 def _info_args(p):
     p.add_argument('image', help='NIfTI, NRRD, MHA/MHD, .npy/.npz file or DICOM series folder')

@@ -365,6 +365,9 @@ def check_output_path(path, protect=()) -> pathlib.Path:
             raise InputError(f"{path}: refusing to overwrite an input ({p})")
     if path.is_dir(): raise InputError(f"{path}: is a folder, expected a file name")
     suffix = _suffix(path)
+    if suffix == '.npy':      # np.save keeps the voxels only: the output would silently lose its place in space
+        raise InputError(f"{path}: a .npy file cannot keep the geometry (spacing, origin, direction); write .npz "
+                         "(the array with its geometry), .nii.gz, .nrrd or .mha")
     if suffix not in IMAGE_SUFFIXES:
         raise InputError(f"{path}: cannot write format {suffix or '(no extension)'}; use .nii.gz, .nrrd, .mha or .npz")
     if not path.parent.exists(): raise InputError(f"{path.parent}: output folder does not exist")
@@ -379,8 +382,7 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False):
     tmp = str(path.parent / f'.{path.name}.{os.getpid()}.{os.urandom(6).hex()}.partial{suffix}')
     try:   # the temporary is created inside the try, so an interrupt at any point removes it
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        if suffix == '.npy': np.save(tmp, array)
-        elif suffix == '.npz':
+        if suffix == '.npz':
             with open(tmp, 'wb') as f:
                 np.savez_compressed(f, array=array, spacing=vol.spacing, origin=vol.origin, direction=vol.direction)
         else: sitk.WriteImage(volume_to_sitk(vol.with_array(array)), tmp, True)

@@ -8,37 +8,34 @@ import pathlib
 import numpy as np
 import torch
 from .io import (Volume, InputError, Flow2MaskError, read_volume, write_volume, choose_slice_axis,
-                             as_label_array, IMAGE_SUFFIXES)
+                             as_label_array, to_slices, from_slices, IMAGE_SUFFIXES, _suffix)
 from .model import Flows
 from .warp import jacobian_determinant
+from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'layer_order', 'display_flips', 'geometry_meta', 'to_layer',
-           'from_layer', 'layer_scale', 'volume_from_layer', 'layer_meta', 'is_dicom_folder', 'can_read',
-           'looks_like_labels', 'volume_layer_data', 'read_layers', 'get_reader', 'labels_volume', 'write_labels',
-           'flow_steps', 'propagation_steps', 'suggest_steps', 'run_steps', 'merge_preview', 'confidence_curves',
-           'least_confident', 'slice_flow_fields', 'flow_vectors', 'sample_phantom', 'cmd_view']
+__all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'geometry_meta', 'layer_view', 'to_layer', 'from_layer',
+           'layer_to_slices', 'slices_to_layer', 'axis_labels', 'layer_scale', 'volume_from_layer', 'layer_meta',
+           'is_dicom_folder', 'can_read', 'looks_like_labels', 'volume_layer_data', 'read_layers', 'get_reader',
+           'labels_volume', 'write_labels', 'seed_candidates', 'default_seed', 'preview_changes', 'confidence_curves',
+           'slice_flow_fields', 'flow_vectors', 'arrow_length', 'sample_phantom']
 
 # %% ../nbs/80_napari_core.ipynb 6
 META_KEY = 'flow2mask'   # the key of our geometry in a layer's metadata
 
-def layer_order(axis: int) -> tuple:
-    "Array-axis permutation from a Volume to a napari layer: the slice axis first, then the others reversed."
-    axis = choose_slice_axis((1., 1., 1.), axis)
-    return (axis, *sorted((k for k in range(3) if k != axis), reverse=True))
-
-def display_flips(direction, order) -> list:
-    "Which in-plane layer axes to flip so that both increase along +L, +P or +S (radiological view of an LPS scan)."
-    d = np.asarray(direction, dtype=float)
-    return [bool(d[np.argmax(np.abs(d[:, a])), a] < 0) for a in order[1:]]
-
 def geometry_meta(vol: Volume, axis: int | None = None) -> dict:
-    "The JSON-able geometry a layer needs to map back to `vol`'s grid (stored in `metadata['flow2mask']`)."
+    "The JSON-able geometry a layer needs to map back to `vol`'s grid, with its screen view (`metadata['flow2mask']`)."
     axis = choose_slice_axis(vol.spacing, axis)
-    order = layer_order(axis)
+    v = screen_view(vol.direction, axis)
+    a, b = [k for k in range(3) if k != axis]
+    order = (axis, b, a) if v.transpose else (axis, a, b)
     return dict(spacing=list(vol.spacing), origin=list(vol.origin), direction=vol.direction.tolist(),
-                shape=list(vol.shape), order=list(order), flip=display_flips(vol.direction, order), axis=axis,
-                path=vol.path)
+                shape=list(vol.shape), order=list(order), flip=[v.flip_rows, v.flip_cols], axis=axis,
+                plane=v.plane, edges=v.edges(), path=vol.path)
+
+def layer_view(meta: dict) -> ScreenView:
+    "The screen view of a layer: how its slices relate to `to_slices` of the volume (see `orient`)."
+    return screen_view(meta['direction'], meta['axis'])
 
 def _flip_axes(meta) -> tuple:
     return tuple(1 + i for i, f in enumerate(meta.get('flip', (False, False))) if f)
@@ -55,6 +52,19 @@ def from_layer(data, meta: dict) -> np.ndarray:
                          f"{tuple(meta['shape'][k] for k in meta['order'])}")
     return np.transpose(np.flip(data, _flip_axes(meta)), np.argsort(meta['order']))
 
+def layer_to_slices(data, meta: dict) -> np.ndarray:
+    "Layer data as the (D, H, W) slice stack that propagation uses (`to_slices` of the volume's array)."
+    return to_slices(from_layer(data, meta), meta['axis'])
+
+def slices_to_layer(stack, meta: dict) -> np.ndarray:
+    "A (D, H, W) slice stack as layer data (inverse of `layer_to_slices`)."
+    return to_layer(from_slices(np.asarray(stack), meta['axis']), meta)
+
+def axis_labels(meta: dict) -> tuple:
+    "Names for the viewer's three axes in patient terms, e.g. ('axial slice', 'A-P', 'R-L')."
+    e = meta.get('edges') or layer_view(meta).edges()
+    return (f"{meta.get('plane', 'slice')} slice", f"{e['top']}-{e['bottom']}", f"{e['left']}-{e['right']}")
+
 def layer_scale(meta: dict) -> tuple:
     "napari `scale` (mm per voxel along each layer axis)."
     return tuple(float(meta['spacing'][k]) for k in meta['order'])
@@ -69,12 +79,9 @@ def layer_meta(metadata) -> dict | None:
     m = (metadata or {}).get(META_KEY)
     return m if isinstance(m, dict) and {'spacing', 'origin', 'direction', 'shape', 'order'} <= set(m) else None
 
-# %% ../nbs/80_napari_core.ipynb 9
+# %% ../nbs/80_napari_core.ipynb 11
 READ_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in ('.npy', '.npz'))
 
-def _suffix(path) -> str:
-    name = pathlib.Path(path).name.lower()
-    return next((s for s in IMAGE_SUFFIXES if name.endswith(s)), pathlib.Path(path).suffix.lower())
 _LABEL_WORDS = ('label', 'seg', 'mask', 'annot')
 
 def _is_dicom_file(p: pathlib.Path) -> bool:
@@ -132,7 +139,7 @@ def get_reader(path):
     "napari reader hook: `read_layers` for paths we handle, else None (never raises)."
     return read_layers if can_read(path) else None
 
-# %% ../nbs/80_napari_core.ipynb 14
+# %% ../nbs/80_napari_core.ipynb 16
 WRITE_SUFFIXES = ('.nii.gz', '.nii', '.nrrd', '.mha')
 
 def labels_volume(data, metadata) -> Volume:
@@ -143,82 +150,36 @@ def labels_volume(data, metadata) -> Volume:
                          "the flow2mask widget and save from there, or copy the image layer's metadata")
     return volume_from_layer(as_label_array(data, 'labels layer'), meta)
 
-def write_labels(path: str, data, attributes: dict) -> list:
+def write_labels(path: str, data, attributes: dict, protect=()) -> list:
     "napari writer hook: write a labels layer with its image's geometry (atomically); returns the paths written."
     path = pathlib.Path(path)
     if _suffix(path) not in WRITE_SUFFIXES: path = path.with_name(path.name + '.nii.gz')
     vol = labels_volume(data, attributes.get('metadata'))
-    protect = [p for p in [vol.path] if p]
+    protect = [p for p in [vol.path, *protect] if p]            # the image, and any file the labels came from
     return [str(write_volume(vol.with_array(vol.array, path=None), path, protect=protect, labels=True))]
 
-# %% ../nbs/80_napari_core.ipynb 17
-def flow_steps(prep,                        # `pipeline.Prepared` volume
-               flow_source: str = 'auto',   # 'auto', 'fit', 'model' or 'tvl1' (see `pipeline.estimate_flows`)
-               model=None,                  # trained checkpoint path or network
-               fit_steps: int | None = None, budget_s: float | None = None,
-               span=(0.05, 0.85),           # progress fractions at the start and end of this stage
-              ):
-    "Estimate the inter-slice flows step by step: yields ('flows', fraction); returns `Flows` (working resolution)."
-    from flow2mask_nb.pipeline import estimate_flows
-    a, b = span
-    if flow_source != 'tvl1':
-        yield 'flows', a
-        flows, _ = estimate_flows(prep, model, flow_source, fit_steps, budget_s)
-        return flows
-    from flow2mask_nb.baselines import slice_flow            # the same pairs as `pipeline.tvl1_flows`
-    x = prep.work.numpy(); n = x.shape[0] - 1; fw, bw = [], []
-    for i in range(n):
-        yield 'flows', a + (b - a) * i / n
-        fw.append(slice_flow(x, i, i + 1)); bw.append(slice_flow(x, i + 1, i))
-    return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
+# %% ../nbs/80_napari_core.ipynb 19
+def _ours(layer) -> dict:
+    m = (getattr(layer, 'metadata', None) or {}).get(META_KEY)
+    return m if isinstance(m, dict) else {}
 
-def propagation_steps(image: Volume,          # the image
-                      seed,                    # seed labels in the image's index order (or a label Volume on its grid)
-                      axis: int | None = None,  # slice axis (default: automatic)
-                      flow_source: str = 'auto',  # 'auto', 'fit', 'model' or 'tvl1' (see `pipeline.estimate_flows`)
-                      model=None,              # trained checkpoint path or network
-                      fit_steps: int | None = None, budget_s: float | None = None,
-                      flows: Flows | None = None,  # reuse flows computed earlier for this image and axis
-                      size: int | None = 128,  # working resolution of the flows
-                      **annotate_kw):
-    "Run `pipeline.annotate` step by step: yields (stage, fraction in [0, 1]); returns the Annotation."
-    from flow2mask_nb.pipeline import prepare, annotate
-    yield 'prepare', 0.
-    if not np.asarray(seed.array if isinstance(seed, Volume) else seed).any():
-        raise InputError("the seed is empty: paint the structure on at least one slice")
-    if flows is None:
-        flows = yield from flow_steps(prepare(image, axis, size=size), flow_source, model, fit_steps, budget_s)
-    yield 'propagate', 0.85
-    ann = annotate(image, seed, axis=axis, flows=flows, size=size, **annotate_kw)
-    yield 'done', 1.
-    return ann
+def seed_candidates(layers, image) -> list:
+    "Labels layers (objects with name, data, metadata) that can hold `image`'s seed: same shape, not a preview."
+    shape = np.shape(image.data)
+    return [l for l in layers if np.shape(l.data) == shape and not _ours(l).get('preview')]
 
-def suggest_steps(image: Volume, axis: int | None = None, flows: Flows | None = None, slice_range=None,
-                  size: int | None = 128, **flow_kw):
-    "`pipeline.suggest` step by step: yields (stage, fraction); returns its dict plus the `flows` it used."
-    from flow2mask_nb.pipeline import prepare, suggest
-    yield 'prepare', 0.
-    if flows is None: flows = yield from flow_steps(prepare(image, axis, size=size), span=(0.05, 0.9), **flow_kw)
-    yield 'suggest', 0.9
-    out = suggest(image, slice_range=slice_range, axis=axis, flows=flows, size=size)
-    out['flows'] = flows
-    yield 'done', 1.
-    return out
-
-def run_steps(gen):
-    "Drive a step generator to the end without a GUI; returns its value."
-    while True:
-        try: next(gen)
-        except StopIteration as e: return e.value
+def default_seed(layers, image):
+    "The seed layer made for `image` with New seed labels (the last one), or None."
+    mine = [l for l in seed_candidates(layers, image) if _ours(l).get('seed_for') == image.name]
+    return mine[-1] if mine else None
 
 # %% ../nbs/80_napari_core.ipynb 22
-def merge_preview(current, preview, overwrite: bool = False) -> tuple:
-    "Where to write the preview into `current`: (index tuple, values); only unlabelled voxels unless `overwrite`."
-    current, preview = np.asarray(current), np.asarray(preview)
-    if current.shape != preview.shape: raise InputError(f"preview {preview.shape} and labels {current.shape} differ")
-    where = (preview > 0) & ((current != preview) if overwrite else (current == 0))
-    idx = np.nonzero(where)
-    return idx, preview[idx]
+def preview_changes(base, result) -> tuple:
+    "The voxels a run changes: (index tuple, new values) where `result` differs from the labels it started from."
+    base, result = np.asarray(base), np.asarray(result)
+    if base.shape != result.shape: raise InputError(f"result {result.shape} and labels {base.shape} differ in shape")
+    idx = np.nonzero(base != result)
+    return idx, result[idx]
 
 # %% ../nbs/80_napari_core.ipynb 25
 def confidence_curves(records: list, n_slices: int) -> dict:
@@ -229,36 +190,35 @@ def confidence_curves(records: list, n_slices: int) -> dict:
         c[int(r['slice'])] = float(r['confidence'])
     return dict(sorted(out.items()))
 
-def least_confident(records: list, exclude=()) -> dict | None:
-    "The propagated (not seed, non-empty) record with the lowest confidence, or None; skips slices in `exclude`."
-    cand = [r for r in records if r.get('source') != 'seed' and r.get('area_final', r.get('area', 0)) > 0
-            and int(r['slice']) not in set(exclude)]
-    return min(cand, key=lambda r: (r['confidence'], r['slice'])) if cand else None
-
 # %% ../nbs/80_napari_core.ipynb 28
-def slice_flow_fields(flows: Flows, k: int, shape: tuple, transpose: bool = True, flip=(False, False)) -> dict:
-    "The flow into slice `k` on a native (H, W) grid, in layer order: flow (2, H', W'), magnitude, jacobian, folding."
+def slice_flow_fields(flows: Flows, k: int, shape: tuple, view: ScreenView = ScreenView()) -> dict:
+    "The flow into slice `k` on a native (H, W) grid, in `view`: flow (2, H', W'), magnitude, jacobian, folding."
     D = flows.depth
     if not 0 <= k < D: raise InputError(f"slice {k} outside 0..{D - 1}")
     f = (flows.forward[k - 1] if k > 0 else flows.backward[0])[None].float()
     f = Flows(f, f).resize(*shape).forward                      # (1, 2, H, W), vectors rescaled with the grid
-    det = jacobian_determinant(f)[0].numpy()
-    f = f[0].numpy()
-    if transpose: f, det = f[::-1].transpose(0, 2, 1), det.T   # layer shows (cols, rows): swap components and axes
-    for j, fl in enumerate(flip):                                # a flipped layer axis: mirror the field, negate
-        if fl: f = np.flip(f, 1 + j).copy(); f[j] *= -1; det = np.flip(det, j)   # its component (det unchanged)
+    det = np.ascontiguousarray(view.to_screen(jacobian_determinant(f)[0].numpy()))   # a determinant survives
+    f = view.flow_to_screen(f[0].numpy())                                              # axis swaps and flips
     return dict(slice=k, source=k - 1 if k > 0 else 1, flow=np.ascontiguousarray(f),
                 magnitude=np.hypot(f[0], f[1]).astype(np.float32), jacobian=det.astype(np.float32),
                 folding=float((det <= 0).mean()))
 
+def _arrow_step(shape) -> int: return max(2, min(shape) // 24)
+
 def flow_vectors(flow, k: int, step: int | None = None) -> np.ndarray:
     "napari Vectors data (N, 2, 3) for a (2, H, W) flow shown on layer slice `k`, every `step` pixels."
     H, W = flow.shape[1:]
-    step = step or max(2, min(H, W) // 24)
+    step = step or _arrow_step((H, W))
     yy, xx = np.mgrid[step // 2:H:step, step // 2:W:step]
     pos = np.stack([np.full(yy.size, k), yy.ravel(), xx.ravel()], -1)
     vec = np.stack([np.zeros(yy.size), flow[0][yy, xx].ravel(), flow[1][yy, xx].ravel()], -1)
     return np.stack([pos, vec], 1).astype(np.float32)
+
+def arrow_length(flow, step: int | None = None) -> float:
+    "Display multiplier making the longest arrows (99th percentile) about 0.8 grid steps long (never below 1)."
+    step = step or _arrow_step(flow.shape[1:])
+    big = float(np.percentile(np.hypot(flow[0], flow[1]), 99))
+    return max(1., 0.8 * step / big) if big > 0 else 1.
 
 # %% ../nbs/80_napari_core.ipynb 31
 def sample_phantom() -> list:
@@ -269,12 +229,3 @@ def sample_phantom() -> list:
     lab = volume_layer_data(ph.labels, name='phantom truth', kind='labels')
     lab[1]['opacity'] = 0.4
     return [img, lab]
-
-# %% ../nbs/80_napari_core.ipynb 34
-def cmd_view(args):
-    "Open napari with IMAGE (and SEED) and the flow2mask widget docked; returns when the window closes."
-    try: import napari
-    except ImportError: raise Flow2MaskError("flow2mask view needs napari: pip install 'flow2mask_nb[napari]'") from None
-    from flow2mask_nb.napari_widget import open_viewer
-    open_viewer(args.image, args.seed, axis=args.axis)
-    napari.run()

@@ -4,15 +4,18 @@
 
 # %% ../nbs/70_notebook.ipynb 3
 from __future__ import annotations
-import importlib.util, io, math, os, pathlib, tempfile
+import importlib.util, io, math, os, pathlib, tempfile, threading, time
 import numpy as np
 from .io import Volume, InputError, to_slices, from_slices, volume_to_sitk
 from .viz import label_rgba, flow_to_rgb, plot_curves, _LABEL_COLOURS
+from .orient import ScreenView, screen_view
+from .session import Session, Progress, least_confident, describe_stop
+from .pipeline import Cancelled
 
 # %% auto 0
-__all__ = ['overlay_rgba', 'to_png', 'slice_confidence', 'least_confident', 'curve_png', 'is_closed', 'strokes_to_mask',
-           'seed_volume', 'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap',
-           'available_viewers', 'view3d']
+__all__ = ['overlay_rgba', 'to_png', 'slice_confidence', 'curve_png', 'is_closed', 'strokes_to_mask', 'seed_volume',
+           'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'available_viewers',
+           'view3d']
 
 # %% ../nbs/70_notebook.ipynb 6
 def _resize_flow(flow, shape) -> np.ndarray:
@@ -69,11 +72,6 @@ def slice_confidence(records,                 # `Propagation.records`: dicts wit
         k = int(r['slice']); out[k] = c if np.isnan(out[k]) else min(out[k], c)
     return out
 
-def least_confident(conf) -> int | None:
-    "Index of the slice with the lowest confidence (ignoring nan), or None when there is none."
-    conf = np.asarray(conf, dtype=float)
-    return None if np.isnan(conf).all() else int(np.nanargmin(conf))
-
 def curve_png(curves: dict,            # {name: (D,) values along the slice axis}
               current: int | None = None,  # slice to mark
               size=(4.2, 2.4),         # inches
@@ -85,6 +83,8 @@ def curve_png(curves: dict,            # {name: (D,) values along the slice axis
     ax = fig.add_subplot()
     plot_curves({k: (np.arange(len(v)), np.asarray(v, dtype=float)) for k, v in curves.items()}, ax,
                 marks=None if current is None else {f'slice {current}': current}, ylim=(-0.02, 1.05), title=title)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # slices are whole numbers
     fig.tight_layout()
     buf = io.BytesIO(); fig.savefig(buf, format='png'); return buf.getvalue()
 
@@ -160,32 +160,37 @@ def _display_scale(shape, target: int = 384) -> int:
 
 class SliceBrowser:
     "Slider over slices: image with label overlay and opacity, optional flow overlay, linked confidence curve."
-    def __init__(self, slices,            # (D, H, W) intensities normalised to [0, 1]
+    def __init__(self, slices,            # (D, H, W) intensities normalised to [0, 1], slice axis first
                  labels=None,             # (D, H, W) labels, or None
                  flows=None,              # `Flows` (any in-plane resolution), or None
-                 confidence=None,         # (D,) per-slice confidence, or None
+                 records=None,            # per-slice report rows (`Revision.records`, `Propagation.records`), or None
                  truth=None,              # (D, H, W) reference labels: adds the per-slice Dice (of the labels present)
                  start: int | None = None,  # first slice shown (default: the largest labelled slice)
-                 scale: int | None = None,  # display upscaling (default: about 384 px)
+                 view: ScreenView = ScreenView(),  # how a slice appears on screen (`orient.screen_view`)
                 ):
-        w = _ipywidgets()
         self.slices = np.asarray(slices); D = len(self.slices)
         self.labels = None if labels is None else np.asarray(labels)
-        self.flows, self.truth = flows, truth
+        self.flows, self.truth, self.records, self.view = flows, truth, list(records or []), view
         self.curves = {}
-        if confidence is not None: self.curves['confidence'] = np.asarray(confidence, dtype=float)
+        if records: self.curves['confidence'] = slice_confidence(self.records, D)
         if truth is not None and labels is not None:
             from flow2mask_nb.metrics import per_slice_dice
             truth = np.asarray(truth); ids = np.unique(self.labels[self.labels > 0])
             self.curves['Dice vs truth'] = per_slice_dice(self.labels > 0, np.isin(truth, ids))  # labels propagated only
         if start is None:
             start = int(np.argmax((self.labels > 0).sum((1, 2)))) if self.labels is not None else D // 2
-        self.scale = scale or _display_scale(self.slices.shape[1:])
-        self.slider = w.IntSlider(value=start, min=0, max=D - 1, description='slice', continuous_update=True)
+        self.scale = _display_scale(self.slices.shape[1:])
+        self._controls(start)
+        self.update()
+
+    def _controls(self, start: int):
+        w = _ipywidgets()
+        self.slider = w.IntSlider(value=start, min=0, max=len(self.slices) - 1, continuous_update=True,
+                                  description=f'{self.view.plane} slice', style={'description_width': 'initial'})
         self.opacity = w.FloatSlider(value=0.45, min=0, max=1, step=0.05, description='opacity',
                                      disabled=self.labels is None)
-        self.flow_box = w.Checkbox(value=False, description='flow overlay', disabled=flows is None, indent=False)
-        self.worst = w.Button(description='least confident slice', disabled='confidence' not in self.curves)
+        self.flow_box = w.Checkbox(value=False, description='flow overlay', disabled=self.flows is None, indent=False)
+        self.worst = w.Button(description='least confident slice', disabled=least_confident(self.records) is None)
         self.image = w.Image(format='png')
         self.curve = w.Image(format='png')
         self.info = w.HTML()
@@ -195,7 +200,6 @@ class SliceBrowser:
         self.widget = w.VBox([w.HBox([self.slider, self.opacity, self.flow_box, self.worst]),
                               w.HBox([self.image, w.VBox(right + [self.info])])])
         self.widget.add_class('flow2mask-browser')
-        self.update()
 
     @classmethod
     def from_annotation(cls, annotation, truth=None, **kwargs):
@@ -203,8 +207,8 @@ class SliceBrowser:
         prep = annotation.prepared
         labels = to_slices(annotation.labels.array, prep.axis)
         if truth is not None: truth = to_slices(truth.array if isinstance(truth, Volume) else np.asarray(truth), prep.axis)
-        conf = slice_confidence(annotation.propagation.records, len(prep.slices))
-        return cls(prep.slices, labels, annotation.flows, conf, truth, **kwargs)
+        view = screen_view(prep.volume.direction, prep.axis)
+        return cls(prep.slices, labels, annotation.flows, annotation.propagation.records, truth, view=view, **kwargs)
 
     def flow_at(self, k: int):
         "The (2, h, w) flow shown on slice k: forward[k-1] (slice k-1 onto k), or backward[0] on slice 0."
@@ -212,50 +216,61 @@ class SliceBrowser:
         return f.detach().cpu().numpy() if hasattr(f, 'detach') else np.asarray(f)
 
     def frame(self, k: int, opacity: float | None = None, flow: bool | None = None) -> np.ndarray:
-        "The (H, W, 4) picture of slice k."
+        "The (H', W', 4) picture of slice k as the screen shows it."
         opacity = self.opacity.value if opacity is None else opacity
         flow = self.flow_box.value if flow is None else flow
-        return overlay_rgba(self.slices[k], None if self.labels is None else self.labels[k], opacity,
-                            self.flow_at(k) if (flow and self.flows is not None) else None)
+        v = self.view
+        return overlay_rgba(v.to_screen(self.slices[k]), None if self.labels is None else v.to_screen(self.labels[k]),
+                            opacity, v.flow_to_screen(self.flow_at(k)) if (flow and self.flows is not None) else None)
 
     def update(self):
         "Redraw for the widgets' current values."
         k = self.slider.value
         self.image.value = to_png(self.frame(k), self.scale)
         if self.curves: self.curve.value = curve_png(self.curves, k)
-        parts = [f'slice {k} / {len(self.slices) - 1}']
+        e = self.view.edges()
+        parts = [f"{self.view.plane} slice {k} / {len(self.slices) - 1} (left: {e['left']}, top: {e['top']})"]
         if self.labels is not None: parts.append(f'labelled pixels {int((self.labels[k] > 0).sum())}')
         for name, c in self.curves.items():
             if not np.isnan(c[k]): parts.append(f'{name} {c[k]:.2f}')
         self.info.value = '<br>'.join(parts)
 
     def go_to_least_confident(self):
-        "Move the slider to the slice with the lowest confidence."
-        k = least_confident(self.curves.get('confidence', [np.nan]))
-        if k is not None: self.slider.value = k
+        "Move the slider to the propagated slice with the lowest confidence."
+        r = least_confident(self.records)
+        if r is not None: self.slider.value = int(r['slice'])
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
 # %% ../nbs/70_notebook.ipynb 23
 class SeedCanvas:
-    "Draw seed labels on slices with the mouse (ipycanvas): outlines fill, label 0 erases, undo and clear."
-    def __init__(self, slices,            # (D, H, W) intensities normalised to [0, 1]
+    "Draw labels on slices with the mouse (ipycanvas), over the current labels: outlines fill, label 0 erases, undo, clear."
+    def __init__(self, slices,            # (D, H, W) intensities normalised to [0, 1], slice axis first
                  index: int | None = None,  # slice shown first (default: the middle one)
                  label: int = 1,          # label painted first
                  radius: float = 1.5,     # brush radius in slice pixels
                  scale: int | None = None,  # canvas pixels per slice pixel (default: about 384 px)
+                 view: ScreenView = ScreenView(),  # how a slice appears on screen (`orient.screen_view`)
                 ):
+        self.slices, self.view = np.asarray(slices), view
+        self.screen_shape = self.view.to_screen(self.slices[0]).shape       # (rows, cols) on screen
+        self.scale = scale or _display_scale(self.screen_shape)
+        self.base = None                  # (D, H, W) labels the strokes are drawn on (the last result), or None
+        self.strokes: dict = {}           # slice index -> list of stroke dicts (points in canvas pixels)
+        self._current = None
+        self._controls(len(self.slices) // 2 if index is None else index, label, radius)
+        self.redraw()
+
+    def _controls(self, index: int, label: int, radius: float):
         w = _ipywidgets()
         try: from ipycanvas import Canvas
         except ImportError as e:
             raise ImportError("seed drawing needs ipycanvas: pip install 'flow2mask_nb[notebook]'") from e
-        self.slices = np.asarray(slices); D, H, W = self.slices.shape
-        self.scale = scale or _display_scale((H, W))
-        self.canvas = Canvas(width=W * self.scale, height=H * self.scale)
-        self.canvas.layout.width = f'{W * self.scale}px'; self.canvas.layout.height = f'{H * self.scale}px'
-        self.strokes: dict = {}           # slice index -> list of stroke dicts
-        self._current = None
-        self.slider = w.IntSlider(value=D // 2 if index is None else index, min=0, max=D - 1, description='slice')
+        (H, W), s = self.screen_shape, self.scale
+        self.canvas = Canvas(width=W * s, height=H * s)
+        self.canvas.layout.width = f'{W * s}px'; self.canvas.layout.height = f'{H * s}px'
+        self.slider = w.IntSlider(value=index, min=0, max=len(self.slices) - 1, description=f'{self.view.plane} slice',
+                                  style={'description_width': 'initial'})
         self.label = w.BoundedIntText(value=label, min=0, max=255, description='label', layout=w.Layout(width='150px'))
         self.radius = w.FloatSlider(value=radius, min=0.5, max=8, step=0.5, description='brush')
         self.fill = w.Checkbox(value=True, description='fill closed outlines', indent=False)
@@ -268,24 +283,35 @@ class SeedCanvas:
         self.widget = w.VBox([w.HBox([self.slider, self.label, self.radius]),
                               w.HBox([self.fill, self.undo_button, self.clear_button, self.status]), self.canvas])
         self.widget.add_class('flow2mask-seed-canvas')
-        self.redraw()
 
     @property
     def index(self) -> int: return self.slider.value
 
     def mask(self, index: int | None = None) -> np.ndarray:
-        "The (H, W) labels drawn on a slice (default: the current one)."
+        "The (H, W) labels of a slice (default: the current one) after its strokes, in the slices' orientation."
         k = self.index if index is None else index
-        return strokes_to_mask(self.strokes.get(k, []), self.slices.shape[1:], self.scale, fill=self.fill.value)
+        base = None if self.base is None else self.view.to_screen(self.base[k])
+        m = strokes_to_mask(self.strokes.get(k, []), self.screen_shape, self.scale, fill=self.fill.value, base=base)
+        return np.ascontiguousarray(self.view.from_screen(m))
 
     def masks(self) -> dict:
-        "{slice index: (H, W) labels} for every slice with something drawn on it."
-        out = {k: self.mask(k) for k in sorted(self.strokes)}
+        "{slice index: (H, W) labels} for every slice drawn on, with something on it."
+        out = {k: self.mask(k) for k in sorted(self.strokes) if self.strokes[k]}
         return {k: m for k, m in out.items() if m.any()}
 
+    def labels(self) -> np.ndarray:
+        "All slices' labels (D, H, W): the base labels with every drawn slice's strokes applied."
+        out = np.zeros(self.slices.shape, np.uint8) if self.base is None else self.base.copy()
+        for k in self.strokes: out[k] = self.mask(k)
+        return out
+
+    def set_labels(self, labels):
+        "Draw on top of these labels (D, H, W) from now on (e.g. a propagation's result); the strokes are cleared."
+        self.base = np.array(labels, dtype=np.uint8); self.strokes = {}; self.redraw()
+
     def seed(self, image: Volume, axis: int) -> Volume:
-        "The drawn slices as a seed label Volume on `image`'s grid (slices along `axis`)."
-        return seed_volume(self.masks(), image, axis)
+        "The labels (drawn slices on top of the base) as a Volume on `image`'s grid (slices along `axis`)."
+        return seed_volume({k: m for k, m in enumerate(self.labels()) if m.any()}, image, axis)
 
     def mouse_down(self, x, y):
         self._current = dict(points=[(x, y)], label=int(self.label.value), radius=float(self.radius.value))
@@ -309,14 +335,16 @@ class SeedCanvas:
         if self.strokes.get(self.index): self.strokes[self.index].pop(); self.redraw()
 
     def clear(self):
-        "Remove every stroke on the current slice."
+        "Remove every stroke on the current slice (back to its base labels)."
         self.strokes.pop(self.index, None); self.redraw()
 
+    def frame(self) -> np.ndarray:
+        "The (rows, cols, 4) picture of the current slice as the canvas shows it (before upscaling)."
+        return overlay_rgba(self.view.to_screen(self.slices[self.index]), self.view.to_screen(self.mask()), 0.5)
+
     def redraw(self):
-        "Show the current slice with what is drawn on it."
-        m = self.mask()
-        rgba = overlay_rgba(self.slices[self.index], m, 0.5)
-        self.canvas.put_image_data(rgba[..., :3].repeat(self.scale, 0).repeat(self.scale, 1), 0, 0)
+        "Show the current slice with its labels and strokes."
+        self.canvas.put_image_data(self.frame()[..., :3].repeat(self.scale, 0).repeat(self.scale, 1), 0, 0)
         drawn = {k: int(v.astype(bool).sum()) for k, v in self.masks().items()}
         self.status.value = f'drawn: {drawn}' if drawn else 'draw an outline around the structure'
 
@@ -324,45 +352,125 @@ class SeedCanvas:
 
 # %% ../nbs/70_notebook.ipynb 27
 class Annotator:
-    "Draw a seed, press Propagate, browse the result: the notebook face of `pipeline.annotate`."
+    "Draw, propagate, correct a slice, propagate again, browse: the notebook face of `session.Session`."
     def __init__(self, image: Volume,       # the image to annotate
                  axis: int | None = None,   # slice axis (default: automatic, as in `annotate`)
                  truth: Volume | None = None,  # reference labels, to show the per-slice Dice
-                 **annotate_kwargs):        # e.g. flow_source='tvl1', fit_steps=100, size=128
-        w = _ipywidgets()
-        from flow2mask_nb.pipeline import prepare
-        self.image, self.truth, self.kwargs = image, truth, annotate_kwargs
-        self.prepared = prepare(image, axis, size=annotate_kwargs.get('size', 128))
-        self.axis = self.prepared.axis
-        self.canvas = SeedCanvas(self.prepared.slices)
-        self.button = w.Button(description='Propagate', button_style='primary', icon='play')
-        self.message = w.HTML()
-        self.output = w.Output()
-        self.button.on_click(lambda _: self.run())
-        self.annotation = self.browser = None
-        self.widget = w.VBox([self.canvas.widget, w.HBox([self.button, self.message]), self.output])
+                 background: bool = True,   # start computing the flows in a thread right away
+                 **session_kwargs):         # `Session`'s: size, flow_source, fit_steps, budget_s, model...
+        self.image, self.truth = image, truth
+        self.session = Session(image, axis, **session_kwargs)
+        self.prepared = self.session.prepare(); self.axis, self.view = self.prepared.axis, self.session.view
+        self.labels = np.zeros(self.prepared.slices.shape, np.uint8)    # the accepted labels, slice axis first
+        self.revision, self.history, self.browser = None, [], None      # history: (labels, revision) before each run
+        self._active, self._thread = set(), None                        # running Progress objects, worker thread
+        self.canvas = SeedCanvas(self.prepared.slices, view=self.view)
+        self._controls()
+        if background: self._start(self._flows)
 
-    def run(self):
-        "Propagate what is drawn; shows and returns the `Annotation`."
-        from flow2mask_nb.pipeline import annotate
-        from IPython.display import display
-        seed = self.canvas.seed(self.image, self.axis)
-        if not seed.array.any():
+    def _controls(self):
+        w = _ipywidgets()
+        self.button = w.Button(description='Propagate', button_style='primary', icon='play')
+        self.cancel_button = w.Button(description='Cancel', icon='stop', disabled=True)
+        self.undo_button = w.Button(description='Undo', icon='undo', disabled=True)
+        self.bar = w.FloatProgress(value=0., min=0., max=1., description='', layout=w.Layout(width='220px'))
+        self.message = w.HTML(); self.results = w.Box()
+        self.button.on_click(lambda _: self._start(self.run))
+        self.cancel_button.on_click(lambda _: self.cancel()); self.undo_button.on_click(lambda _: self.undo())
+        self.widget = w.VBox([self.canvas.widget, w.HBox([self.button, self.cancel_button, self.undo_button, self.bar]),
+                              self.message, self.results])
+
+    def _progress(self) -> Progress:
+        "A Progress that also moves the bar; Cancel cancels every active one."
+        prog = Progress(); self._active.add(prog)
+        def report(stage, fraction):
+            prog(stage, fraction); self.bar.value = prog.fraction; self.bar.description = stage
+        report.progress = prog
+        self.cancel_button.disabled = False
+        return report
+
+    def _done(self, report):
+        self._active.discard(report.progress)
+        if not self._active: self.cancel_button.disabled = True
+
+    def _start(self, fn):
+        "Run `fn` in a worker thread (after the one running, if any), so the kernel stays free."
+        prev = self._thread
+        def job():
+            if prev is not None: prev.join()
+            fn()
+        self._thread = threading.Thread(target=job, daemon=True); self._thread.start()
+        return self._thread
+
+    def wait(self):
+        "Block until the background work (flows, a Propagate press) has finished."
+        while self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(0.1)
+    def _flows(self):
+        "The background job: the session's flows, with the bar moving."
+        report = self._progress()
+        try:
+            self.message.value = 'computing the flows in the background (you can draw meanwhile)...'
+            self.session.compute_flows(report)
+            m = self.session.flows_meta
+            self.bar.value, self.bar.description = 1., 'flows ready'
+            self.message.value = f"flows ready ({m['flow_source']}, {m['seconds']:.1f} s): draw, then Propagate"
+        except Cancelled: self.message.value = 'flows cancelled: Propagate computes them'
+        except Exception as e: self.message.value = f'flows failed: {e}'
+        finally: self._done(report)
+
+    def run(self) -> Volume | None:
+        "Propagate (or re-propagate after corrections) what is drawn; shows the result and returns the labels Volume."
+        current = self.canvas.labels()
+        if not current.any():
             self.message.value = 'nothing drawn yet: outline the structure on a slice first'; return None
-        self.button.disabled = True; self.message.value = 'propagating...'
-        try: self.annotation = annotate(self.image, seed, axis=self.axis, **self.kwargs)
+        if self._thread is not None and self._thread is not threading.current_thread(): self.wait()
+        report = self._progress(); self.button.disabled = True; t0 = time.perf_counter()
+        try: new, rev = self.session.propagate(current, self.revision, report)
+        except Cancelled:
+            self.message.value = 'cancelled: nothing changed'; return None
         except Exception as e:
             self.message.value = f'failed: {e}'; raise
-        finally: self.button.disabled = False
-        self.browser = SliceBrowser.from_annotation(self.annotation, self.truth, start=self.canvas.index)
-        self.message.value = f"done in {self.annotation.info.get('total_seconds', 0):.1f} s"
-        self.output.clear_output()
-        with self.output: display(self.browser.widget)
-        return self.annotation
+        finally: self.button.disabled = False; self._done(report)
+        self._keep(new, rev, time.perf_counter() - t0)
+        return self.result()
+
+    def _keep(self, new, rev, seconds: float):
+        changed = int((new != self.labels).any(axis=(1, 2)).sum())
+        self.history.append((self.labels, self.revision)); self.labels, self.revision = new, rev
+        self.canvas.set_labels(new); self.undo_button.disabled = False
+        self.bar.value, self.bar.description = 1., 'done'
+        self._show()
+        stops = '<br>'.join(describe_stop(s) for s in rev.stops[:6])
+        self.message.value = (f'done in {seconds:.1f} s: {changed} slices changed; correct any slice and Propagate '
+                              f'again, or Undo<br>{stops}')
+
+    def _show(self):
+        truth = None if self.truth is None else to_slices(self.truth.array, self.axis)
+        recs = self.revision.records if self.revision is not None else []
+        self.browser = SliceBrowser(self.prepared.slices, self.labels, self.session.flows, recs, truth,
+                                    start=self.canvas.index, view=self.view)
+        self.results.children = [self.browser.widget]
+
+    def undo(self):
+        "Take back the last run (one step per run)."
+        if not self.history: return
+        self.labels, self.revision = self.history.pop()
+        self.canvas.set_labels(self.labels); self._show()
+        self.undo_button.disabled = not self.history; self.message.value = 'undone: the labels are as before the last run'
+
+    def cancel(self):
+        "Stop the running work at its next step; the labels stay as they are."
+        for p in list(self._active): p.cancel()
+
+    def result(self) -> Volume:
+        "The accepted labels as a Volume on the image grid."
+        return self.image.with_array(np.ascontiguousarray(from_slices(self.labels, self.axis)))
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/70_notebook.ipynb 30
+
+# %% ../nbs/70_notebook.ipynb 34
 def nifti_bytes(volume: Volume, labels: bool = False) -> bytes:
     "The volume as gzipped NIfTI bytes (geometry kept; labels stored as uint8/uint16)."
     import SimpleITK as sitk
@@ -410,7 +518,8 @@ def view3d(image: Volume,               # the image
         return itkwidgets.view(**kw)
     from ipyniivue import NiiVue, SliceType, ShowRender
     nv = NiiVue(height=height, slice_type=SliceType.MULTIPLANAR, multiplanar_show_render=ShowRender.ALWAYS,
-                is_colorbar=False, show_3d_crosshair=True, back_color=(0.1, 0.1, 0.1, 1))
+                is_colorbar=False, show_3d_crosshair=True, back_color=(0.1, 0.1, 0.1, 1),
+                is_radiological_convention=True, sagittal_nose_left=True)   # as every other face (`orient`)
     vols = [dict(data=nifti_bytes(image), name='image.nii.gz', colormap='gray')]
     if labels is not None: vols.append(dict(data=nifti_bytes(labels, True), name='labels.nii.gz', opacity=opacity))
     nv.load_volumes(vols)

@@ -148,6 +148,7 @@ def structure_phantom(kind: str = 'fade',       # 'tube', 'fade' or 'bias' (see 
                       bias: float = 0.5,        # 'bias': brightening from the first slice to the last
                       shift=(0.3, -0.2),        # rigid motion per slice, pixels (rows, cols)
                       noise: float = 3.,        # Gaussian noise (HU-like units)
+                      radius: float | None = None,  # disc radius in pixels (default: 16 % of the smaller side)
                       seed: int = 0,
                      ) -> Phantom:
     "One structure on a textured background, moving rigidly, in a hard case: thin ('tube'), fading ('fade') or biased ('bias')."
@@ -164,7 +165,7 @@ def structure_phantom(kind: str = 'fade',       # 'tube', 'fade' or 'bias' (see 
         bg = 40. + ndimage.map_coordinates(big, [yy - shift[0] * j + H / 2, xx - shift[1] * j + W / 2], order=1)
         ry, rx = yy - oy, xx - ox
         if kind == 'tube': m = (np.floor(yy - oy + 0.5) >= -1) & (np.floor(yy - oy + 0.5) <= 0) & (np.abs(rx) < 9)  # 2 x 18 px
-        else: m = ry ** 2 + rx ** 2 <= (0.16 * min(H, W)) ** 2
+        else: m = ry ** 2 + rx ** 2 <= (radius or 0.16 * min(H, W)) ** 2
         inside = start <= j < start + extent
         contrast = 80.
         if kind == 'fade': contrast *= min(1., (start + extent - j) / (fade + 1))         # 1/(fade+1) on the last slice

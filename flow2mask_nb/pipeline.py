@@ -60,14 +60,15 @@ def prepare(volume: Volume,                   # the image
     return Prepared(volume, axis, slices, work, intensity)
 
 # %% ../nbs/42_pipeline.ipynb 8
-def tvl1_flows(work: torch.Tensor, progress: bool = False, **tvl1_kw) -> Flows:
+def tvl1_flows(work: torch.Tensor, progress: bool = False, callback=None, **tvl1_kw) -> Flows:
     "Classical inter-slice flows: TV-L1 optical flow (scikit-image) both ways between neighbouring slices."
     from flow2mask_nb.baselines import slice_flow
     from tqdm.auto import tqdm
-    x = work.numpy()
+    x = work.numpy(); n = x.shape[0] - 1
     fw, bw = [], []
-    for i in tqdm(range(x.shape[0] - 1), desc='TV-L1 flows', disable=not progress):
+    for i in tqdm(range(n), desc='TV-L1 flows', disable=not progress):
         fw.append(slice_flow(x, i, i + 1, **tvl1_kw)); bw.append(slice_flow(x, i + 1, i, **tvl1_kw))
+        if callback is not None: callback('flows', (i + 1) / n)       # may raise Cancelled
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
 def _network(model):
@@ -102,7 +103,7 @@ def estimate_flows(prepared: Prepared,
         raise InputError(f"flow source must be 'auto', 'fit', 'model' or 'tvl1', got {flow_source!r}")
     hist = []
     if source == 'tvl1':
-        flows = tvl1_flows(prepared.work, progress)
+        flows = tvl1_flows(prepared.work, progress, callback)
     else:
         from flow2mask_nb import train
         net = _network(model)
@@ -119,13 +120,11 @@ def _largest_slice(seed3, label) -> int:
     return int(np.argmax((seed3 == label).reshape(len(seed3), -1).sum(1)))
 
 def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float = 24., coarser: float = 3.) -> bool:
-    "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image, or hidden by its window."
+    "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image."
     (H, W), (h, w) = prep.slices.shape[1:], tuple(prep.work.shape[1:])
-    mask = seed3[_largest_slice(seed3, label)] == label
-    flat = prep.slices[_largest_slice(seed3, label)][mask]
-    if ((flat <= 0) | (flat >= 1)).mean() > 0.5: return True     # the volume's window hides this structure
     if H * W < coarser ** 2 * h * w: return False                  # measured: no gain at 2x (README)
-    return 2 * np.sqrt(mask.sum() / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
+    area = (seed3[_largest_slice(seed3, label)] == label).sum()
+    return 2 * np.sqrt(area / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
 
 def _box_of(labels3: np.ndarray, seed3: np.ndarray, label: int, depth: int) -> tuple:
     "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and went, with a margin."
@@ -182,7 +181,7 @@ def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, mi
         flows.local.append(lf); new.append(lf)
     return new
 
-# %% ../nbs/42_pipeline.ipynb 12
+# %% ../nbs/42_pipeline.ipynb 14
 @dataclass
 class Annotation:
     "What `annotate` returns: the label volume (image geometry), the propagation details and the flows."
@@ -250,18 +249,20 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/42_pipeline.ipynb 16
+# %% ../nbs/42_pipeline.ipynb 20
 def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None, flows: Flows | None = None,
             **flow_kwargs) -> dict:
     "The slice to annotate (method.md's selection rule), with the flows it used."
     prep = prepare(image, axis, flow_kwargs.pop('modality', 'auto'), flow_kwargs.pop('window', None),
                    flow_kwargs.pop('size', 128))
+    callback = flow_kwargs.get('callback')            # callback(stage, fraction): 'fit' steps, then 'suggest' candidates
     if flows is None: flows, _ = estimate_flows(prep, model, **flow_kwargs)
-    out = suggest_slice(prep.work.numpy(), flows, slice_range)
+    report = None if callback is None else (lambda done, total: callback('suggest', done / total))
+    out = suggest_slice(prep.work.numpy(), flows, slice_range, callback=report)
     out.update(axis=prep.axis)
     return out
 
-# %% ../nbs/42_pipeline.ipynb 18
+# %% ../nbs/42_pipeline.ipynb 22
 REPORT_COLUMNS = ('slice', 'label', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source')
 

@@ -15,8 +15,8 @@ from .warp import compose_flows, cycle_error, torch_threads
 from .model import Flows, LocalFlows
 
 # %% auto 0
-__all__ = ['STOP_REASONS', 'N_BINS', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation', 'SeedModel',
-           'seed_model', 'pull', 'refine_posterior', 'fusion_score', 'judge', 'stop_reason', 'confidence',
+__all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',
+           'SeedModel', 'seed_model', 'pull', 'refine_posterior', 'fusion_score', 'judge', 'stop_reason', 'confidence',
            'propagate_direction', 'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
@@ -29,6 +29,7 @@ class StopRule:
     separation_fraction: float | None = 0.35   # contrast: stands out less than this share of the seed's contrast...
     clear_separation: float = 0.1              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
     faint_separation_fraction: float | None = 0.   # for a faint seed, only a reversed contrast stops
+    faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones
     oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
 
 STOP_REASONS = {
@@ -36,6 +37,7 @@ STOP_REASONS = {
     'area-collapse': "the structure shrank below the stop rule's share of the seed's area",
     'intensity': "the structure's intensity no longer matches the seed",
     'contrast': "the structure no longer stands out from its surroundings as it did on the seed",
+    'drawn-end': "the structure was drawn up to here and gives no contrast to follow further",
     'volume-end': "the propagation reached the end of the volume",
     'box-end': "the propagation reached the end of the finer flows fitted around the structure",
     'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
@@ -67,7 +69,8 @@ N_BINS = 64
 
 def ring_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     "Pixels within `width` (chessboard distance) of a boolean (H, W) mask, outside it."
-    grown = F.max_pool2d(mask[None, None].float(), 2 * width + 1, stride=1, padding=width)[0, 0] > 0
+    rows = F.max_pool2d(mask[None, None].float(), (1, 2 * width + 1), stride=1, padding=(0, width))   # a square
+    grown = F.max_pool2d(rows, (2 * width + 1, 1), stride=1, padding=(width, 0))[0, 0] > 0              # in two passes
     return grown & ~mask
 
 def _hist(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -93,6 +96,7 @@ class SeedModel:
     area: int                # seed pixels
     ring: int                # ring width in pixels
     span: tuple = (0., 1.)   # the 2-98 % range of the seed's locally averaged intensities, widened (window units)
+    thickness: float = 0.    # radius of the largest disc inside the seed, pixels
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         "Intensities in this structure's window, clipped to [0, 1]."
@@ -135,6 +139,7 @@ def seed_model(image: torch.Tensor,   # (H, W) raw intensities of the seed slice
     model.separation = rank_separation(x[mask], x[ring])
     lo_s, hi_s = torch.quantile(_mean3(x)[mask], torch.tensor([0.02, 0.98])).tolist()
     model.span = (lo_s - margin, hi_s + margin)
+    model.thickness = float(ndimage.distance_transform_edt(mask.cpu().numpy()).max())
     return model
 
 # %% ../nbs/40_propagate.ipynb 14
@@ -187,6 +192,8 @@ def pull(source: torch.Tensor, flow: torch.Tensor, roi) -> torch.Tensor:
     return F.grid_sample(source[None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=True)[0]
 
 # %% ../nbs/40_propagate.ipynb 18
+THICK = 3.    # seeds at least this thick (largest inscribed radius, pixels) get the opening
+
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     "Separable Gaussian blur of an (H, W) map, edges replicated."
     r = max(1, math.ceil(2.5 * sigma))
@@ -209,15 +216,23 @@ def _prior(prob: torch.Tensor, sigma: float = 1., trust: float = 0.9) -> torch.T
     prob = prob.float()
     return torch.maximum(_blur(prob, sigma), prob.clamp(max=trust)).clamp(1e-3, 1 - 1e-3)
 
+def _open3(mask: torch.Tensor) -> torch.Tensor:
+    "Binary opening of an (H, W) mask with a 3 x 3 square."
+    m = mask.float()[None, None]
+    eroded = -F.max_pool2d(-F.pad(m, (1, 1, 1, 1), value=1.), 3, stride=1)
+    return F.max_pool2d(F.pad(eroded, (1, 1, 1, 1)), 3, stride=1)[0, 0] > 0.5
+
 def refine_posterior(prob: torch.Tensor,        # (H, W) warped soft mask
                      log_ratio: torch.Tensor,   # (H, W) the seed model's log-likelihood ratio of this slice
                      sigma: float = 1.,         # blur of the prior, pixels: how far the flow may be off
                      trust: float = 0.9,        # the prior inside the warped mask
+                     opening: bool = False,     # cut one-pixel bridges and specks (only for thick structures)
                     ) -> torch.Tensor:          # (H, W) posterior probability, zero outside the kept pieces
     "Posterior of the structure given the warped mask (prior) and the seed's intensity model (likelihood)."
     prior = _prior(prob, sigma, trust)
     post = torch.sigmoid(torch.log(prior) - torch.log1p(-prior) + _mean3(log_ratio))
-    return post * _keep_overlapping(post >= 0.5, prob >= 0.5)
+    mask = _open3(post >= 0.5) if opening else post >= 0.5
+    return post * _keep_overlapping(mask, prob >= 0.5)
 
 def fusion_score(prob: torch.Tensor, post: torch.Tensor, confidence: float) -> torch.Tensor:
     "What competes between labels where their accepted pixels meet: the flow's prior, then the slice's confidence."
@@ -261,6 +276,7 @@ class _Track:
     model: SeedModel
     end: int               # last slice to reach (the next anchor's neighbour, or the volume's end)
     judged: bool           # apply the stop rule (not between two anchors of the label)
+    outer: bool = False    # beyond the outermost of several anchors of the label
     reason: str | None = None
 
 def _bbox(mask: torch.Tensor):
@@ -278,12 +294,13 @@ def _margin(box, step_flow: torch.Tensor, frame: _Frame) -> int:
 
 def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, rule: StopRule, refine, label, depth):
     "Refine one label's warped mask `p` on slice j, judge it, and stop its track or return (score, info)."
-    post = refine_posterior(p, t.model.log_ratio(x_raw)) if refine else p * (p >= 0.5)
+    post = refine_posterior(p, t.model.log_ratio(x_raw), opening=t.model.thickness >= THICK) if refine else p * (p >= 0.5)
     x = t.model.normalise(x_raw)
     ev = judge(post, p, x, t.model)
     if rule.oracle_range is not None:
         lo, hi = rule.oracle_range.get(label, (0, depth - 1))
         t.reason = None if lo <= j <= hi else 'oracle-range'
+    elif t.outer and rule.faint_beyond_anchors and abs(t.model.separation) < rule.clear_separation: t.reason = 'drawn-end'
     else: t.reason = stop_reason(ev, rule, t.model) if t.judged else ('vanished' if not ev['pixels'] else None)
     if t.reason is not None: return None
     mask = post >= 0.5
@@ -414,8 +431,8 @@ class _Run:
         "Propagate the labels drawn on slice s one way: up to their next anchor (blended), or until they stop."
         D = self.intensities.shape[0]
         nxt = [self._next_anchor(l, s, step) for l in labels]
-        tracks = [_Track(c, models[c], (n - step) if n is not None else (D - 1 if step > 0 else 0), n is None)
-                  for c, n in enumerate(nxt)]
+        tracks = [_Track(c, models[c], (n - step) if n is not None else (D - 1 if step > 0 else 0), n is None,
+                         n is None and len(self.anchors[l]) > 1) for c, (l, n) in enumerate(zip(labels, nxt))]
         last = {l: s for l in labels}
         for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.rule,
                                                          self.mode, self.refine, labels):

@@ -39,7 +39,7 @@ def show_slice(image, labels=None, ax=None, alpha: float = 0.45, contour=None, t
     ax.set_axis_off()
     return ax
 
-# %% ../nbs/50_viz.ipynb 8
+# %% ../nbs/50_viz.ipynb 10
 def flow_to_rgb(flow, max_magnitude: float | None = None) -> np.ndarray:
     "Colour-wheel image (H, W, 3) of a flow (2, H, W): hue = direction, saturation = magnitude."
     flow = np.asarray(flow, dtype=float)
@@ -90,7 +90,7 @@ def show_jacobian(det, ax=None, title=None):
     plt.colorbar(im, ax=ax, fraction=0.046)
     return ax
 
-# %% ../nbs/50_viz.ipynb 11
+# %% ../nbs/50_viz.ipynb 13
 def plot_curves(curves: dict, ax=None, xlabel='slice', ylabel='', title='', marks: dict | None = None, ylim=None):
     "Plot named curves {name: (x, y)} along the slice axis, with optional vertical marks {name: x}."
     ax = _ax(ax) if ax is not None else plt.subplots(figsize=(6, 3))[1]
@@ -113,7 +113,7 @@ def plot_training(history: list, ax=None, title='training loss and L2G reach'):
     ax.set_title(title, fontsize=10); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/50_viz.ipynb 14
+# %% ../nbs/50_viz.ipynb 16
 def propagation_figure(slices, result, seed=None, truth=None, show=None, n: int = 6, path=None, title=None):
     "Grid of slices (columns) x rows (image+seed, result, truth); saves to `path` when given; returns the figure."
     slices = np.asarray(slices); D = slices.shape[0]

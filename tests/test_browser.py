@@ -56,11 +56,43 @@ def _is_local(url: str) -> bool:
 @pytest.fixture
 def jupyterlab(tmp_path):
     "A JupyterLab server on 127.0.0.1 serving a copy of the tutorial; yields (base url, token, notebook name)."
+    yield from _serve(tmp_path, TUTORIAL)
+
+
+MARKER_CELLS = [
+    "import numpy as np\nfrom ipyniivue import SliceType\nfrom flow2mask_nb.orient import corner_marker\n"
+    "from flow2mask_nb.notebook import view3d",
+    # the patient's right-anterior corner: stored RAS (as NIfTI files usually are) and LPS (as DICOM)
+    "views = []\nfor d in (np.diag([-1., -1., 1.]), np.eye(3)):\n"
+    "    nv = view3d(corner_marker(shape=(40, 40, 9), direction=d, size=10), height=320)\n"
+    "    nv.opts.slice_type = SliceType.AXIAL; nv.opts.is_orientation_text_visible = False\n"
+    "    nv.opts.crosshair_width = 0.; views.append(nv)",
+    # and a sagittal view: anterior-superior shows top-left, as in `orient.screen_view`
+    "nv = view3d(corner_marker(shape=(9, 40, 40), direction=np.diag([-1., -1., 1.]), axis=0, corner='AS', size=10,\n"
+    "                          spacing=(4., 2., 2.)), height=320)\n"
+    "nv.opts.slice_type = SliceType.SAGITTAL; nv.opts.is_orientation_text_visible = False\n"
+    "nv.opts.crosshair_width = 0.; views.append(nv)",
+    "views[0]", "views[1]", "views[2]"]
+
+
+@pytest.fixture
+def marker_lab(tmp_path):
+    "JupyterLab serving a notebook that shows corner markers in NiiVue: axial (stored RAS, then LPS), sagittal."
+    nb = dict(nbformat=4, nbformat_minor=5, metadata=dict(kernelspec=dict(name='python3', display_name='Python 3',
+              language='python')), cells=[dict(cell_type='code', metadata={}, source=s, outputs=[],
+                                              execution_count=None) for s in MARKER_CELLS])
+    path = tmp_path / 'src' / 'niivue_marker.ipynb'; path.parent.mkdir()
+    path.write_text(json.dumps(nb))
+    yield from _serve(tmp_path, path)
+
+
+def _serve(tmp_path, notebook):
+    "Start JupyterLab on 127.0.0.1 serving a copy of `notebook`; yields (base url, token, notebook name)."
     reason = _missing()
     if reason: pytest.skip(f'browser test skipped: {reason}')
     work, home = tmp_path / 'work', tmp_path / 'jupyter'
     work.mkdir(); home.mkdir()
-    shutil.copy(TUTORIAL, work / TUTORIAL.name)
+    shutil.copy(notebook, work / notebook.name)
     # our own kernel (this interpreter) and settings, whatever is installed in the user's Jupyter folders
     kdir = home / 'data' / 'kernels' / 'python3'; kdir.mkdir(parents=True)
     (kdir / 'kernel.json').write_text(json.dumps(dict(
@@ -92,7 +124,7 @@ def jupyterlab(tmp_path):
                 if proc.poll() is not None or time.time() > deadline:
                     log.flush(); pytest.fail('JupyterLab did not start:\n' + (tmp_path / 'jupyterlab.log').read_text()[-3000:])
                 time.sleep(0.5)
-        yield base, token, TUTORIAL.name
+        yield base, token, notebook.name
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)       # the server and the kernels it started (its own session)
@@ -118,6 +150,58 @@ def _save(tmp_path, name, png):
     return p
 
 
+def _run_all(page, base, token, name):
+    "Open the notebook, run every cell, wait until the kernel is idle with every cell run; fail on a cell error."
+    page.goto(f'{base}/lab/tree/{name}?token={token}')
+    page.wait_for_selector('.jp-Notebook .jp-Cell')
+    page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+        return k && k.status === 'idle'; }""")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # done when the kernel is idle again and every code cell has an execution count
+    page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
+        const k = w.sessionContext.session.kernel; if (!k || k.status !== 'idle') return false;
+        const cells = w.content.model.cells; let n = 0;
+        for (let i = 0; i < cells.length; i++) { const c = cells.get(i);
+            if (c.type === 'code') { if (!c.executionCount) return false; n++; } }
+        return n > 0; }""", polling=500)
+    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
+                          '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
+    error_texts = [t for t in errors.all_inner_texts() if 'Traceback' in t or 'Error' in t]
+    assert not error_texts, 'a cell failed:\n' + '\n'.join(error_texts)[:3000]
+
+
+def _webgl_canvases(page) -> list:
+    "The NiiVue views: WebGL canvases in output areas (not the seed canvas)."
+    return [c for c in page.locator('.jp-OutputArea-output canvas').all() if c.evaluate(
+        "c => !c.closest('.flow2mask-seed-canvas') && !!(c.getContext('webgl2') || c.getContext('webgl'))")]
+
+
+def test_browser_niivue_orientation(marker_lab, tmp_path):
+    "NiiVue shows a right-anterior marker top-left on an axial view (stored RAS or LPS), anterior-superior on a sagittal one."
+    from playwright.sync_api import sync_playwright
+    import numpy as np
+    from PIL import Image
+    from flow2mask_nb.orient import bright_quadrant
+    base, token, name = marker_lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_context(viewport={'width': 1200, 'height': 1400}).new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            _run_all(page, base, token, name)
+            page.wait_for_function(f"() => document.querySelectorAll('.jp-OutputArea-output canvas').length >= 3")
+            canvases = _webgl_canvases(page)
+            assert len(canvases) == 3, len(canvases)
+            for c, what in zip(canvases, ('RAS', 'LPS', 'sagittal')):
+                c.scroll_into_view_if_needed(); time.sleep(1.5)
+                png = c.screenshot(); _save(tmp_path, f'browser_niivue_marker_{what}.png', png)
+                img = np.asarray(Image.open(io.BytesIO(png)).convert('RGB'))
+                assert bright_quadrant(img, threshold=200) == 'top-left', (what, tmp_path)
+        finally:
+            browser.close()
+
+
 def test_browser_tutorial_widgets(jupyterlab, tmp_path):
     "Run the first tutorial in JupyterLab in headless Chromium; the widgets render and nothing leaves localhost."
     from playwright.sync_api import sync_playwright
@@ -131,24 +215,8 @@ def test_browser_tutorial_widgets(jupyterlab, tmp_path):
             page = ctx.new_page()
             page.on('websocket', lambda ws: requests.append(ws.url))
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f'{base}/lab/tree/{name}?token={token}')
-            page.wait_for_selector('.jp-Notebook .jp-Cell')
-            page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-                return k && k.status === 'idle'; }""")
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            # done when the kernel is idle again and every code cell has an execution count
-            page.wait_for_function("""() => { const w = window.jupyterapp.shell.currentWidget;
-                const k = w.sessionContext.session.kernel; if (!k || k.status !== 'idle') return false;
-                const cells = w.content.model.cells; let n = 0;
-                for (let i = 0; i < cells.length; i++) { const c = cells.get(i);
-                    if (c.type === 'code') { if (!c.executionCount) return false; n++; } }
-                return n > 0; }""", polling=500)
+            _run_all(page, base, token, name)
             run_s = time.time() - t0
-            errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"], '
-                                  '.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
-            error_texts = [t for t in errors.all_inner_texts() if 'Traceback' in t or 'Error' in t]
-            assert not error_texts, 'a cell failed:\n' + '\n'.join(error_texts)[:3000]
 
             # the slice browser: slider, an image per slice and the confidence curve
             sb = page.locator('.flow2mask-browser')
@@ -184,8 +252,7 @@ def test_browser_tutorial_widgets(jupyterlab, tmp_path):
             assert shot1 != shot0, 'drawing on the seed canvas changed nothing'
 
             # the NiiVue 3D view: a WebGL canvas with content
-            nv_canvases = [c for c in page.locator('.jp-OutputArea-output canvas').all() if c.evaluate(
-                "c => !c.closest('.flow2mask-seed-canvas') && !!(c.getContext('webgl2') || c.getContext('webgl'))")]
+            nv_canvases = _webgl_canvases(page)
             assert nv_canvases, 'no WebGL canvas from the NiiVue view'
             nv_canvases[0].scroll_into_view_if_needed(); time.sleep(1.5)
             nv_png = nv_canvases[0].screenshot()

@@ -1,10 +1,11 @@
-"""napari plugin, used as a person would: reader, dock widget, worker, accept/undo, flows, confidence, save.
+"""napari plugin, used as a person would: reader, dock widget, background flows, progress and Cancel, the correction
+loop, accept/undo, flows, confidence, labels picker, save, and the orientation on screen.
 
 Needs the `[napari]` extra (napari[pyqt6]), pytest-qt and a display: pytest-xvfb starts Xvfb when it is installed
 (`apt-get install xvfb`). napari draws with OpenGL, which Qt's offscreen platform lacks, so without a display these
-tests skip with that reason. Select them with `pytest -k napari`.
+tests skip with that reason. Select them with `pytest -k napari`. Screenshots go to $FLOW2MASK_ARTIFACTS if set.
 """
-import os, pathlib
+import os, pathlib, shutil, time
 import numpy as np
 import pytest
 
@@ -17,12 +18,15 @@ if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
 import flow2mask_nb
 from flow2mask_nb.io import read_volume, read_labels, write_volume
 from flow2mask_nb.metrics import dice
-from flow2mask_nb.napari_core import from_layer, to_layer, layer_meta, least_confident
+from flow2mask_nb.napari_core import from_layer, to_layer, layer_meta, layer_to_slices
+from flow2mask_nb.orient import corner_marker, bright_quadrant
 from flow2mask_nb.phantom import make_phantom
+from flow2mask_nb.session import least_confident
 
 PLUGIN = 'flow2mask_nb'
 LIVER = 5
 TIMEOUT_MS = 120_000
+PREVIEW = 'flow2mask preview'
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -53,6 +57,21 @@ def wait_idle(qtbot, widget, timeout=TIMEOUT_MS):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
+def tvl1_flows_ready(qtbot, w):
+    "Switch the flows to TV-L1 (quick), which restarts the background job, and wait for it."
+    w.flow_source.value = 'tvl1'
+    wait_idle(qtbot, w)
+    assert w._session().flows is not None and 'flows ready' in w.status.value, w.status.value
+
+
+def save_shot(shot, tmp_path, name):
+    import matplotlib.image
+    p = tmp_path / name; matplotlib.image.imsave(p, shot)
+    if os.environ.get('FLOW2MASK_ARTIFACTS'):
+        d = pathlib.Path(os.environ['FLOW2MASK_ARTIFACTS']); d.mkdir(parents=True, exist_ok=True); shutil.copy(p, d / name)
+    return p
+
+
 def test_napari_reader_and_writer(make_napari_viewer, phantom_files, tmp_path):
     ph, img_path, truth_path = phantom_files
     viewer = make_napari_viewer()
@@ -71,37 +90,146 @@ def test_napari_reader_and_writer(make_napari_viewer, phantom_files, tmp_path):
     assert PLUGIN not in napari.plugins._npe2.get_readers(str(tmp_path / 'notes.txt'))   # napari asks; we decline
 
 
+def test_napari_orientation_on_screen(make_napari_viewer, tmp_path, qtbot):
+    "A marker in the patient's right-anterior corner shows top-left, for a RAS-stored NIfTI and an LPS-stored MHA."
+    viewer = make_napari_viewer(show=True)
+    for d, name in ((np.diag([-1., -1., 1.]), 'marker_ras.nii.gz'), (np.eye(3), 'marker_lps.mha')):
+        path = write_volume(corner_marker(shape=(40, 32, 9), direction=d), tmp_path / name)
+        layer, = viewer.open(str(path), plugin=PLUGIN)
+        viewer.reset_view(); viewer.dims.set_point(0, layer.data_to_world((4, 0, 0))[0])
+        shot = viewer.screenshot(canvas_only=True, flash=False)
+        save_shot(shot, tmp_path, f'napari_{name}.png')
+        assert bright_quadrant(shot) == 'top-left', (name, tmp_path)
+        viewer.layers.clear()
+
+
 def test_napari_cancel_and_errors(make_napari_viewer, phantom_files, qtbot):
     ph, img_path, _ = phantom_files
     viewer = make_napari_viewer()
     viewer.open(str(img_path), plugin=PLUGIN)
     w = dock_widget(viewer)
+    assert w.image.value is not None and w.worker is not None and w.job[0] == 'flows'   # flows start by themselves
+    tvl1_flows_ready(qtbot, w)
     w.propagate_btn.native.click()                                # no labels layer yet
-    assert w.worker is None and 'labels' in w.status.value
+    assert w.worker is None and 'seed labels' in w.status.value, w.status.value
     w.new_labels_btn.native.click()
     w.propagate_btn.native.click()                                # empty seed
     assert w.worker is None and 'seed is empty' in w.status.value
     lab = w.labels.value
     k = 8; rows, cols = np.nonzero(to_layer(ph.labels.array, layer_meta(lab.metadata))[k] == 1)
     lab.data_setitem((np.full(rows.size, k), rows, cols), 1)
-    w.flow_source.value = 'tvl1'
-    w.propagate_btn.native.click()
+    before = np.array(lab.data)
+    w.suggest_btn.native.click()
     assert w.worker is not None and w.cancel_btn.enabled
     w.cancel_btn.native.click()
-    wait_idle(qtbot, w)
-    assert 'cancelled' in w.status.value, w.status.value
-    assert 'flow2mask preview' not in viewer.layers and w.annotation is None
+    wait_idle(qtbot, w, 5000)
+    assert 'cancelled' in w.status.value and 'as they were' in w.status.value, w.status.value
+    assert PREVIEW not in viewer.layers and np.array_equal(lab.data, before)
     assert w.propagate_btn.enabled and not w.cancel_btn.enabled
 
 
-def test_napari_view_command(make_napari_viewer, phantom_files):
+def test_napari_fit_progress_and_cancel(make_napari_viewer, data_dir, qtbot):
+    "During the per-volume fit the bar moves at least every 2 s; Cancel ends it within 1 s and changes no layer."
+    viewer = make_napari_viewer()
+    img, = viewer.open(str(data_dir / 'abdomen_ct' / 'ct.nii.gz'), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    w.new_labels_btn.native.click()
+    assert w.job is not None and w.job[0] == 'flows' and w.flow_source.value == 'auto'   # a fit, in the background
+    layers = [l.name for l in viewer.layers]; labels_before = np.array(w.labels.value.data)
+    changes, last, t0 = [], w.progress.value, time.monotonic()
+    while time.monotonic() - t0 < 8:
+        qtbot.wait(50)
+        if w.progress.value != last: changes.append(time.monotonic()); last = w.progress.value
+    assert w.worker is not None, 'the fit ended before the test could cancel it'
+    gaps = np.diff([t0] + changes)
+    print(f'progress changed {len(changes)} times in 8 s, longest gap {gaps.max():.2f} s; {w.status.value}')
+    assert len(changes) >= 4 and gaps.max() <= 2.0, gaps
+    assert 'fitting the flows' in w.status.value, w.status.value
+    t = time.monotonic(); w.cancel_btn.native.click()
+    qtbot.waitUntil(lambda: w.worker is None, timeout=5000)
+    took = time.monotonic() - t
+    print(f'Cancel took {took:.2f} s')
+    assert took <= 1.0, took
+    assert [l.name for l in viewer.layers] == layers and np.array_equal(w.labels.value.data, labels_before)
+    assert w._session().flows is None and 'cancelled' in w.status.value
+    assert w.propagate_btn.enabled and w.suggest_btn.enabled      # usable again
+
+
+def test_napari_labels_picker_and_save_path(make_napari_viewer, data_dir, phantom_files, qtbot, tmp_path):
+    ph, ph_path, _ = phantom_files
+    viewer = make_napari_viewer()
+    ct, = viewer.open(str(data_dir / 'abdomen_ct' / 'ct.nii.gz'), plugin=PLUGIN)
+    ref, = viewer.open(str(data_dir / 'abdomen_ct' / 'labels.nii.gz'), plugin=PLUGIN)   # a reference label map
+    w = dock_widget(viewer)
+    assert w.image.value is ct and w.labels.value is None         # the reference is offered, never picked for us
+    assert ref in w.labels.choices
+    assert w.save_path.value is None                               # nothing proposed
+    w.flow_source.value = 'tvl1'
+    w.new_labels_btn.native.click(); ct_seed = w.labels.value
+    assert ct_seed is not None and ct_seed is not ref
+    phl, = viewer.open(str(ph_path), plugin=PLUGIN)
+    w.image.value = phl                                          # the picker follows the image
+    assert w.labels.value is None and ct_seed not in w.labels.choices
+    w.new_labels_btn.native.click(); ph_seed = w.labels.value
+    w.save_path.value = tmp_path / 'ph_seed.nii.gz'
+    w.image.value = ct
+    assert w.labels.value is ct_seed and w.save_path.value is None   # the save path does not follow the image
+    wait_idle(qtbot, w)
+    w.save_btn.native.click(); assert 'choose a file' in w.status.value
+    for target in (data_dir / 'abdomen_ct' / 'labels.nii.gz', data_dir / 'abdomen_ct' / 'ct.nii.gz'):
+        w.save_path.value = target
+        w.save_btn.native.click(); assert 'overwrite an input' in w.status.value, w.status.value
+    w.save_path.value = tmp_path / 'ct_seed.nii.gz'
+    w.save_btn.native.click(); assert read_volume(tmp_path / 'ct_seed.nii.gz').same_grid(read_volume(data_dir / 'abdomen_ct' / 'ct.nii.gz'))
+
+
+def test_napari_view_command(make_napari_viewer, phantom_files, qtbot):
     from flow2mask_nb.napari_widget import open_viewer, Flow2MaskWidget
     ph, img_path, truth_path = phantom_files
     viewer, w = open_viewer(img_path, truth_path, viewer=make_napari_viewer())
     assert isinstance(w, Flow2MaskWidget) and w.image.value.name == 'ph'
-    assert w.labels.value is not None
+    assert w.labels.value is not None and w.labels.value.name == 'ph seed'   # --seed is the user's choice
     seed = from_layer(w.labels.value.data, layer_meta(w.labels.value.metadata))
     assert np.array_equal(seed, ph.labels.array)
+    assert viewer.dims.axis_labels == ('axial slice', 'A-P', 'R-L')
+    w.cancel(); wait_idle(qtbot, w)
+
+
+def test_napari_correction_loop(make_napari_viewer, phantom_files, qtbot):
+    "Propagate, accept, correct a propagated slice, propagate again: its neighbours change, in one undo step."
+    ph, img_path, _ = phantom_files
+    viewer = make_napari_viewer()
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    tvl1_flows_ready(qtbot, w)
+    w.new_labels_btn.native.click(); lab = w.labels.value; meta = layer_meta(lab.metadata)
+    truth = to_layer(ph.labels.array, meta)
+    k = 8; rows, cols = np.nonzero(truth[k] == 1)
+    lab.data_setitem((np.full(rows.size, k), rows, cols), 1)
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    assert PREVIEW in viewer.layers and viewer.layers[PREVIEW].contour > 0     # outlines, not a second fill
+    assert 'preview ready' in w.status.value and ('stopped at slice' in w.status.value or 'end of the volume' in w.status.value)
+    w.accept_btn.native.click()
+    first = np.array(lab.data)
+    span = np.nonzero((first == 1).any((1, 2)))[0]
+    c = int(span[-1]) - 1 if span[-1] - k >= 3 else int(span[0]) + 1           # a propagated slice, 2+ from the seed
+    assert abs(c - k) >= 2
+    fix = np.zeros_like(first[c]); fix[truth[c] == 1] = 1; fix[:, :fix.shape[1] // 2] = 0   # a visibly different mask
+    diff = first[c] != fix; rr, cc = np.nonzero(diff)
+    lab.data_setitem((np.full(rr.size, c), rr, cc), fix[diff])
+    corrected = np.array(lab.data)
+    t = time.monotonic(); w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    print(f're-propagation through the widget: {time.monotonic() - t:.2f} s; {w.status.value.splitlines()[0]}')
+    new = viewer.layers[PREVIEW].data
+    between = [j for j in range(min(k, c) + 1, max(k, c))]
+    assert np.array_equal(new[c], corrected[c]) and np.array_equal(new[k], corrected[k])   # anchors as drawn
+    assert any(not np.array_equal(new[j], corrected[j]) for j in between), 'the neighbours did not change'
+    w.accept_btn.native.click()
+    assert np.array_equal(lab.data, new)
+    lab.undo()                                                   # the re-propagation is one undo step
+    assert np.array_equal(lab.data, corrected)
+    lab.undo()
+    assert np.array_equal(lab.data[c], first[c])
 
 
 def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_path):
@@ -112,13 +240,13 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     viewer = make_napari_viewer(show=True)        # a real window: a hidden canvas renders black under Xvfb
     img, = viewer.open(str(ct), plugin=PLUGIN)
     w = dock_widget(viewer)
-    assert w.image.value is img
+    assert w.image.value is img and not w.canvas.isVisible()     # no empty plot before the first result
     w.new_labels_btn.native.click()
     lab = w.labels.value
     meta = layer_meta(lab.metadata)
-    w.flow_source.value = 'tvl1'                 # ~7 s of flows on 2 cores; the per-volume fit takes minutes
+    tvl1_flows_ready(qtbot, w)                   # ~7 s of flows on 2 cores; the per-volume fit takes longer
 
-    w.suggest_btn.native.click()                  # computes the flows (kept for Propagate) and moves the slider
+    w.suggest_btn.native.click()                  # reuses the flows and moves the slider
     wait_idle(qtbot, w)
     k = w.suggestion['slice']
     assert w.current_slice() == k, (w.current_slice(), k)
@@ -128,11 +256,14 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     lab.data_setitem((np.full(rows.size, k), rows, cols), LIVER)
     seed_only = np.array(lab.data)
 
-    w.propagate_btn.native.click()
+    t = time.monotonic(); w.propagate_btn.native.click()
     wait_idle(qtbot, w)
-    assert 'flow2mask preview' in viewer.layers, w.status.value
+    print(f'first propagation with the flows ready: {time.monotonic() - t:.2f} s')
+    assert PREVIEW in viewer.layers, w.status.value
+    w.go_to_slice(k + 3)                          # the preview: outlines over the labels (here, nothing yet)
+    save_shot(viewer.screenshot(canvas_only=True, flash=False), tmp_path, 'napari_preview.png')
     w.accept_btn.native.click()
-    assert 'flow2mask preview' not in viewer.layers
+    assert PREVIEW not in viewer.layers
     result = from_layer(lab.data, meta)
     score = dice(result == LIVER, liver)
     print(f'liver Dice through the widget: {score:.3f} (seed slice {k})')
@@ -146,17 +277,20 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     assert dice(from_layer(lab.data, meta) == LIVER, liver) == score
 
     w.least_btn.native.click()
-    r = least_confident(w.annotation.propagation.records)
+    r = least_confident(lab.metadata['flow2mask_revision'].records)
     assert w.current_slice() == r['slice']
     ax, = w.figure.axes
-    assert len(ax.lines) == 1 and np.nanmin(ax.lines[0].get_ydata()) == pytest.approx(r['confidence'])
+    assert w.canvas.isVisible() and len(ax.lines) == 1 and np.nanmin(ax.lines[0].get_ydata()) == pytest.approx(r['confidence'])
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
     w.go_to_slice(k + 1)
     w.flows_btn.native.click()
     arrows = viewer.layers['flow arrows']
     assert arrows.data.shape[1:] == (2, 3) and np.all(arrows.data[:, 0, 0] == k + 1)
+    assert arrows.length > 1 and 'longer' in w.status.value, (arrows.length, w.status.value)
     assert viewer.layers['jacobian'].data.shape == (1,) + img.data.shape[1:]
-    assert 'flow into slice' in w.status.value
+    assert 'flow into axial slice' in w.status.value
 
     out = tmp_path / 'liver.nii.gz'
     w.save_path.value = out
@@ -164,13 +298,14 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     saved = read_volume(out)
     assert saved.same_grid(image_vol) and np.array_equal(saved.array, result)
 
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    save_shot(shot, tmp_path, 'napari_flow_arrows.png')
     # what the user sees: the accepted liver on the seed slice, in the label's colour
     for layer in viewer.layers: layer.visible = layer in (img, lab)
     lab.opacity = 1.0
     w.go_to_slice(k)
     shot = viewer.screenshot(canvas_only=True, flash=False)
-    import matplotlib.image
-    matplotlib.image.imsave(tmp_path / 'screenshot.png', shot)   # to look at when this fails
+    save_shot(shot, tmp_path, 'napari_liver.png')   # to look at when this fails
     colour = np.asarray(lab.get_color(LIVER))[:3] * 255
     near = np.abs(shot[..., :3].astype(float) - colour).max(-1) < 12
     lab.visible = False
@@ -178,5 +313,27 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     print(f'{near.sum()} screen pixels in the liver colour ({without.sum()} with the labels hidden), '
           f'{truth_layer[k].sum()} liver voxels on the slice')
     # every liver voxel covers at least one screen pixel at napari's default zoom; the colour comes from the labels
-    assert near.sum() > 0.5 * truth_layer[k].sum(), (near.sum(), colour, tmp_path / 'screenshot.png')
+    assert near.sum() > 0.5 * truth_layer[k].sum(), (near.sum(), colour, tmp_path / 'napari_liver.png')
     assert without.sum() < 0.01 * near.sum(), without.sum()
+    # the liver is on the patient's right: on the left of the screen, radiologically
+    assert np.nonzero(near)[1].mean() < shot.shape[1] / 2
+
+
+def test_napari_flows_file(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "A flows file written by `flow2mask flows` replaces the fit; one made for another image is refused."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file
+    ph, img_path, _ = phantom_files
+    _, fl, meta = make_flows(read_volume(img_path), flow_source='tvl1')
+    good = save_flows_file(tmp_path / 'ph.safetensors', fl, meta)
+    other = make_phantom(n_slices=16, size=(48, 40), n_organs=2, seed=2)
+    _, fl2, meta2 = make_flows(other.image, flow_source='tvl1')
+    bad = save_flows_file(tmp_path / 'other.safetensors', fl2, meta2)
+    viewer = make_napari_viewer()
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    w.flows_file.value = bad
+    assert 'made for another image' in w.status.value, w.status.value
+    w.flows_file.value = good
+    assert w._session().flows is not None and 'flows ready (tvl1' in w.status.value, w.status.value
+    wait_idle(qtbot, w)                                          # the stopped fit does not overwrite the status
+    assert w._session().flows_meta['fingerprint'] == meta['fingerprint'] and 'flows ready' in w.status.value

@@ -33,7 +33,8 @@ def test_fading_structure_stops_near_its_end():
     _, d_never, extent_never = run('fade', stop=StopRule(min_pixels=1, area_fraction=None, support_fraction=None,
                                                          separation_fraction=None, faint_separation_fraction=None),
                                    refine=None, flows=ann.flows)
-    assert extent_never[1] > 35 and d > d_never    # the flows alone carry the mask on to the volume's end
+    assert d >= 0.85, d
+    assert extent_never[1] > 35                    # the flows alone carry the mask on towards the volume's end
 
 
 def test_bias_field_keeps_the_extent():
