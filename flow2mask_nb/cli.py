@@ -169,7 +169,9 @@ def _propagate_args(p):
     p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
     p.add_argument('--seed', required=True, help='label map, non-zero on the annotated slice(s)')
     p.add_argument('-o', '--output', required=True, help='output label map (.nii.gz, .nrrd, .mha, .npz)')
-    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--model', default=None, help='trained model (file or folder): its flows refined by a short fit on this '
+                   'volume (40 steps; --fit-steps/--budget change it; --flow-source model: no refinement) '
+                   '(default: fit on this volume from zero)')
     p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
