@@ -169,7 +169,7 @@ LABELS = {  # what each run of the curve tried (all: `flow2mask train` on the ei
 def curve_table(curves) -> str:
     lines = ['| run | minutes | steps | held-out MSE d=1..6, DICOM CT | phantom | Dice alone: CT | dev mean |', '|' + '---|' * 7]
     for c in curves:
-        for p in c['points']:
+        for p in {p['step']: p for p in c['points']}.values():   # a run's last snapshot can be listed twice
             r = p['recon']
             lines.append(f"| {LABELS.get(c['name'], c['name'])} | {p['seconds'] / 60:.1f} | {p['step']} | {np.mean(r['abdomen_ct_dicom']):.5f} | "
                          f"{np.mean(r['phantom']):.5f} | {_f(p.get('ct'))} | {_f(p.get('dev_mean'))} |")
@@ -188,8 +188,8 @@ def plot_curves(curves, refs, path, full=()):
         label = LABELS.get(c['name'], c['name'])
         axs[0].plot(m, [np.mean(p['recon']['abdomen_ct_dicom']) for p in c['points']], label=label, **kw)
         axs[1].plot(m, [p.get('ct') for p in c['points']], label=label, **kw)
-        pts = [(p['seconds'] / 60, p['dev_mean']) for p in c['points'] if p.get('dev_mean') == p.get('dev_mean')]
-        pts += [(p['seconds'] / 60, p['dev_mean']) for f in full if f['name'] == c['name'] for p in f['points']]
+        points = c['points'] + [p for f in full if f['name'] == c['name'] for p in f['points']]
+        pts = {(p['seconds'] / 60, p['dev_mean']) for p in points if _f(p.get('dev_mean'))}   # runs without dev Dice: none
         if pts: axs[2].plot(*zip(*sorted(pts)), label=label, **kw)
     for k, ls in (('zero', ':'), ('fit', '--')):
         axs[0].axhline(np.mean(refs['abdomen_ct_dicom'][k]), color='k', ls=ls, lw=1, label='zero flows' if k == 'zero' else 'per-volume fit')
