@@ -127,7 +127,8 @@ def _itk_worker():
 
 def _itk_interpolate(lab: np.ndarray, itk_axis: int, use_distance_transform: bool, heuristic_alignment: bool):
     "ITK's MorphologicalContourInterpolator on a C-ordered label array (runs in a child process, see below)."
-    import itk
+    import atexit, os, itk
+    atexit.register(os._exit, 0)      # the child leaves without ITK's static destructors, which crashed at exit
     filt = itk.MorphologicalContourInterpolator.New(itk.GetImageFromArray(lab))   # ITK index order is numpy's reversed
     filt.SetAxis(itk_axis)
     filt.SetUseDistanceTransform(bool(use_distance_transform))

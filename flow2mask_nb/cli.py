@@ -130,6 +130,24 @@ def _intensity_args(p):
     p.add_argument('--window', default=None, metavar='LO,HI',
                    help='intensity window for the flows, e.g. -1000,400 for lung (overrides the modality rule)')
 
+def _flow_args(p):
+    "The options that say how flows are made (shared by every command that makes them)."
+    p.add_argument('--model', default=None, help='trained model (file or folder): its flows refined by a short fit on this '
+                   'volume (40 steps; --fit-steps/--budget change it; --flow-source model: no refinement) '
+                   '(default: fit on this volume from zero)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
+                   help='optimisation steps for fitting the flows')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
+                   help='where flows come from (auto: the model if given, else fit)')
+    p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
+    p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
+                   help='torch threads for the fit (default: the cores other processes leave free)')
+    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
+
 def describe_intensity(info: dict) -> str:
     "The intensity choice in words, for the command line."
     lo, hi = info['window']
@@ -169,27 +187,13 @@ def _propagate_args(p):
     p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
     p.add_argument('--seed', required=True, help='label map, non-zero on the annotated slice(s)')
     p.add_argument('-o', '--output', required=True, help='output label map (.nii.gz, .nrrd, .mha, .npz)')
-    p.add_argument('--model', default=None, help='trained model (file or folder): its flows refined by a short fit on this '
-                   'volume (40 steps; --fit-steps/--budget change it; --flow-source model: no refinement) '
-                   '(default: fit on this volume from zero)')
     p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
-    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
-                   help='optimisation steps for fitting the flows')
-    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    _flow_args(p)
     p.add_argument('--labels', default=None, help='labels to propagate, e.g. 1,5 (default: all in the seed)')
     p.add_argument('--mode', choices=('composed', 'sequential'), default='composed',
                    help='composed flows (one warp of the seed) or slice-to-slice re-warping')
-    p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
-                   help='where flows come from (auto: the model if given, else fit)')
-    p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
-    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
-    p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
-                   help='torch threads for the fit (default: 1 for small volumes; 2+ is faster on an idle machine)')
     _intensity_args(p)
     p.add_argument('--report', default=None, help='per-slice report CSV (JSON written beside it)')
-    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_propagate)
 
 # %% ../nbs/60_cli.ipynb 14
@@ -301,22 +305,6 @@ def _benchmark_args(p):
     p.set_defaults(func=cmd_benchmark)
 
 # %% ../nbs/60_cli.ipynb 18
-def _flow_args(p):
-    "The options that say how flows are made (shared by every command that makes them)."
-    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
-    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
-                   help='optimisation steps for fitting the flows')
-    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
-    p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
-                   help='where flows come from (auto: the model if given, else fit)')
-    p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
-    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (auto: CUDA, MPS, else CPU)')
-    p.add_argument('--threads', type=_positive(int, 'threads'), default=None,
-                   help='torch threads for the fit (default: 1 for small volumes; 2+ is faster on an idle machine)')
-    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
-
 def cmd_flows(args):
     "Estimate IMAGE's inter-slice flows and write them, with the image's fingerprint, for later --flows runs."
     from flow2mask_nb.flowfile import make_flows, save_flows_file, check_flows_path
