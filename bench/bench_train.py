@@ -8,7 +8,7 @@ import argparse, statistics, time
 import torch
 from flow2mask_nb.model import FlowNet3D, FlowNetConfig, pick_device
 from flow2mask_nb.losses import l2g_loss, vol2flow_loss, iss_loss
-from flow2mask_nb.train import shifted_texture
+from flow2mask_nb.testing import shifted_texture
 
 p = argparse.ArgumentParser()
 p.add_argument('--depth', type=int, default=32); p.add_argument('--size', type=int, default=128)

@@ -16,7 +16,7 @@ import argparse, json, pathlib, sys
 import numpy as np
 from flow2mask_nb.benchmark import Case, load_cases, run_case, completion_case, summarise, format_cases, plot_cases
 from flow2mask_nb.cli import _jsonable
-from flow2mask_nb.io import shared_data_dir
+from flow2mask_nb.testing import shared_data_dir
 
 HERE = pathlib.Path(__file__).parent
 CT_ORGANS = {1: 'spleen', 2: 'kidney_right', 3: 'kidney_left', 5: 'liver', 6: 'stomach'}

@@ -12,7 +12,7 @@ import argparse, json, pathlib, sys, time
 import numpy as np
 from flow2mask_nb.benchmark import run_case, summarise
 from flow2mask_nb.cli import _jsonable
-from flow2mask_nb.io import shared_data_dir
+from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.model import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
 from flow2mask_nb.propagate import StopRule

@@ -39,7 +39,8 @@ def wall(cmd, env=None) -> float:
 
 def cli_part(repeats: int, folder: pathlib.Path) -> dict:
     "Part A: flows once, then propagate with --flows, timed as whole processes."
-    from flow2mask_nb.io import shared_data_dir, read_volume, read_labels, write_volume
+    from flow2mask_nb.io import read_volume, read_labels, write_volume
+    from flow2mask_nb.testing import shared_data_dir
     from flow2mask_nb.metrics import oracle_seed
     from flow2mask_nb.cli import evaluate_files
     data = shared_data_dir()

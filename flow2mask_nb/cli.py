@@ -4,15 +4,15 @@
 
 # %% ../nbs/60_cli.ipynb 3
 from __future__ import annotations
-import argparse, json, math, os, sys, pathlib, traceback
+import argparse, json, math, os, sys, time, pathlib, tempfile, traceback
 import numpy as np
 from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
 
 # %% auto 0
-__all__ = ['DEVICES', 'COMMANDS', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate', 'parse_window',
-           'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'cmd_benchmark', 'cmd_flows', 'case_flows',
-           'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view',
-           'build_parser', 'main']
+__all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate',
+           'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'train_on_cases', 'cmd_benchmark',
+           'cmd_flows', 'case_flows', 'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model',
+           'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -132,7 +132,9 @@ def _intensity_args(p):
 
 def _flow_args(p):
     "The options that say how flows are made (shared by every command that makes them)."
-    p.add_argument('--model', default=None, help='trained model checkpoint (default: fit on this volume)')
+    p.add_argument('--model', default=None, help='trained model (file or folder): its flows refined by a short fit on this '
+                   'volume (40 steps; --fit-steps/--budget change it; --flow-source model: no refinement) '
+                   '(default: fit on this volume from zero)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
@@ -237,6 +239,18 @@ def _jsonable(o):
     if isinstance(o, np.integer): return int(o)
     return o
 
+def train_on_cases(cases, budget_s: float, out=None) -> pathlib.Path:
+    "Train a model on the images of `cases` (never their labels), each along its slice axis, for `budget_s` seconds."
+    from flow2mask_nb.train import train, prepare_volume, TrainConfig, default_arch
+    if out is not None and not pathlib.Path(out).parent.exists(): raise InputError(f"{pathlib.Path(out).parent}: folder does not exist")
+    out = pathlib.Path(out) if out is not None else pathlib.Path(tempfile.mkdtemp(prefix='flow2mask_model_'))
+    recipe = TrainConfig()
+    vols = [prepare_volume(c.image, recipe.size, c.axis) for c in cases]
+    print(f"training on the images of {len(vols)} case(s) for {budget_s:g} s (labels unused) -> {out}", flush=True)
+    _, hist = train(vols, out, recipe, default_arch(recipe.size), budget_s=budget_s, progress=False)
+    print(f"trained: {len(hist)} steps", flush=True)
+    return out / 'model.safetensors'
+
 def cmd_benchmark(args):
     "Run the benchmark protocol over CASES and print the per-case table."
     from flow2mask_nb.benchmark import load_cases, run_case, completion_case, summarise, format_cases, plot_cases
@@ -244,7 +258,10 @@ def cmd_benchmark(args):
         if path and not pathlib.Path(path).parent.exists(): raise InputError(f"{pathlib.Path(path).parent}: folder does not exist")
     cases = load_cases(args.cases)
     if args.flows and not pathlib.Path(args.flows).is_dir(): raise InputError(f"{args.flows}: no such folder for --flows")
-    kw = dict(modality=args.modality, window=parse_window(args.window), progress=False)
+    if args.flows and (args.model or args.train): raise InputError("--flows holds flows fitted without a model: use it without --model/--train")
+    model = resolve_model(args.model)
+    if args.train: model = train_on_cases(cases, args.train, args.model_out)
+    kw = dict(modality=args.modality, window=parse_window(args.window), progress=False, model=model)
     results, completion = [], []
     for c in cases:
         flows = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else None
@@ -258,7 +275,7 @@ def cmd_benchmark(args):
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
           + f"\nconfidence vs slice Dice, Spearman (pooled): {summary['spearman_pooled']:.3f}")
-    out = dict(seed_slice=args.seed_slice, results=results, summary=summary)
+    out = dict(seed_slice=args.seed_slice, results=results, summary=summary, model=model and str(model), train_s=args.train)
     if completion:
         out['completion'] = dict(results=completion, summary=summarise(completion))
         print(f"\nmask completion, every {args.completion}th slice\n" + format_cases(out['completion']['summary']))
@@ -276,6 +293,10 @@ def _benchmark_args(p):
     p.add_argument('--completion', type=_positive(int, 'completion', 2), default=None, metavar='K',
                    help='also complete masks drawn on every K-th slice, beside contour interpolation')
     p.add_argument('--no-baselines', action='store_true', help='skip seed copy and TV-L1')
+    p.add_argument('--model', default=None, help='propagate with this trained model (refined on each volume)')
+    p.add_argument('--train', type=_positive(float, 'train'), default=None, metavar='SECONDS',
+                   help="first train a model on the cases' images for this many seconds (labels unused), then use it")
+    p.add_argument('--model-out', default=None, metavar='DIR', help='with --train: keep the model in DIR (default: a temporary folder)')
     p.add_argument('--flows', default=None, metavar='DIR', help='a folder of flows files, <case>.safetensors: read '
                    'when there (the fit is skipped and not timed), else made once and written there')
     _intensity_args(p)
@@ -409,29 +430,54 @@ def resolve_model(path):
     return p
 
 def cmd_train(args):
-    "Train the flow network on unlabeled volumes."
-    from flow2mask_nb.train import train
+    "Train the flow network on unlabeled volumes, for a time (--budget) and/or a number of steps."
+    from flow2mask_nb.train import train, TrainConfig, default_arch
     vols = collect_volumes(args.volumes)
     out = pathlib.Path(args.output)
     if not out.parent.exists(): raise InputError(f"{out.parent}: output folder does not exist")
-    out.mkdir(exist_ok=True)
-    model, history = train(vols, out, steps=args.steps, loss=args.loss, iss_weight=args.iss_weight, size=args.size,
-                           device=args.device, seed=args.seed, resume=args.resume,
-                           checkpoint_every=args.checkpoint_every, progress=not args.quiet)
-    last = history[-1]['loss'] if history else float('nan')
-    print(f"trained on {len(vols)} volume(s), {args.steps} steps, final loss {last:.5f}\n"
-          f"model: {out / 'model.safetensors'} (use with --model {out})")
+    budget = args.budget if args.budget or args.steps else DEFAULT_TRAIN_BUDGET
+    recipe = TrainConfig(loss=args.loss, reach=args.reach or None, iss_weight=args.iss_weight, lr=args.lr,
+                         slab=args.slab or None, crop=args.crop or None, batch=args.batch, augment=not args.no_augment,
+                         size=args.size, teacher=args.teacher)
+    snaps = [float(t) for t in args.snapshots.split(',')] if args.snapshots else ()
+    t0 = time.time()
+    model, history = train(vols, out, recipe, default_arch(args.size, args.kind, args.out_stride), steps=args.steps,
+                           budget_s=budget, device=args.device, seed=args.seed, resume=args.resume,
+                           checkpoint_every=args.checkpoint_every, snapshots=snaps, progress=not args.quiet)
+    tail = [h['loss'] for h in history[-50:]]
+    print(f"trained on {len(vols)} volume(s): {len(history)} steps, {history[-1]['seconds'] if history else 0:.0f} s of "
+          f"training ({time.time() - t0:.0f} s in all), mean loss of the last {len(tail)} steps "
+          f"{float(np.mean(tail)) if tail else float('nan'):.5f}\n"
+          f"model: {out / 'model.safetensors'} (use with --model {out}); loss log: {out / 'history.csv'}, {out / 'history.png'}")
+
+DEFAULT_TRAIN_BUDGET = 1500.   # seconds: the recipe's measured budget on a 2-core CPU (README, "Learned flows")
 
 @command('train', 'train the flow network self-supervised on unlabeled volumes')
 def _train_args(p):
+    from flow2mask_nb.train import TrainConfig, default_arch
+    d = TrainConfig()
     p.add_argument('volumes', nargs='+', help='image files, folders of them, or DICOM series folders')
-    p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors)')
-    p.add_argument('--steps', type=_positive(int, 'steps'), default=2000, help='optimisation steps')
-    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default='l2g', help='L2G curriculum or the Vol2Flow loss')
-    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=0.1, help='weight of the ISS loss')
-    p.add_argument('--size', type=_positive(int, 'size', 16), default=128, help='in-plane working size')
-    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs')
-    p.add_argument('--seed', type=int, default=0, help='random seed (same seed, same result on the CPU)')
+    p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors, history.csv)')
+    p.add_argument('--budget', type=_positive(float, 'budget'), default=None, metavar='SECONDS',
+                   help=f'train for this many seconds, then checkpoint (default {DEFAULT_TRAIN_BUDGET:g} unless --steps)')
+    p.add_argument('--steps', type=_positive(int, 'steps'), default=None, help='or stop after this many steps')
+    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default=d.loss, help='L2G curriculum or the Vol2Flow loss')
+    p.add_argument('--reach', type=_positive(int, 'reach', 0), default=d.reach, help='L2G final reach (0: global)')
+    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=d.iss_weight, help='weight of the ISS loss')
+    p.add_argument('--lr', type=_positive(float, 'lr'), default=d.lr, help='Adam learning rate')
+    p.add_argument('--slab', type=_positive(int, 'slab', 0), default=d.slab, help='slices per sample (0: whole volume)')
+    p.add_argument('--crop', type=_positive(int, 'crop', 0), default=d.crop, help='in-plane crop per sample (0: whole slices)')
+    p.add_argument('--batch', type=_positive(int, 'batch'), default=d.batch, help='samples per step')
+    p.add_argument('--no-augment', action='store_true', help='no flips, transposition, intensity gamma, slice skipping')
+    p.add_argument('--teacher', type=_positive(float, 'teacher', 0), default=d.teacher,
+                   help='weight of distillation from per-volume fits of the training volumes (0: none)')
+    a = default_arch()
+    p.add_argument('--kind', choices=('3d', '2d'), default=a.kind, help='3D whole-stack U-Net or 2D pairwise U-Net')
+    p.add_argument('--out-stride', type=int, choices=(1, 2, 4), default=a.out_stride, help='flows on a grid this many times coarser')
+    p.add_argument('--size', type=_positive(int, 'size', 16), default=d.size, help='working size: longest in-plane side')
+    p.add_argument('--snapshots', default=None, metavar='T1,T2', help='also save model_<t>s.safetensors at these seconds')
+    p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (CUDA: mixed precision)')
+    p.add_argument('--seed', type=int, default=0, help='random seed (same seed and --steps, same result on the CPU)')
     p.add_argument('--resume', action='store_true', help='continue from the checkpoint in the model folder')
     p.add_argument('--checkpoint-every', type=_positive(int, 'checkpoint-every', 0), default=100,
                    help='steps between checkpoints')

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 __all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
            'Volume', 'volume_from_sitk', 'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices',
            'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume',
-           'describe', 'shared_data_dir']
+           'describe']
 
 # %% ../nbs/00_io.ipynb 6
 class Flow2MaskError(Exception):
@@ -404,15 +404,3 @@ def describe(vol: Volume, axis: int | None = None) -> dict:
                 min=float(finite.min()) if finite.size else float('nan'),
                 max=float(finite.max()) if finite.size else float('nan'),
                 p0_5=p[0], median=p[1], p99_5=p[2], non_finite=int(a.size - finite.size))
-
-# %% ../nbs/00_io.ipynb 28
-def shared_data_dir() -> pathlib.Path | None:
-    "The shared real-data folder (`$FLOW2MASK_DATA`, or `../shared/data` from here or the package), or None."
-    env = os.environ.get('FLOW2MASK_DATA')
-    cands = [pathlib.Path(env)] if env else []
-    here = pathlib.Path.cwd().resolve()
-    pkg = pathlib.Path(__file__).resolve().parent if '__file__' in globals() else here
-    for base in (here, *here.parents[:3], pkg.parent, *pkg.parents[1:3]):
-        cands.append(base / '..' / 'shared' / 'data')
-        cands.append(base / 'shared' / 'data')
-    return next((c.resolve() for c in cands if (c / 'abdomen_ct').is_dir()), None)

@@ -11,8 +11,8 @@ from .warp import warp, compose_flows
 from .model import Flows
 
 # %% auto 0
-__all__ = ['SIMILARITIES', 'L2G_GROWTH', 'mse', 'ncc', 'ssim', 'get_similarity', 'l2g_loss', 'l2g_reach', 'iss_loss',
-           'fb_consistency_loss', 'smoothness_loss', 'vol2flow_loss']
+__all__ = ['SIMILARITIES', 'L2G_GROWTH', 'mse', 'ncc', 'ssim', 'get_similarity', 'l2g_loss', 'error_by_distance', 'l2g_reach',
+           'iss_loss', 'fb_consistency_loss', 'smoothness_loss', 'vol2flow_loss']
 
 # %% ../nbs/21_losses.ipynb 6
 _REDUCTIONS = ('mean', 'sum', 'none')
@@ -102,6 +102,14 @@ def _anchors(anchors, D, generator=None, device=None):
     if a.numel() == 0 or a.min() < 0 or a.max() >= D: raise ValueError(f"anchors must lie in [0, {D - 1}], got {a.tolist()}")
     return a
 
+def _inner(images, margin: int):
+    "The images (N, C, H, W) without `margin` pixels at each border."
+    if not margin: return images
+    H, W = images[0].shape[-2:]
+    if not isinstance(margin, int) or margin < 0 or 2 * margin >= min(H, W):
+        raise ValueError(f"margin must be an int in [0, {(min(H, W) - 1) // 2}] for {H} x {W} slices, got {margin!r}")
+    return tuple(x[..., margin:H - margin, margin:W - margin] for x in images)
+
 def _valid(valid, D, device):
     if valid is None: return None
     v = torch.as_tensor(valid, dtype=torch.bool, device=device).flatten()
@@ -131,6 +139,7 @@ def l2g_loss(slices: torch.Tensor,       # (D, 1, H, W) or (D, H, W) normalised 
              valid=None,                 # (D,) bool, False for padding slices
              generator: torch.Generator | None = None,  # for random anchors
              reduction: str = 'mean',    # 'mean', 'sum', or 'none' (per pair, with the pairs)
+             margin: int = 0,            # pixels at each border left out of the comparison (crops of a larger slice)
             ):
     "Local-to-Global loss: reconstruct slice j from slice i through the composed flow U(i->j), 1 <= |j-i| <= reach."
     slices = _as_slices(slices); _check_flows(flows, slices)
@@ -146,7 +155,7 @@ def l2g_loss(slices: torch.Tensor,       # (D, 1, H, W) or (D, H, W) normalised 
             ok = v[src] & v[dst]
             if not ok.any(): continue
             src, dst, u = src[ok], dst[ok], u[ok]
-        vals.append(rho_f(slices[dst], warp(slices[src], u), reduction='none'))
+        vals.append(rho_f(*_inner((slices[dst], warp(slices[src], u)), margin), reduction='none'))
         pairs.append(torch.stack([src, dst], 1))
     if not vals: raise ValueError("no valid slice pair within reach of the anchors")
     vals = torch.cat(vals)
@@ -154,6 +163,14 @@ def l2g_loss(slices: torch.Tensor,       # (D, 1, H, W) or (D, H, W) normalised 
     return _reduce(vals, reduction)
 
 # %% ../nbs/21_losses.ipynb 19
+def error_by_distance(slices, flows: Flows, reach: int = 6, rho='mse', margin: int = 0) -> list:
+    "Mean reconstruction error of all slice pairs at each distance 1..reach (composed flows, every anchor)."
+    with torch.no_grad():
+        vals, pairs = l2g_loss(slices, flows, reach, rho=rho, reduction='none', margin=margin)
+    dist = (pairs[:, 1] - pairs[:, 0]).abs()
+    return [float(vals[dist == k].mean()) for k in range(1, int(dist.max()) + 1)]
+
+# %% ../nbs/21_losses.ipynb 22
 L2G_GROWTH = ('linear', 'geometric', 'step', 'constant')
 
 def l2g_reach(progress: float,         # training progress in [0, 1]
@@ -178,7 +195,7 @@ def l2g_reach(progress: float,         # training progress in [0, 1]
     else: k = start * (end / start) ** t
     return int(min(end, max(start, math.floor(k + 0.5))))
 
-# %% ../nbs/21_losses.ipynb 22
+# %% ../nbs/21_losses.ipynb 25
 def iss_loss(flows: Flows, order: int = 1, reduction: str = 'mean'):
     "Inter-Slice Smoothness: squared change of the forward and backward flows along the slice axis."
     _check_flows(flows)
@@ -209,9 +226,9 @@ def smoothness_loss(flows, reduction: str = 'mean'):
               for t in ts)
     return _reduce(per, reduction)
 
-# %% ../nbs/21_losses.ipynb 26
+# %% ../nbs/21_losses.ipynb 29
 def vol2flow_loss(slices: torch.Tensor, flows: Flows, steps: int = 5, anchors=None, rho='mse', valid=None,
-                  generator: torch.Generator | None = None, reduction: str = 'mean'):
+                  generator: torch.Generator | None = None, reduction: str = 'mean', margin: int = 0):
     "Vol2Flow loss: sequentially re-warp each anchor slice up to `steps` slices each way and compare (mean over pairs)."
     slices = _as_slices(slices); _check_flows(flows, slices)
     if reduction not in _REDUCTIONS: raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -229,6 +246,6 @@ def vol2flow_loss(slices: torch.Tensor, flows: Flows, steps: int = 5, anchors=No
             rec = warp(rec, fl[src + k - 1] if sign > 0 else fl[src - k])
             dst = src + sign * k
             ok = torch.ones_like(src, dtype=torch.bool) if v is None else v[src] & v[dst]
-            if ok.any(): vals.append(rho_f(slices[dst[ok]], rec[ok], reduction='none'))
+            if ok.any(): vals.append(rho_f(*_inner((slices[dst[ok]], rec[ok]), margin), reduction='none'))
     if not vals: raise ValueError("no valid slice pair within reach of the anchors")
     return _reduce(torch.cat(vals), reduction)

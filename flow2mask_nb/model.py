@@ -108,17 +108,22 @@ def chain_flows_from(flows: Flows, s: int) -> torch.Tensor:
 @dataclass
 class FlowNetConfig:
     "Architecture of a flow network; saved with checkpoints."
-    size: int = 128                          # in-plane working size (H = W) used in training
+    size: int = 128                          # in-plane working size used in training (the longest side)
     enc: tuple = (16, 32, 32, 32)            # encoder channels, one stride-2 (in-plane) level each
-    dec: tuple = (32, 32, 32, 32)            # decoder channels, one upsampling level each
+    dec: tuple = (32, 32, 32, 32)            # decoder channels, one upsampling level each (fewer with out_stride)
     slope: float = 0.2                       # LeakyReLU negative slope
     kind: str = '3d'                         # '3d': FlowNet3D (whole volume); '2d': FlowNet2D (slice pairs)
     head_std: float = 1e-5                   # std of the (linear) flow head's initial weights: near-zero flows
+    out_stride: int = 1                      # flows predicted on a grid this many times coarser, upsampled bilinearly
 
     def __post_init__(self):
         self.enc, self.dec = tuple(int(c) for c in self.enc), tuple(int(c) for c in self.dec)
         if self.kind not in ('3d', '2d'): raise ValueError(f"kind must be '3d' or '2d', got {self.kind!r}")
-        if len(self.dec) != len(self.enc): raise ValueError(f"dec {self.dec} needs one entry per encoder level {self.enc}")
+        s = int(self.out_stride)
+        if s < 1 or s & (s - 1) or s >= 2 ** len(self.enc):
+            raise ValueError(f"out_stride must be a power of 2 below {2 ** len(self.enc)}, got {self.out_stride}")
+        if len(self.dec) != len(self.enc) - int(math.log2(s)):
+            raise ValueError(f"dec {self.dec} needs one entry per encoder level {self.enc} above out_stride {s}")
         if self.size < 2 ** len(self.enc): raise ValueError(f"size {self.size} is too small for {len(self.enc)} levels")
 
     def to_dict(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -155,7 +160,10 @@ class _UNet(nn.Module):
             skip = feats[-2 - lvl]
             h = F.interpolate(h, size=skip.shape[2:], mode='trilinear' if self.dims == 3 else 'bilinear', align_corners=False)
             h = u(torch.cat([h, skip], 1))
-        return self.head(h)
+        out = self.head(h)
+        if out.shape[2:] != x.shape[2:]:   # out_stride > 1: flows (in input pixels) upsampled to the input grid
+            out = F.interpolate(out, size=x.shape[2:], mode='trilinear' if self.dims == 3 else 'bilinear', align_corners=True)
+        return out
 
 def _pad_hw(x, multiple):
     "Replicate-pad the last two dims to a multiple of `multiple`; returns the padded tensor and the original (H, W)."

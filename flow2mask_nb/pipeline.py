@@ -18,8 +18,8 @@ from .checkpoint import atomic_write_bytes
 from .warp import auto_threads
 
 # %% auto 0
-__all__ = ['REPORT_COLUMNS', 'Cancelled', 'Prepared', 'prepare', 'tvl1_flows', 'estimate_flows', 'needs_local', 'fit_local',
-           'local_flows', 'Annotation', 'annotate', 'complete', 'suggest', 'write_report']
+__all__ = ['REPORT_COLUMNS', 'Cancelled', 'Prepared', 'prepare', 'tvl1_flows', 'model_fit_kwargs', 'estimate_flows',
+           'needs_local', 'fit_local', 'local_flows', 'Annotation', 'annotate', 'complete', 'suggest', 'write_report']
 
 # %% ../nbs/42_pipeline.ipynb 5
 class Cancelled(Flow2MaskError):
@@ -71,10 +71,23 @@ def tvl1_flows(work: torch.Tensor, progress: bool = False, callback=None, **tvl1
         if callback is not None: callback('flows', (i + 1) / n)       # may raise Cancelled
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
+def _network(model):
+    "A network from a checkpoint path (loaded once), or the network itself, or None."
+    if model is None or isinstance(model, torch.nn.Module): return model
+    from flow2mask_nb.checkpoint import load_model
+    return load_model(model)
+
+def model_fit_kwargs(net, flow_source: str = 'auto', fit_steps: int | None = None, budget_s: float | None = None) -> dict:
+    "The `train.fit` settings that start from a trained network (`train.REFINE`); {} without one or for 'fit'/'tvl1'."
+    if net is None or flow_source not in ('auto', 'model'): return {}
+    from flow2mask_nb.train import REFINE
+    alone = flow_source == 'model' and not fit_steps and not budget_s
+    return {**REFINE, 'steps': 0 if alone else (fit_steps or REFINE['steps']), 'init': net}
+
 def estimate_flows(prepared: Prepared,
                    model=None,                 # path to a trained checkpoint, a loaded network, or None
-                   flow_source: str = 'auto',  # 'auto' (model if given, else fit), 'fit', 'model', 'tvl1'
-                   fit_steps: int | None = None,    # per-volume fitting steps (None: the fit's default)
+                   flow_source: str = 'auto',  # 'auto' (model refined by a short fit if given, else fit), 'fit', 'model', 'tvl1'
+                   fit_steps: int | None = None,    # fitting steps (None: the fit's default; with a model, `train.REFINE`'s)
                    budget_s: float | None = None,   # or a time budget in seconds for the fit
                    device: str = 'auto',
                    seed: int = 0,
@@ -82,30 +95,25 @@ def estimate_flows(prepared: Prepared,
                    callback=None,              # called as callback(stage, fraction); may raise Cancelled
                    threads: int | None = None,  # torch threads for the fit (None: `warp.auto_threads`, by the load)
                   ) -> tuple:                  # (Flows at working resolution, info dict)
-    "Inter-slice flows for a prepared volume: from a model, a per-volume fit, or TV-L1."
+    "Inter-slice flows for a prepared volume: from a model (refined on it), a per-volume fit, or TV-L1."
     t0 = time.perf_counter()
     source = flow_source
     if source == 'auto': source = 'model' if model is not None else 'fit'
     if source not in ('fit', 'model', 'tvl1'):
         raise InputError(f"flow source must be 'auto', 'fit', 'model' or 'tvl1', got {flow_source!r}")
+    hist = []
     if source == 'tvl1':
         flows = tvl1_flows(prepared.work, progress, callback)
     else:
         from flow2mask_nb import train
-        net = None
-        if model is not None:
-            from flow2mask_nb.checkpoint import load_model
-            net = load_model(model) if isinstance(model, (str, pathlib.Path)) else model
-        elif source == 'model':
-            raise InputError("flow source 'model' needs a trained model (--model)")
-        if source == 'model' and not fit_steps and not budget_s:
-            flows = train.predict_flows(net, prepared.work, device=device)
-        else:
-            report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
-            flows, _ = train.fit(prepared.work, steps=fit_steps, budget_s=budget_s, init=net, device=device,
-                                 seed=seed, progress=progress, callback=report, threads=threads or auto_threads())
+        net = _network(model)
+        if net is None and source == 'model': raise InputError("flow source 'model' needs a trained model (--model)")
+        kw = model_fit_kwargs(net, flow_source, fit_steps, budget_s) or dict(steps=fit_steps, init=net)
+        report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
+        flows, hist = train.fit(prepared.work, budget_s=budget_s, device=device, seed=seed, progress=progress,
+                                callback=report, threads=threads or auto_threads(), **kw)
     flows = flows.detach().to('cpu', torch.float32)
-    return flows, dict(flow_source=source, flow_seconds=time.perf_counter() - t0)
+    return flows, dict(flow_source=source, fit_steps=len(hist), flow_seconds=time.perf_counter() - t0)
 
 # %% ../nbs/42_pipeline.ipynb 11
 def _largest_slice(seed3, label) -> int:
@@ -214,6 +222,7 @@ def annotate(image: Volume,            # the image to annotate
     seed_slices = np.ascontiguousarray(to_slices(seed_arr, prep.axis))
     check_seed(seed_slices, labels)                    # before minutes of flow fitting, not after
     info = dict(intensity=prep.intensity)
+    model = _network(model)                            # loaded once: the flows and the finer flows start from it
     if flows is None:
         flows, fi = estimate_flows(prep, model, flow_source, fit_steps, budget_s, device, seed_rng, progress, callback,
                                    threads)
@@ -223,7 +232,7 @@ def annotate(image: Volume,            # the image to annotate
     if local and flow_source != 'tvl1':
         t1 = time.perf_counter()
         new = local_flows(prep, seed_slices, flows, labels, callback=callback, threads=threads or auto_threads(),
-                          seed=seed_rng, device=device)
+                          seed=seed_rng, device=device, **model_fit_kwargs(model, flow_source, fit_steps, budget_s))
         info.update(local_seconds=time.perf_counter() - t1,
                     local_flows=[dict(labels=list(lf.labels), box=list(lf.box), grid=list(lf.flows.shape))
                                  for lf in flows.local])

@@ -1,6 +1,6 @@
 import os, pathlib, shutil, subprocess, sys
 import pytest
-from flow2mask_nb.io import shared_data_dir
+from flow2mask_nb.testing import shared_data_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -24,3 +24,15 @@ def cli():
         p = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
     return run
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'cuda: needs a CUDA GPU; skipped where torch sees none (run them with `pytest -m cuda`)')
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+    if torch.cuda.is_available(): return
+    skip = pytest.mark.skip(reason='needs a CUDA device (torch.cuda.is_available() is False)')
+    for item in items:
+        if 'cuda' in item.keywords: item.add_marker(skip)

@@ -3,7 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from flow2mask_nb.io import read_volume, read_labels, shared_data_dir
+from flow2mask_nb.io import read_volume, read_labels
+from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.preprocess import normalize_intensity
 from flow2mask_nb.metrics import dice
 from flow2mask_nb.baselines import copy_propagate, tvl1_propagate

@@ -11,7 +11,8 @@ import gzip, json, os, pathlib, re, selectors, shutil, signal, struct, subproces
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from flow2mask_nb.io import shared_data_dir, write_volume
+from flow2mask_nb.io import write_volume
+from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.phantom import make_phantom
 
 N_CASES = 200              # per format (NRRD: half raw, half gzip-encoded; DICOM: half real CT, half phantom)
