@@ -188,7 +188,7 @@ from flow2mask_nb.io import Volume, write_volume
 real_open = os.open
 def open_then_sigint(path, *a, **k):          # a real SIGINT, arriving the moment the temp file exists
     fd = real_open(path, *a, **k)
-    if '.partial' in str(path): os.kill(os.getpid(), signal.SIGINT)
+    if '.partial' in str(path): signal.raise_signal(signal.SIGINT)   # to this thread: os.kill may hand it to a library's thread
     return fd
 os.open = open_then_sigint
 target = sys.argv[1]
