@@ -39,6 +39,12 @@ class Prepared:
         "The image's own intensities with the slice axis first (a view, no copy)."
         return to_slices(self.volume.array, self.axis)
 
+    @property
+    def spacing(self) -> tuple:
+        "Voxel spacing in mm in the order of `slices`: (between slices, rows, columns)."
+        sp = self.volume.spacing
+        return (sp[self.axis], *[s for k, s in enumerate(sp) if k != self.axis])
+
 def prepare(volume: Volume,                   # the image
             axis: int | None = None,           # slice axis (default: coarsest spacing, ties to the last axis)
             modality: str = 'auto',            # 'ct', 'mr' or 'auto'
@@ -238,7 +244,8 @@ def annotate(image: Volume,            # the image to annotate
                                  for lf in flows.local])
     report = None if callback is None else (lambda done, total: callback('propagate', done / max(total, 1)))
     if callback: callback('propagate', 0.)
-    res = propagate(prep.raw, seed_slices, flows, labels, stop or StopRule(), mode, refine, progress, report)
+    res = propagate(prep.raw, seed_slices, flows, labels, stop or StopRule(), mode, refine, progress, report,
+                    spacing=prep.spacing)
     out = image.with_array(from_slices(res.labels, prep.axis))
     info.update(axis=prep.axis, propagate_seconds=res.seconds, total_seconds=time.perf_counter() - t0,
                 working_shape=list(flows.shape), mode=mode)

@@ -15,9 +15,9 @@ from .warp import compose_flows, cycle_error, torch_threads
 from .model import Flows, LocalFlows
 
 # %% auto 0
-__all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',
+__all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'FAR', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',
            'SeedModel', 'seed_model', 'pull', 'refine_posterior', 'fusion_score', 'judge', 'stop_reason', 'confidence',
-           'propagate_direction', 'propagate']
+           'propagate_direction', 'signed_distance', 'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
@@ -114,30 +114,40 @@ def _mean3(x: torch.Tensor) -> torch.Tensor:
     "3 x 3 local mean of an (H, W) map, edges replicated."
     return F.avg_pool2d(F.pad(x[None, None], (1, 1, 1, 1), mode='replicate'), 3, stride=1)[0, 0]
 
+def _slice_pair(image, mask) -> tuple:
+    "An (H, W) float image and bool mask of one shape, checked."
+    image, mask = torch.as_tensor(image).float(), torch.as_tensor(mask).bool()
+    if image.shape != mask.shape or image.ndim != 2:
+        raise ValueError(f"image and mask must be (H, W) of one shape, got {tuple(image.shape)} and {tuple(mask.shape)}")
+    return image, mask
+
 def seed_model(image: torch.Tensor,   # (H, W) raw intensities of the seed slice
                mask: torch.Tensor,    # (H, W) bool, the drawn structure
                floor: float = 0.1,    # share of the surroundings' density spread uniformly
                margin: float = 0.1,   # widening of the seed's intensity span (window units)
+               others=(),             # (image, mask) pairs: the structure drawn on other slices, pooled in
               ) -> SeedModel:
-    "Intensity model of a structure from its seed slice: window, inside/surroundings likelihood ratio, contrast."
-    image, mask = torch.as_tensor(image).float(), torch.as_tensor(mask).bool()
-    if image.shape != mask.shape or image.ndim != 2:
-        raise ValueError(f"image and mask must be (H, W) of one shape, got {tuple(image.shape)} and {tuple(mask.shape)}")
+    "Intensity model of a structure from its seed slice(s): window, inside/surroundings likelihood ratio, contrast."
+    image, mask = _slice_pair(image, mask)
     area = int(mask.sum())
     if area == 0: raise InputError("a seed mask is empty")
     width = max(3, round(0.5 * math.sqrt(area / math.pi)))
-    ring = ring_mask(mask, width)
-    lo, hi = torch.quantile(image[mask], torch.tensor([0.01, 0.99])).tolist()
-    around = torch.quantile(image[ring], torch.tensor([0.01, 0.99])).tolist() if ring.any() else (lo, hi)
+    # intensities from every slice the structure is drawn on; size, ring width and thickness from this one
+    pairs = [(image, mask)] + [pair for pair in map(lambda o: _slice_pair(*o), others) if pair[1].any()]
+    rings = [ring_mask(m, width) for _, m in pairs]
+    inside, ring = torch.cat([i[m] for i, m in pairs]), torch.cat([i[r] for (i, _), r in zip(pairs, rings)])
+    lo, hi = torch.quantile(inside, torch.tensor([0.01, 0.99])).tolist()
+    around = torch.quantile(ring, torch.tensor([0.01, 0.99])).tolist() if ring.numel() else (lo, hi)
     span = max(hi - lo, 0.05 * (around[1] - around[0]), 1e-6 * max(1., abs(hi)))
     model = SeedModel((lo - span, hi + span), torch.zeros(N_BINS), 0., area, width)
-    x = model.normalise(image)
-    p_in = _blur1d(_hist(x[mask], N_BINS)); p_in = p_in / p_in.sum() + 1e-4
-    p_out = _blur1d(_hist(x[ring], N_BINS)) if ring.any() else torch.ones(N_BINS, dtype=torch.float64)
+    x_in, x_out = model.normalise(inside), model.normalise(ring)
+    p_in = _blur1d(_hist(x_in, N_BINS)); p_in = p_in / p_in.sum() + 1e-4
+    p_out = _blur1d(_hist(x_out, N_BINS)) if x_out.numel() else torch.ones(N_BINS, dtype=torch.float64)
     p_out = (1 - floor) * p_out / p_out.sum() + floor / N_BINS
     model.log_lr = (torch.log(p_in / p_in.sum()) - torch.log(p_out)).float()
-    model.separation = rank_separation(x[mask], x[ring])
-    lo_s, hi_s = torch.quantile(_mean3(x)[mask], torch.tensor([0.02, 0.98])).tolist()
+    model.separation = rank_separation(x_in, x_out)
+    local = torch.cat([_mean3(model.normalise(i))[m] for i, m in pairs])
+    lo_s, hi_s = torch.quantile(local, torch.tensor([0.02, 0.98])).tolist()
     model.span = (lo_s - margin, hi_s + margin)
     model.thickness = float(ndimage.distance_transform_edt(mask.cpu().numpy()).max())
     return model
@@ -356,12 +366,23 @@ def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities,
                 not (frame.z0 == 0 and frame.z1 == D - 1) else 'volume-end'
 
 # %% ../nbs/40_propagate.ipynb 26
+FAR = 20.   # signed distances are clipped at this many pixels: only the boundary's neighbourhood is blended
+
+def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
+    "Signed distance (pixels) to the boundary of an (H, W) mask: negative inside, clipped to +-`clip`."
+    m = mask.cpu().numpy()
+    if not m.any(): return torch.full(m.shape, clip)
+    d = ndimage.distance_transform_edt(~m) - ndimage.distance_transform_edt(m)
+    return torch.from_numpy(d.astype(np.float32)).clamp(-clip, clip)
+
 class _Fusion:
     "Running fusion of label probabilities into the best label per voxel (memory: two volumes plus open gaps)."
-    def __init__(self, shape, ids):
+    def __init__(self, shape, ids, spacing=(1., 1., 1.)):
         self.best = torch.zeros(shape)                       # best probability so far (2 on drawn pixels)
         self.label = torch.zeros(shape, dtype=torch.int32)
-        self.gaps = {}                                       # (label, a, b) -> (b - a - 1, H, W) weighted sum
+        self.spacing = tuple(float(s) for s in spacing)      # (slice, row, column) in mm
+        self.gaps = {}                                       # (label, a, b) -> weighted sums (b - a - 1, H, W):
+                                                             # of probabilities, and of signed distances
 
     def draw(self, s: int, label: int, mask: torch.Tensor):
         "An annotated slice: the label where drawn, forever."
@@ -376,15 +397,31 @@ class _Fusion:
         "Fold `p` (roi-shaped) for `label` on slice j; inside a gap (a, b) between two anchors, add `weight` x p to its blend."
         if gap is None: return self._fold(j, roi, label, p)
         a, b = gap
-        acc = self.gaps.setdefault((label, a, b), torch.zeros(b - a - 1, *self.best.shape[1:]))
-        acc[j - a - 1, roi[0]:roi[1], roi[2]:roi[3]] += weight * p
+        if (label, a, b) not in self.gaps:     # distances start 'far outside': an anchor that reaches no pixel adds FAR
+            shape = (b - a - 1, *self.best.shape[1:])
+            self.gaps[(label, a, b)] = (torch.zeros(shape), torch.full(shape, FAR))
+        probs, dists = self.gaps[(label, a, b)]
+        sl = (j - a - 1, slice(roi[0], roi[1]), slice(roi[2], roi[3]))
+        probs[sl] += weight * p; dists[sl] += weight * (signed_distance(p >= 0.5) - FAR)
+
+    def shape_weight(self, label, a, b) -> float:
+        "How much a gap (a, b) follows the interpolated shape: 1 - gap / radius of the larger drawn slice (mm), >= 0."
+        # a surface is smooth on scales below its radius: across a short gap the two drawn outlines morph into each
+        # other (shape interpolation); across a gap as long as the structure is wide they need not, and the flows,
+        # which follow the image, decide alone
+        dz, dy, dx = self.spacing
+        area = max(int(((self.label[k] == label) & (self.best[k] >= 2)).sum()) for k in (a, b))
+        radius = math.sqrt(area * dy * dx / math.pi)
+        return max(0., 1. - (b - a) * dz / radius) if radius > 0 else 0.
 
     def close(self, label, a, b):
-        "Both anchors of a gap are done: fold its blend and free it."
-        acc = self.gaps.pop((label, a, b), None)
-        if acc is None: return
-        H, W = acc.shape[1:]
-        for k in range(acc.shape[0]): self._fold(a + 1 + k, (0, H, 0, W), label, acc[k])
+        "Both anchors of a gap are done: fold its blend (probabilities, and interpolated shape by `shape_weight`), free it."
+        gap = self.gaps.pop((label, a, b), None)
+        if gap is None: return
+        (probs, dists), w = gap, self.shape_weight(label, a, b)
+        H, W = probs.shape[1:]
+        for k in range(probs.shape[0]):
+            self._fold(a + 1 + k, (0, H, 0, W), label, w * torch.sigmoid(-dists[k]) + (1 - w) * probs[k])
 
     def labels(self, dtype) -> np.ndarray:
         return self.label.numpy().astype(dtype)
@@ -455,7 +492,9 @@ class _Run:
     def group(self, s: int, frame: _Frame, labels: list):
         "The labels drawn on slice s, through one flow frame: drawn as they are, then propagated both ways."
         onehot = torch.stack([torch.from_numpy(self.seed[s] == l) for l in labels])
-        models = [seed_model(self.intensities[s], onehot[c]) for c in range(len(labels))]
+        models = [seed_model(self.intensities[s], onehot[c],
+                             others=[(self.intensities[a], torch.from_numpy(self.seed[a] == l)) for a in self.anchors[l] if a != s])
+                  for c, l in enumerate(labels)]
         for c, l in enumerate(labels):
             self.fusion.draw(s, l, onehot[c])
             self.records[(s, l)] = dict(slice=s, label=l, area=int(onehot[c].sum()), confidence=1., support=1.,
@@ -491,6 +530,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
               refine: str | None = 'posterior',
               progress: bool = False,
               callback=None,          # called as callback(done, total) after every propagated slice; may raise to cancel
+              spacing=None,           # (slice, row, column) spacing in mm, for completion between drawn slices (None: 1)
              ) -> Propagation:
     "Propagate every seeded label through the volume; a label's several seed slices are blended by distance."
     t0 = time.perf_counter()
@@ -499,7 +539,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     ids = sorted(anchors)
     groups = _groups(anchors, flows, tuple(x.shape))
     tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), progress, callback)
-    run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape), ids))
+    run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape), ids, spacing or (1., 1., 1.)))
     try:
         with torch.no_grad(), torch_threads(1):
             for s, frame, labs in groups: run.group(s, frame, labs)

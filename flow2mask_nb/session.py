@@ -239,7 +239,8 @@ class Session:
         cb = callback or (lambda stage, fraction: None)
         self.compute_flows(cb)
         if self.local: self._local_flows(np.asarray(labels), revision, cb)
-        return revise(self.prepared.raw, labels, self.flows, revision, lambda d, t: cb('propagate', d / max(t, 1)))
+        return revise(self.prepared.raw, labels, self.flows, revision, lambda d, t: cb('propagate', d / max(t, 1)),
+                      spacing=self.prepared.spacing)
 
     def _local_flows(self, labels, revision, callback):
         "`pipeline.local_flows` for the drawn and corrected slices (kept with the flows, reused while they cover)."
