@@ -1,6 +1,6 @@
 """The table that chose the defaults: each default of propagation against its alternatives, on every case.
 
-Run:  .venv/bin/python bench/defaults.py [--cases NAME,NAME] [--no-ncc] [--no-completion]
+Run:  .venv/bin/python bench/defaults.py [--cases NAME,NAME] [--no-ncc] [--no-completion | --no-propagation]
 
 Flows are fitted once per case (the default fit) and reused by every row, so rows differ only in what they name.
 Each structure is seeded on its largest true slice (an oracle annotator), all structures of a case in one call;
@@ -92,12 +92,14 @@ def main():
     ap.add_argument('--cases', default=None, help='comma-separated case names (default: all)')
     ap.add_argument('--no-ncc', action='store_true', help='skip the row with flows fitted with local NCC')
     ap.add_argument('--no-completion', action='store_true', help='skip the completion table')
+    ap.add_argument('--no-propagation', action='store_true', help='only the completion table')
     a = ap.parse_args()
     data = shared_data_dir()
     if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
     cases = all_cases(data)
     if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
     rows = list(ROWS) + ([] if a.no_ncc else [('flows fitted with local NCC instead of MSE', dict(rho='ncc'), False)])
+    if a.no_propagation: rows = []
     table = {name: {} for name, _, _ in rows}
     completion = {name: {} for name, _ in COMPLETION_ROWS} | {'contour interpolation': {}}
     for c in cases:
@@ -118,10 +120,12 @@ def main():
         if not a.no_completion: completion_rows(c, flows, completion)
         print(f"{c.name}: fit {fit_s:.1f} s", flush=True)
     names = [c.name for c in cases]
-    print('\n' + markdown(table, names))
+    if rows: print('\n' + markdown(table, names))
     if not a.no_completion: print('\ncompletion from every 5th slice\n' + markdown(completion, names))
     out = pathlib.Path(__file__).parent / 'results'; out.mkdir(exist_ok=True)
-    (out / 'defaults.json').write_text(json.dumps(_jsonable(dict(propagation=table, completion=completion)), indent=1))
+    parts = dict(propagation=table if rows else None, completion=None if a.no_completion else completion)
+    name = 'defaults.json' if rows and not a.no_completion else f"defaults_{'completion' if not rows else 'propagation'}.json"
+    (out / name).write_text(json.dumps(_jsonable({k: v for k, v in parts.items() if v is not None}), indent=1))
 
 if __name__ == '__main__':
     main()

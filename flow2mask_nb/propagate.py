@@ -469,8 +469,9 @@ class _Run:
         "Propagate the labels drawn on slice s one way: up to their next anchor (blended), or until they stop."
         D = self.intensities.shape[0]
         nxt = [self._next_anchor(l, s, step) for l in labels]
-        tracks = [_Track(c, models[c], (n - step) if n is not None else (D - 1 if step > 0 else 0), n is None,
-                         n is None and len(self.anchors[l]) > 1) for c, (l, n) in enumerate(zip(labels, nxt))]
+        # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
+        tracks = [_Track(c, models[c][n is not None], (n - step) if n is not None else (D - 1 if step > 0 else 0),
+                         n is None, n is None and len(self.anchors[l]) > 1) for c, (l, n) in enumerate(zip(labels, nxt))]
         last = {l: s for l in labels}
         for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.rule,
                                                          self.mode, self.refine, labels):
@@ -489,12 +490,18 @@ class _Run:
                                    stop_slice=last[l] + step if r not in ('volume-end', 'box-end') else None,
                                    explanation=STOP_REASONS.get(r, r)))
 
+    def _models(self, s: int, label: int, mask: torch.Tensor) -> tuple:
+        "(this slice's own model, the model pooled over every slice the label is drawn on)."
+        # between anchors the structure is what all drawn slices show; beyond the outermost, it is what that end
+        # slice shows (partial volume, the structure's last intensities): pooled there, it ran 10 slices past
+        own = seed_model(self.intensities[s], mask)
+        others = [(self.intensities[a], torch.from_numpy(self.seed[a] == label)) for a in self.anchors[label] if a != s]
+        return own, (seed_model(self.intensities[s], mask, others=others) if others else own)
+
     def group(self, s: int, frame: _Frame, labels: list):
         "The labels drawn on slice s, through one flow frame: drawn as they are, then propagated both ways."
         onehot = torch.stack([torch.from_numpy(self.seed[s] == l) for l in labels])
-        models = [seed_model(self.intensities[s], onehot[c],
-                             others=[(self.intensities[a], torch.from_numpy(self.seed[a] == l)) for a in self.anchors[l] if a != s])
-                  for c, l in enumerate(labels)]
+        models = [self._models(s, l, onehot[c]) for c, l in enumerate(labels)]
         for c, l in enumerate(labels):
             self.fusion.draw(s, l, onehot[c])
             self.records[(s, l)] = dict(slice=s, label=l, area=int(onehot[c].sum()), confidence=1., support=1.,
