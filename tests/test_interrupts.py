@@ -185,10 +185,13 @@ MKSTEMP_SIGINT = r"""
 import json, os, signal, sys
 import numpy as np
 from flow2mask_nb.io import Volume, write_volume
+# a child inherits an ignored SIGINT from its parent (the test runner, after some earlier test), and Python then
+# installs no KeyboardInterrupt handler: restore the one an interactive user has
+signal.signal(signal.SIGINT, signal.default_int_handler)
 real_open = os.open
 def open_then_sigint(path, *a, **k):          # a real SIGINT, arriving the moment the temp file exists
     fd = real_open(path, *a, **k)
-    if '.partial' in str(path): signal.raise_signal(signal.SIGINT)   # to this thread: os.kill may hand it to a library's thread
+    if '.partial' in str(path): signal.raise_signal(signal.SIGINT)
     return fd
 os.open = open_then_sigint
 target = sys.argv[1]
