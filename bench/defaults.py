@@ -10,7 +10,7 @@ normalised cross-correlation instead of squared error (about 3x slower; `--no-nc
 A second table does the same for mask completion (each structure drawn on every 5th slice of its range, ends
 included, with the same flows), beside morphological contour interpolation: how the gap between two drawn slices
 is filled (probabilities blended by distance, the warped outlines' signed distances, or both weighted by
-`_Fusion.shape_weight`, the default) and whether a label drawn on several slices gets one intensity model from all
+`propagate.shape_weight`, the default) and whether a label drawn on several slices gets one intensity model from all
 of them (the default) or one per drawn slice. The alternatives are set by replacing that one function for the row.
 Writes bench/results/defaults.json.
 """
@@ -47,8 +47,8 @@ ROWS = [   # (name, annotate options, oracle stop)
 _own_model = propagate_module.seed_model
 COMPLETION_ROWS = [   # (name, {attribute of propagate_module or of its _Fusion: replacement})
     ('default', {}),
-    ('gaps: probabilities only (shape weight 0)', {'_Fusion.shape_weight': lambda self, label, a, b: 0.}),
-    ('gaps: interpolated outlines only (shape weight 1)', {'_Fusion.shape_weight': lambda self, label, a, b: 1.}),
+    ('gaps: probabilities only (shape weight 0)', {'shape_weight': lambda area, gap, spacing: 0.}),
+    ('gaps: interpolated outlines only (shape weight 1)', {'shape_weight': lambda area, gap, spacing: 1.}),
     ('one intensity model per drawn slice', {'seed_model': lambda image, mask, *a, others=(), **k: _own_model(image, mask, *a, **k)}),
 ]
 

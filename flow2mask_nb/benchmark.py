@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, math, pathlib, time
 from dataclasses import dataclass, field
 import numpy as np
-from .io import InputError, read_volume, read_labels, to_slices, from_slices, choose_slice_axis, IMAGE_SUFFIXES, _suffix
+from .io import InputError, read_volume, read_labels, to_slices, from_slices, slices_spacing, choose_slice_axis, IMAGE_SUFFIXES, _suffix
 from .metrics import dice, hd95, per_slice_dice, oracle_seed
 
 # %% auto 0
@@ -143,8 +143,7 @@ def _load(case: Case):
     ids = sorted(case.structures) if case.structures else sorted(int(v) for v in np.unique(truth3) if v)
     missing = [l for l in ids if not (truth3 == l).any()]
     if missing: raise InputError(f"case {case.name}: label(s) {missing} absent from {case.labels}")
-    sp = image.spacing
-    spacing3 = (sp[axis], *[s for k, s in enumerate(sp) if k != axis])
+    spacing3 = slices_spacing(image.spacing, axis)
     return image, truth, axis, truth3, ids, spacing3
 
 # %% ../nbs/43_benchmark.ipynb 18

@@ -12,8 +12,8 @@ import SimpleITK as sitk
 # %% auto 0
 __all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
            'Volume', 'volume_from_sitk', 'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices',
-           'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume',
-           'describe']
+           'slices_spacing', 'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path',
+           'write_volume', 'describe']
 
 # %% ../nbs/00_io.ipynb 6
 class Flow2MaskError(Exception):
@@ -109,6 +109,10 @@ def to_slices(array, axis: int):
 def from_slices(stack, axis: int):
     "Inverse of `to_slices`."
     return np.moveaxis(stack, 0, axis)
+
+def slices_spacing(spacing, axis: int) -> tuple:
+    "`spacing` in the axis order of `to_slices`: (between slices, rows, columns)."
+    return (spacing[axis], *[s for k, s in enumerate(spacing) if k != axis])
 
 # %% ../nbs/00_io.ipynb 16
 IMAGE_SUFFIXES = ('.nii.gz', '.nii', '.nrrd', '.nhdr', '.mha', '.mhd', '.npy', '.npz')

@@ -8,7 +8,7 @@ import csv, io, json, pathlib, tempfile, time
 from dataclasses import dataclass, field
 import numpy as np
 import torch
-from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, to_slices, from_slices,
+from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, to_slices, from_slices, slices_spacing,
                              as_label_array)
 from .preprocess import intensity_window, working_shape, resize_slices
 from .model import Flows, LocalFlows
@@ -42,8 +42,7 @@ class Prepared:
     @property
     def spacing(self) -> tuple:
         "Voxel spacing in mm in the order of `slices`: (between slices, rows, columns)."
-        sp = self.volume.spacing
-        return (sp[self.axis], *[s for k, s in enumerate(sp) if k != self.axis])
+        return slices_spacing(self.volume.spacing, self.axis)
 
 def prepare(volume: Volume,                   # the image
             axis: int | None = None,           # slice axis (default: coarsest spacing, ties to the last axis)

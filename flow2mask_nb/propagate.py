@@ -17,7 +17,7 @@ from .model import Flows, LocalFlows
 # %% auto 0
 __all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'FAR', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',
            'SeedModel', 'seed_model', 'pull', 'refine_posterior', 'fusion_score', 'judge', 'stop_reason', 'confidence',
-           'propagate_direction', 'signed_distance', 'propagate']
+           'propagate_direction', 'signed_distance', 'shape_weight', 'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
@@ -375,14 +375,25 @@ def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
     d = ndimage.distance_transform_edt(~m) - ndimage.distance_transform_edt(m)
     return torch.from_numpy(d.astype(np.float32)).clamp(-clip, clip)
 
+def shape_weight(area: int,       # pixels of the larger of the two drawn slices
+                 gap: int,        # slices between them
+                 spacing,         # (slice, row, column) spacing in mm
+                ) -> float:
+    "How much the fill-in of a gap follows the interpolated outlines: 1 - gap / radius of the structure (mm), >= 0."
+    # a surface is smooth on scales below its radius: across a short gap the two drawn outlines morph into each
+    # other (shape interpolation); across a gap as long as the structure is wide they need not, and the flows,
+    # which follow the image, decide alone
+    dz, dy, dx = spacing
+    radius = math.sqrt(area * dy * dx / math.pi)
+    return max(0., 1. - gap * dz / radius) if radius > 0 else 0.
+
 class _Fusion:
     "Running fusion of label probabilities into the best label per voxel (memory: two volumes plus open gaps)."
-    def __init__(self, shape, ids, spacing=(1., 1., 1.)):
+    def __init__(self, shape):
         self.best = torch.zeros(shape)                       # best probability so far (2 on drawn pixels)
         self.label = torch.zeros(shape, dtype=torch.int32)
-        self.spacing = tuple(float(s) for s in spacing)      # (slice, row, column) in mm
-        self.gaps = {}                                       # (label, a, b) -> weighted sums (b - a - 1, H, W):
-                                                             # of probabilities, and of signed distances
+        self.gaps = {}                                       # (label, a, b) -> weighted sums (b - a - 1, H, W) of
+                                                             # probabilities and of signed distances, shape weight
 
     def draw(self, s: int, label: int, mask: torch.Tensor):
         "An annotated slice: the label where drawn, forever."
@@ -393,35 +404,30 @@ class _Fusion:
         better = (p >= 0.5) & (p > self.best[sl])
         self.best[sl] = torch.where(better, p, self.best[sl]); self.label[sl] = torch.where(better, label, self.label[sl])
 
-    def add(self, j, roi, label, p, gap=None, weight: float = 1.):
-        "Fold `p` (roi-shaped) for `label` on slice j; inside a gap (a, b) between two anchors, add `weight` x p to its blend."
-        if gap is None: return self._fold(j, roi, label, p)
-        a, b = gap
-        if (label, a, b) not in self.gaps:     # distances start 'far outside': an anchor that reaches no pixel adds FAR
-            shape = (b - a - 1, *self.best.shape[1:])
-            self.gaps[(label, a, b)] = (torch.zeros(shape), torch.full(shape, FAR))
-        probs, dists = self.gaps[(label, a, b)]
-        sl = (j - a - 1, slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        probs[sl] += weight * p; dists[sl] += weight * (signed_distance(p >= 0.5) - FAR)
+    def open(self, label, a, b, shape: float = 0.):
+        "Start the blend of the gap between anchors a < b of `label`, following interpolated outlines by `shape`."
+        if (label, a, b) in self.gaps: return
+        size = (b - a - 1, *self.best.shape[1:])
+        # distances start 'far outside' (an anchor that reaches no pixel adds FAR); none kept when they would not count
+        self.gaps[(label, a, b)] = (torch.zeros(size), torch.full(size, FAR) if shape > 0 else None, shape)
 
-    def shape_weight(self, label, a, b) -> float:
-        "How much a gap (a, b) follows the interpolated shape: 1 - gap / radius of the larger drawn slice (mm), >= 0."
-        # a surface is smooth on scales below its radius: across a short gap the two drawn outlines morph into each
-        # other (shape interpolation); across a gap as long as the structure is wide they need not, and the flows,
-        # which follow the image, decide alone
-        dz, dy, dx = self.spacing
-        area = max(int(((self.label[k] == label) & (self.best[k] >= 2)).sum()) for k in (a, b))
-        radius = math.sqrt(area * dy * dx / math.pi)
-        return max(0., 1. - (b - a) * dz / radius) if radius > 0 else 0.
+    def add(self, j, roi, label, p, gap=None, weight: float = 1.):
+        "Fold `p` (roi-shaped) for `label` on slice j; inside an open gap (a, b), add `weight` x p to its blend."
+        if gap is None: return self._fold(j, roi, label, p)
+        probs, dists, _ = self.gaps[(label, *gap)]
+        sl = (j - gap[0] - 1, slice(roi[0], roi[1]), slice(roi[2], roi[3]))
+        probs[sl] += weight * p
+        if dists is not None: dists[sl] += weight * (signed_distance(p >= 0.5) - FAR)
 
     def close(self, label, a, b):
-        "Both anchors of a gap are done: fold its blend (probabilities, and interpolated shape by `shape_weight`), free it."
+        "Both anchors of a gap are done: fold its blend (probabilities, and outlines by its shape weight), free it."
         gap = self.gaps.pop((label, a, b), None)
         if gap is None: return
-        (probs, dists), w = gap, self.shape_weight(label, a, b)
+        probs, dists, w = gap
         H, W = probs.shape[1:]
         for k in range(probs.shape[0]):
-            self._fold(a + 1 + k, (0, H, 0, W), label, w * torch.sigmoid(-dists[k]) + (1 - w) * probs[k])
+            self._fold(a + 1 + k, (0, H, 0, W), label, probs[k] if dists is None else
+                       w * torch.sigmoid(-dists[k]) + (1 - w) * probs[k])
 
     def labels(self, dtype) -> np.ndarray:
         return self.label.numpy().astype(dtype)
@@ -452,6 +458,7 @@ class _Run:
     refine: str | None
     tick: callable                # called with 1 after every propagated slice
     fusion: _Fusion = None
+    spacing: tuple = (1., 1., 1.) # (slice, row, column) in mm, for `shape_weight`
     records: dict = field(default_factory=dict)   # (slice, label) -> record
     stops: list = field(default_factory=list)
 
@@ -470,8 +477,11 @@ class _Run:
         D = self.intensities.shape[0]
         nxt = [self._next_anchor(l, s, step) for l in labels]
         # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
-        tracks = [_Track(c, models[c][n is not None], (n - step) if n is not None else (D - 1 if step > 0 else 0),
-                         n is None, n is None and len(self.anchors[l]) > 1) for c, (l, n) in enumerate(zip(labels, nxt))]
+        tracks = [_Track(c, pooled if n is not None else own, (n - step) if n is not None else (D - 1 if step > 0 else 0),
+                         n is None, n is None and len(self.anchors[l]) > 1)
+                  for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]
+        for l, n in zip(labels, nxt):
+            if n is not None: self._open_gap(l, s, n)
         last = {l: s for l in labels}
         for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.rule,
                                                          self.mode, self.refine, labels):
@@ -489,6 +499,12 @@ class _Run:
             self.stops.append(dict(label=l, seed=s, direction='up' if step > 0 else 'down', last_slice=last[l], reason=r,
                                    stop_slice=last[l] + step if r not in ('volume-end', 'box-end') else None,
                                    explanation=STOP_REASONS.get(r, r)))
+
+    def _open_gap(self, label: int, s: int, n: int):
+        "Open the fusion's blend between anchors s and n of `label`, weighted by the drawn slices' size and the gap."
+        a, b = sorted((s, n))
+        area = max(int((self.seed[k] == label).sum()) for k in (a, b))
+        self.fusion.open(label, a, b, shape_weight(area, b - a, self.spacing))
 
     def _models(self, s: int, label: int, mask: torch.Tensor) -> tuple:
         "(this slice's own model, the model pooled over every slice the label is drawn on)."
@@ -546,7 +562,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     ids = sorted(anchors)
     groups = _groups(anchors, flows, tuple(x.shape))
     tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), progress, callback)
-    run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape), ids, spacing or (1., 1., 1.)))
+    run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
     try:
         with torch.no_grad(), torch_threads(1):
             for s, frame, labs in groups: run.group(s, frame, labs)
