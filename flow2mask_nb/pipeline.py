@@ -87,7 +87,7 @@ def model_fit_kwargs(net, flow_source: str = 'auto', fit_steps: int | None = Non
     if net is None or flow_source not in ('auto', 'model'): return {}
     from flow2mask_nb.train import REFINE
     alone = flow_source == 'model' and not fit_steps and not budget_s
-    return {**REFINE, 'steps': 0 if alone else (fit_steps or REFINE['steps']), 'init': net}
+    return {**REFINE, 'steps': 0 if alone else (REFINE['steps'] if fit_steps is None else fit_steps), 'init': net}
 
 def estimate_flows(prepared: Prepared,
                    model=None,                 # path to a trained checkpoint, a loaded network, or None

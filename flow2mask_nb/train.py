@@ -19,9 +19,8 @@ from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothn
 from .checkpoint import save_checkpoint, load_checkpoint, atomic_write_bytes
 
 # %% auto 0
-__all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'predict_flows', 'fit', 'fit_network', 'TrainConfig', 'default_arch',
-           'prepare_volume', 'sample_slab', 'sample_loss', 'flow_distance', 'write_history', 'plot_history', 'train',
-           'model_flows']
+__all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'fit', 'fit_network', 'TrainConfig', 'default_arch', 'prepare_volume',
+           'sample_slab', 'sample_loss', 'flow_distance', 'write_history', 'plot_history', 'train', 'model_flows']
 
 # %% ../nbs/30_train.ipynb 5
 def _check_volume(slices):
@@ -74,10 +73,6 @@ def _flows_from_init(init, slices, device):
     "Initial flows from `init`: None, a Flows, a network, or a checkpoint path."
     if init is None or isinstance(init, Flows): return init
     return network_flows(_as_network(init, device), slices, device)
-
-def predict_flows(model, slices, device='cpu') -> Flows:
-    "Flows of a trained network (or checkpoint path) for a normalised (D, H, W) stack, on the stack's grid."
-    return _flows_from_init(model, _check_volume(slices), pick_device(device)).detach().to('cpu')
 
 # %% ../nbs/30_train.ipynb 7
 @dataclass
@@ -471,8 +466,9 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
                desc=f'train ({recipe.loss})', unit='step' if steps else 's')
     t0 = time.time() - st.seconds
     try:
-        while _progress(st.step, time.time() - t0, steps, budget_s, distributed, dev) < 1:
-            p = _progress(st.step, time.time() - t0, steps, budget_s)
+        # one progress value per step drives both the reach schedule and the stop; the ranks agree on it through an
+        # all-reduce only under a time budget (step counts are the same on every rank)
+        while (p := _progress(st.step, time.time() - t0, steps, budget_s, distributed and budget_s is not None, dev)) < 1:
             value, K = _train_step(net, st.opt, vols, teachers, recipe, p, _step_generator(seed, st.step, rank), dev)
             st.step, st.seconds = st.step + 1, time.time() - t0
             st.history.append(dict(step=st.step - 1, seconds=round(st.seconds, 3), loss=value, reach=K))
@@ -503,6 +499,5 @@ def model_flows(model,                    # a trained network or checkpoint path
                 device='cpu', **fit_kwargs,     # seed, progress, threads, callback, or other `fit` settings
                ) -> tuple[Flows, list]:
     "A trained network's flows for one volume, refined on it by `fit`: (Flows on the input grid, history)."
-    net = _as_network(model, pick_device(device))
-    kw = {**{k: v for k, v in REFINE.items() if k != 'steps'}, **fit_kwargs}
-    return fit(slices, steps=REFINE['steps'] if steps is None else steps, budget_s=budget_s, init=net, device=device, **kw)
+    return fit(slices, steps=REFINE['steps'] if steps is None else steps, budget_s=budget_s, init=model, device=device,
+               **fit_kwargs)
