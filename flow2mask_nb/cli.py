@@ -436,12 +436,13 @@ def cmd_train(args):
     out = pathlib.Path(args.output)
     if not out.parent.exists(): raise InputError(f"{out.parent}: output folder does not exist")
     budget = args.budget if args.budget or args.steps else DEFAULT_TRAIN_BUDGET
-    recipe = TrainConfig(loss=args.loss, reach=args.reach or None, iss_weight=args.iss_weight, lr=args.lr,
-                         slab=args.slab or None, crop=args.crop or None, batch=args.batch, augment=not args.no_augment,
-                         size=args.size, teacher=args.teacher)
+    given = {k: getattr(args, k) for k in ('loss', 'reach', 'iss_weight', 'lr', 'slab', 'crop', 'batch', 'size', 'teacher')}
+    recipe = TrainConfig(**{k: (v or None) if k in ('reach', 'slab', 'crop') else v for k, v in given.items() if v is not None},
+                         augment=not args.no_augment)
+    arch = default_arch(recipe.size, **{k: v for k, v in (('kind', args.kind), ('out_stride', args.out_stride)) if v is not None})
     snaps = [float(t) for t in args.snapshots.split(',')] if args.snapshots else ()
     t0 = time.time()
-    model, history = train(vols, out, recipe, default_arch(args.size, args.kind, args.out_stride), steps=args.steps,
+    model, history = train(vols, out, recipe, arch, steps=args.steps,
                            budget_s=budget, device=args.device, seed=args.seed, resume=args.resume,
                            checkpoint_every=args.checkpoint_every, snapshots=snaps, progress=not args.quiet)
     tail = [h['loss'] for h in history[-50:]]
@@ -454,27 +455,27 @@ DEFAULT_TRAIN_BUDGET = 1500.   # seconds: the recipe's measured budget on a 2-co
 
 @command('train', 'train the flow network self-supervised on unlabeled volumes')
 def _train_args(p):
-    from flow2mask_nb.train import TrainConfig, default_arch
-    d = TrainConfig()
+    # recipe options default to None, 'the recipe's value' (`train.TrainConfig`, `train.default_arch`): reading those
+    # here would import torch for every command the parser serves
     p.add_argument('volumes', nargs='+', help='image files, folders of them, or DICOM series folders')
     p.add_argument('-o', '--output', required=True, help='model folder (model.safetensors, checkpoint.safetensors, history.csv)')
     p.add_argument('--budget', type=_positive(float, 'budget'), default=None, metavar='SECONDS',
                    help=f'train for this many seconds, then checkpoint (default {DEFAULT_TRAIN_BUDGET:g} unless --steps)')
     p.add_argument('--steps', type=_positive(int, 'steps'), default=None, help='or stop after this many steps')
-    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default=d.loss, help='L2G curriculum or the Vol2Flow loss')
-    p.add_argument('--reach', type=_positive(int, 'reach', 0), default=d.reach, help='L2G final reach (0: global)')
-    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=d.iss_weight, help='weight of the ISS loss')
-    p.add_argument('--lr', type=_positive(float, 'lr'), default=d.lr, help='Adam learning rate')
-    p.add_argument('--slab', type=_positive(int, 'slab', 0), default=d.slab, help='slices per sample (0: whole volume)')
-    p.add_argument('--crop', type=_positive(int, 'crop', 0), default=d.crop, help='in-plane crop per sample (0: whole slices)')
-    p.add_argument('--batch', type=_positive(int, 'batch'), default=d.batch, help='samples per step')
+    p.add_argument('--loss', choices=('l2g', 'vol2flow'), default=None, help="L2G curriculum or the Vol2Flow loss (default: the recipe's)")
+    p.add_argument('--reach', type=_positive(int, 'reach', 0), default=None, help="L2G final reach (0: global; default: the recipe's)")
+    p.add_argument('--iss-weight', type=_positive(float, 'iss-weight', 0), default=None, help="weight of the ISS loss (default: the recipe's)")
+    p.add_argument('--lr', type=_positive(float, 'lr'), default=None, help="Adam learning rate (default: the recipe's)")
+    p.add_argument('--slab', type=_positive(int, 'slab', 0), default=None, help="slices per sample (0: whole volume; default: the recipe's)")
+    p.add_argument('--crop', type=_positive(int, 'crop', 0), default=None, help="in-plane crop per sample (0: whole slices; default: the recipe's)")
+    p.add_argument('--batch', type=_positive(int, 'batch'), default=None, help="samples per step (default: the recipe's)")
     p.add_argument('--no-augment', action='store_true', help='no flips, transposition, intensity gamma, slice skipping')
-    p.add_argument('--teacher', type=_positive(float, 'teacher', 0), default=d.teacher,
+    p.add_argument('--teacher', type=_positive(float, 'teacher', 0), default=None,
                    help='weight of distillation from per-volume fits of the training volumes (0: none)')
-    a = default_arch()
-    p.add_argument('--kind', choices=('3d', '2d'), default=a.kind, help='3D whole-stack U-Net or 2D pairwise U-Net')
-    p.add_argument('--out-stride', type=int, choices=(1, 2, 4), default=a.out_stride, help='flows on a grid this many times coarser')
-    p.add_argument('--size', type=_positive(int, 'size', 16), default=d.size, help='working size: longest in-plane side')
+    p.add_argument('--kind', choices=('3d', '2d'), default=None, help="3D whole-stack U-Net or 2D pairwise U-Net (default: the recipe's)")
+    p.add_argument('--out-stride', type=int, choices=(1, 2, 4), default=None,
+                   help="flows on a grid this many times coarser (default: the recipe's)")
+    p.add_argument('--size', type=_positive(int, 'size', 16), default=None, help="working size: longest in-plane side (default: the recipe's)")
     p.add_argument('--snapshots', default=None, metavar='T1,T2', help='also save model_<t>s.safetensors at these seconds')
     p.add_argument('--device', choices=DEVICES, default='auto', help='where torch runs (CUDA: mixed precision)')
     p.add_argument('--seed', type=int, default=0, help='random seed (same seed and --steps, same result on the CPU)')
