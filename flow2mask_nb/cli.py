@@ -264,13 +264,14 @@ def cmd_benchmark(args):
     kw = dict(modality=args.modality, window=parse_window(args.window), progress=False, model=model)
     results, completion = [], []
     for c in cases:
-        flows = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else None
-        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, flows=flows, **kw); r.pop('_annotation')
+        flows, intensity = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else (None, {})
+        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, flows=flows, **(kw | intensity))
+        r.pop('_annotation')
         results.append(r)
         print(f"{c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
               + f" ({r['seconds']:.0f} s)", flush=True)
         if args.completion:
-            k = completion_case(c, args.completion, flows=flows, **kw); k.pop('_annotation'); completion.append(k)
+            k = completion_case(c, args.completion, flows=flows, **(kw | intensity)); k.pop('_annotation'); completion.append(k)
     note = ' (each structure on its largest slice: an oracle annotator)' if args.seed_slice == 'largest' else ''
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
@@ -320,17 +321,20 @@ def cmd_flows(args):
           f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s; "
           f"reuse them with --flows {out}")
 
-def case_flows(case, folder, modality: str = 'auto', window=None):
-    "A benchmark case's flows from FOLDER/<case>.safetensors (checked against its image), made and written there if absent."
+def case_flows(case, folder, modality: str = 'auto', window=None) -> tuple:
+    "A case's flows from FOLDER/<case>.safetensors (made and written there if absent), with the intensity settings they bring."
     from flow2mask_nb.flowfile import make_flows, save_flows_file, read_flows_file
     image, path = read_volume(case.image), pathlib.Path(folder) / f'{case.name}.safetensors'
-    if not path.exists():
+    if path.exists():
+        flows, meta = read_flows_file(path, image, case.axis)
+        asked = dict(modality=None if modality == 'auto' else modality, window=window and [float(v) for v in window])
+        clash = [f"{k} {meta[k]}" for k, v in asked.items() if v is not None and v != meta[k]]
+        if clash: raise InputError(f"{path}: made with the {', '.join(clash)}: remove it to remake it")
+    else:
         _, flows, meta = make_flows(image, case.axis, modality=modality, window=window)
-        save_flows_file(path, flows, meta, protect=[case.image, case.labels]); return flows
-    flows, meta = read_flows_file(path, image, case.axis)
-    if window is not None and list(map(float, window)) != meta['window']:
-        raise InputError(f"{path}: made with the window {meta['window']}, not {list(window)}: remove it to remake it")
-    return flows
+        save_flows_file(path, flows, meta, protect=[case.image, case.labels])
+    # like `propagate --flows`: the run uses the intensities the flows were estimated on
+    return flows, dict(modality=meta['modality'], window=tuple(meta['window']))
 
 @command('flows', 'estimate the inter-slice flows once and write them for later --flows runs')
 def _flows_args(p):
