@@ -206,7 +206,7 @@ class _Actions:
             lab.metadata[REVISION_KEY] = rev
             self.discard()
             self._set_status(f'accepted: {len(val)} voxels changed (Ctrl+Z on the labels undoes it); correct any '
-                             'slice and Propagate again')
+                             'slice, or empty one where the structure has ended, and Propagate again')
         return self._guard(run)
 
     def discard(self):

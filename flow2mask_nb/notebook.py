@@ -442,8 +442,8 @@ class Annotator:
         self.bar.value, self.bar.description = 1., 'done'
         self._show()
         stops = '<br>'.join(describe_stop(s) for s in rev.stops[:6])
-        self.message.value = (f'done in {seconds:.1f} s: {changed} slices changed; correct any slice and Propagate '
-                              f'again, or Undo<br>{stops}')
+        self.message.value = (f'done in {seconds:.1f} s: {changed} slices changed; correct any slice (or empty one '
+                              f'where the structure has ended) and Propagate again, or Undo<br>{stops}')
 
     def _show(self):
         truth = None if self.truth is None else to_slices(self.truth.array, self.axis)

@@ -16,8 +16,8 @@ from .flowfile import make_flows, read_flows_file
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'revise',
-           'least_confident', 'describe_stop', 'Progress', 'Session']
+__all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'user_ends',
+           'revise', 'least_confident', 'describe_stop', 'Progress', 'Session']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -27,6 +27,7 @@ class Revision:
     written: dict = field(default_factory=dict)   # {label: {slice: set of digests}}: masks propagation wrote there
     records: list = field(default_factory=list)   # per-slice, per-label report rows (as `Propagation.records`)
     stops: list = field(default_factory=list)     # stop decisions (as `Propagation.stops`)
+    ends: dict = field(default_factory=dict)      # {label: (first, last)}: the slices the user let it reach (`user_ends`)
 
     def drawn(self) -> dict:
         "{label: sorted slices drawn or corrected by the user} of the last run."
@@ -119,7 +120,43 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
     new = [s for s in map(moved, res.stops) if not outward(s)]
     rev.stops = [s for s in rev.stops if not mine(s, 'seed') or outward(s)] + new
 
-# %% ../nbs/45_session.ipynb 15
+# %% ../nbs/45_session.ipynb 16
+def user_ends(stack, anchors: dict, rev: Revision | None) -> dict:
+    "{label: (first, last)} slices each label may reach: ends set by emptying a propagated slice beyond its anchors."
+    if rev is None: return {}
+    D, ends = len(stack), {}
+    for l, drawn in anchors.items():
+        if not drawn: continue
+        lo, hi = rev.ends.get(l, (0, D - 1))
+        first, last = min(drawn), max(drawn)
+        for r in rev.records:                          # filled by the last run, empty now: the user emptied it
+            k = r['slice']
+            if r['label'] != l or not _propagated(r) or not r.get('area_final') or (stack[k] == l).any(): continue
+            if k > last: hi = min(hi, k - 1)
+            elif k < first: lo = max(lo, k + 1)
+        lo, hi = (0 if lo > first else lo), (D - 1 if hi < last else hi)   # drawn beyond an end: that end goes
+        if (lo, hi) != (0, D - 1): ends[l] = (lo, hi)
+    return ends
+
+def _ended(stop: dict, lo: int, hi: int) -> dict:
+    "A stop decision moved to the user's end, if its run went past it."
+    up = stop['direction'] == 'up'
+    end = hi if up else lo
+    if (stop['last_slice'] - end) * (1 if up else -1) <= 0: return stop
+    return {**stop, 'last_slice': end, 'stop_slice': end + (1 if up else -1), 'reason': 'erased',
+            'explanation': STOP_REASONS['erased']}
+
+def _trim(stack, ends: dict, rev: Revision):
+    "Clear each label outside its ends (in place), with its report rows, and move its stops there."
+    for l, (lo, hi) in ends.items():
+        outside = np.r_[0:lo, hi + 1:len(stack)]
+        stack[outside] = np.where(stack[outside] == l, 0, stack[outside])
+        rev.records = [r for r in rev.records if r['label'] != l or lo <= r['slice'] <= hi]
+        rev.stops = [_ended(s, lo, hi) if s['label'] == l else s for s in rev.stops]
+    rev.ends = ends
+
+
+# %% ../nbs/45_session.ipynb 17
 def _parts(stack, anchors, changed, rev) -> list:
     "The work to do: [(labels, (lo, hi))], one part per changed label (all labels at once on a first run)."
     D = stack.shape[0]
@@ -133,11 +170,11 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
            callback=None,             # called as callback(done, total) per propagated slice; may raise to cancel
            **propagate_kw,            # `propagate` options: stop, mode, refine
           ) -> tuple:                 # (new labels (D, H, W), Revision)
-    "Propagate again from the drawn and corrected slices, changing only what the changes reach."
+    "Propagate again from the drawn and corrected slices, changing only what the changes reach; emptied slices end."
     stack = np.array(labels)
     anchors = current_anchors(stack, rev)
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
-    changed = changed_slices(anchors, rev)
+    changed, ends = changed_slices(anchors, rev), user_ends(stack, anchors, rev)
     new = Revision({l: dict(a) for l, a in anchors.items()}, {l: {k: set(d) for k, d in w.items()} for l, w in
                    (rev.written if rev else {}).items()}, list(rev.records) if rev else [], list(rev.stops) if rev else [])
     parts = _parts(stack, anchors, changed, rev)
@@ -146,10 +183,11 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
         if anchors.get(ls[0]): res = _propagate_part(intensities, stack, flows, ls, anchors, part, report, propagate_kw)
         else: res = Propagation(np.zeros((part[1] - part[0] + 1, *stack.shape[1:]), stack.dtype))   # nothing drawn left
         _write(stack, res, ls, {l: anchors.get(l, {}) for l in ls}, part, new)
+    _trim(stack, ends, new)
     for r in new.records: r['area_final'] = int((stack[r['slice']] == r['label']).sum())
     return stack, new
 
-# %% ../nbs/45_session.ipynb 21
+# %% ../nbs/45_session.ipynb 25
 def least_confident(records: list, exclude=()) -> dict | None:
     "The propagated (not drawn, non-empty) record with the lowest confidence, or None; skips slices in `exclude`."
     cand = [r for r in records if _propagated(r) and r.get('area_final', r.get('area', 0)) > 0
@@ -163,7 +201,7 @@ def describe_stop(stop: dict) -> str:
     at = stop.get('stop_slice')
     return f"{head}: stopped at slice {at}: {why}" if at is not None else f"{head}: {why} (slice {stop['last_slice']})"
 
-# %% ../nbs/45_session.ipynb 24
+# %% ../nbs/45_session.ipynb 28
 STAGE_WORDS = dict(prepare='preparing the image', fit='fitting the flows', flows='computing the flows',
                    suggest='scoring candidate slices', propagate='propagating', done='done')
 
@@ -189,7 +227,7 @@ class Progress:
 
     def __str__(self): return f"{STAGE_WORDS.get(self.stage, self.stage)} {self.fraction:.0%}"
 
-# %% ../nbs/45_session.ipynb 27
+# %% ../nbs/45_session.ipynb 31
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume, axis: int | None = None, size: int | None = 128, local: bool = True, **flow_kw):

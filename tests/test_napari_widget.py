@@ -337,3 +337,32 @@ def test_napari_flows_file(make_napari_viewer, phantom_files, qtbot, tmp_path):
     assert w._session().flows is not None and 'flows ready (tvl1' in w.status.value, w.status.value
     wait_idle(qtbot, w)                                          # the stopped fit does not overwrite the status
     assert w._session().flows_meta['fingerprint'] == meta['fingerprint'] and 'flows ready' in w.status.value
+
+
+def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, qtbot):
+    "Emptying a propagated slice beyond the drawn one and propagating again clears the label from there outwards."
+    ph, img_path, _ = phantom_files
+    viewer = make_napari_viewer()
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    tvl1_flows_ready(qtbot, w)
+    w.new_labels_btn.native.click(); lab = w.labels.value; meta = layer_meta(lab.metadata)
+    truth = to_layer(ph.labels.array, meta)
+    k = 8; rows, cols = np.nonzero(truth[k] == 1)
+    lab.data_setitem((np.full(rows.size, k), rows, cols), 1)
+    w.propagate_btn.native.click(); wait_idle(qtbot, w); w.accept_btn.native.click()
+    first = np.array(lab.data)
+    span = np.nonzero((first == 1).any((1, 2)))[0]
+    e = k + 2 if span[-1] >= k + 3 else k - 2                   # a propagated slice with more beyond it
+    outer = slice(e, None) if e > k else slice(0, e + 1)
+    assert (first[outer] == 1).sum() > (first[e] == 1).sum() > 0
+    rr, cc = np.nonzero(first[e] == 1)
+    lab.data_setitem((np.full(rr.size, e), rr, cc), 0)           # the user empties slice e
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    assert 'emptied by hand' in w.status.value, w.status.value
+    new = viewer.layers[PREVIEW].data
+    assert not (new[outer] == 1).any() and np.array_equal(new[k], first[k])
+    inner = [j for j in range(min(k, e) + 1, max(k, e))]
+    assert all(np.array_equal(new[j], first[j]) for j in inner)   # nothing between the seed and the end moved
+    w.accept_btn.native.click()
+    assert np.array_equal(lab.data, new)

@@ -144,3 +144,28 @@ def test_completion_on_real_cases(data_dir, name, bar):
     mean = np.mean([s['dice'] for s in r['flow2mask'].values()])
     assert mean > bar, r['flow2mask']
     assert max(s['past'] for s in r['flow2mask'].values()) <= 2, r['flow2mask']
+
+
+def test_emptied_slices_end_an_iso_intense_tumour(data_dir):
+    """The MR sarcoma is iso-intense with the muscle it grows in: no stop cue ends it (bench/stop_limits.py) and the
+    default carries it 23 slices past its ends. An annotator who empties the first slice past each end (chosen from
+    the truth here, as the annotator's eye would) gets the tumour's extent back: two erasures, nothing drawn."""
+    from flow2mask_nb.benchmark import load_cases
+    from flow2mask_nb.io import choose_slice_axis
+    from flow2mask_nb.session import Session
+    if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
+    case = {c.name: c for c in load_cases(data_dir / 'dev')}['sarcoma_001_mr']
+    image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
+    truth = to_slices(read_labels(case.labels, image).array, axis) == 1
+    seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
+    sess = Session(image, axis)
+    first, rev = sess.propagate(seed)
+    lo, hi = (int(z) for z in np.nonzero(truth.any((1, 2)))[0][[0, -1]])
+    assert (first[lo - 1] == 1).any() and (first[hi + 1] == 1).any()          # carried past both ends
+    emptied = first.copy(); emptied[[lo - 1, hi + 1]] = 0
+    ended, rev2 = sess.propagate(emptied, rev)
+    assert rev2.ends == {1: (lo, hi)} and rev2.drawn() == {1: [k]}
+    assert not (ended[:lo] == 1).any() and not (ended[hi + 1:] == 1).any()
+    np.testing.assert_array_equal(ended[lo:hi + 1], first[lo:hi + 1])           # nothing re-propagated inside
+    before, after = dice(first == 1, truth), dice(ended == 1, truth)
+    assert after > 0.8 and after > before + 0.1, (before, after)
