@@ -64,7 +64,8 @@ class Flows:
     def detach(self) -> 'Flows': return Flows(self.forward.detach(), self.backward.detach(), self.local)
 
     def resize(self, h: int, w: int) -> 'Flows':
-        "Resample onto an h x w grid (bilinear, align_corners=True) and rescale the vectors by (new-1)/(old-1)."
+        "On an h x w grid (bilinear, align_corners=True), vectors rescaled by (new-1)/(old-1); itself if already h x w."
+        if self.shape == (h, w): return self
         return Flows(resize_flow(self.forward, (h, w)), resize_flow(self.backward, (h, w)))
 
 @dataclass

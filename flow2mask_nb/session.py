@@ -129,11 +129,14 @@ def user_ends(stack, anchors: dict, rev: Revision | None) -> dict:
         if not drawn: continue
         lo, hi = rev.ends.get(l, (0, D - 1))
         first, last = min(drawn), max(drawn)
-        for r in rev.records:                          # filled by the last run, empty now: the user emptied it
+        present = np.nonzero((stack == l).any((1, 2)))[0]
+        for r in rev.records:
             k = r['slice']
             if r['label'] != l or not _propagated(r) or not r.get('area_final') or (stack[k] == l).any(): continue
-            if k > last: hi = min(hi, k - 1)
-            elif k < first: lo = max(lo, k + 1)
+            # filled by the last run, empty now, with the label still further out: emptied by the user (an undo that
+            # brings back an earlier, shorter run leaves no such hole)
+            if k > last and (present > k).any(): hi = min(hi, k - 1)
+            elif k < first and (present < k).any(): lo = max(lo, k + 1)
         lo, hi = (0 if lo > first else lo), (D - 1 if hi < last else hi)   # drawn beyond an end: that end goes
         if (lo, hi) != (0, D - 1): ends[l] = (lo, hi)
     return ends

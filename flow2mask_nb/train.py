@@ -16,7 +16,7 @@ from .preprocess import normalize_intensity, working_shape
 from .model import Flows, FlowNetConfig, FlowNet3D, build_model, pick_device, chain_flow
 from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
                                  vol2flow_loss, get_similarity)
-from .checkpoint import save_checkpoint, load_checkpoint, atomic_write_bytes
+from .checkpoint import save_checkpoint, load_checkpoint, load_model, atomic_write_bytes
 
 # %% auto 0
 __all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'fit', 'fit_network', 'TrainConfig', 'default_arch', 'prepare_volume',
@@ -61,11 +61,11 @@ def network_flows(net: torch.nn.Module, slices: torch.Tensor, device='cpu') -> F
     net = net.to(device).eval()
     with torch.no_grad(), _autocast(device): fl = net(_resize_stack(slices, h, w).to(device))
     fl = fl.to(dtype=torch.float32)
-    return fl.resize(H, W) if fl.shape != (H, W) else fl
+    return fl.resize(H, W)
 
 def _as_network(model, device) -> torch.nn.Module:
     "A network from a network or a checkpoint path."
-    if isinstance(model, (str, pathlib.Path)): return load_checkpoint(model).build(device)
+    if isinstance(model, (str, pathlib.Path)): return load_model(model, device)
     if isinstance(model, torch.nn.Module): return model.to(device)
     raise ValueError(f"expected a network or a checkpoint path, got {type(model).__name__}")
 
@@ -180,11 +180,11 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
     plan = _level_plan(levels, split, steps)
     with torch_threads(threads or None):   # restored however the fit ends
         start = _flows_from_init(init, slices, device)
-        if steps == 0: return (start.resize(H, W) if start.shape != (H, W) else start).detach().to('cpu', torch.float32), []
+        if steps == 0: return start.resize(H, W).detach().to('cpu', torch.float32), []
         run = _Run(steps, budget_s, 'fit', progress, callback)
         try: fl = _fit_levels(slices.to(device), plan, start, grid, lr, objective, run)
         finally: run.bar.close()
-    return (fl.resize(H, W) if fl.shape != (H, W) else fl).to('cpu'), run.history
+    return fl.resize(H, W).to('cpu'), run.history
 
 # %% ../nbs/30_train.ipynb 11
 def fit_network(slices,                  # (D, H, W) intensities normalised to [0, 1]
