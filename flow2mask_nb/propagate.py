@@ -41,7 +41,7 @@ STOP_REASONS = {
     'volume-end': "the propagation reached the end of the volume",
     'box-end': "the propagation reached the end of the finer flows fitted around the structure",
     'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
-    'erased': "the next slice was emptied by hand: the structure ends here",
+    'erased': "you emptied this slice: the structure ends before it",
 }
 
 @dataclass

@@ -339,7 +339,7 @@ def test_napari_flows_file(make_napari_viewer, phantom_files, qtbot, tmp_path):
     assert w._session().flows_meta['fingerprint'] == meta['fingerprint'] and 'flows ready' in w.status.value
 
 
-def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, qtbot):
+def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, qtbot, tmp_path):
     "Emptying a propagated slice beyond the drawn one and propagating again clears the label from there outwards."
     ph, img_path, _ = phantom_files
     viewer = make_napari_viewer()
@@ -359,7 +359,9 @@ def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, 
     rr, cc = np.nonzero(first[e] == 1)
     lab.data_setitem((np.full(rr.size, e), rr, cc), 0)           # the user empties slice e
     w.propagate_btn.native.click(); wait_idle(qtbot, w)
-    assert 'emptied by hand' in w.status.value, w.status.value
+    assert 'you emptied this slice' in w.status.value, w.status.value
+    viewer.dims.set_current_step(0, e - 1 if e > k else e + 1)              # the last slice the label keeps
+    save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_emptied_end.png')
     new = viewer.layers[PREVIEW].data
     assert not (new[outer] == 1).any() and np.array_equal(new[k], first[k])
     inner = [j for j in range(min(k, e) + 1, max(k, e))]
