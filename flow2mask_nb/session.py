@@ -124,22 +124,23 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
 def user_ends(stack, anchors: dict, rev: Revision | None) -> dict:
     "{label: (first, last)} slices each label may reach: ends set by emptying a propagated slice beyond its anchors."
     if rev is None: return {}
-    D, ends = len(stack), {}
-    for l, drawn in anchors.items():
+    D, on = len(stack), [set(map(int, p)) for p in _labels_per_slice(np.asarray(stack))]
+    ends = dict(rev.ends)
+    for r in rev.records:
+        l, k, drawn = r['label'], r['slice'], anchors.get(r['label'])
+        if not drawn or not _propagated(r) or not r.get('area_final') or l in on[k]: continue
+        # filled by the last run, empty now, with the label still further out: emptied by the user (an undo that
+        # brings back an earlier, shorter run leaves no such hole)
+        lo, hi = ends.get(l, (0, D - 1))
+        if k > max(drawn) and any(l in s for s in on[k + 1:]): ends[l] = (lo, min(hi, k - 1))
+        elif k < min(drawn) and any(l in s for s in on[:k]): ends[l] = (max(lo, k + 1), hi)
+    out = {}
+    for l, (lo, hi) in ends.items():
+        drawn = anchors.get(l)
         if not drawn: continue
-        lo, hi = rev.ends.get(l, (0, D - 1))
-        first, last = min(drawn), max(drawn)
-        present = np.nonzero((stack == l).any((1, 2)))[0]
-        for r in rev.records:
-            k = r['slice']
-            if r['label'] != l or not _propagated(r) or not r.get('area_final') or (stack[k] == l).any(): continue
-            # filled by the last run, empty now, with the label still further out: emptied by the user (an undo that
-            # brings back an earlier, shorter run leaves no such hole)
-            if k > last and (present > k).any(): hi = min(hi, k - 1)
-            elif k < first and (present < k).any(): lo = max(lo, k + 1)
-        lo, hi = (0 if lo > first else lo), (D - 1 if hi < last else hi)   # drawn beyond an end: that end goes
-        if (lo, hi) != (0, D - 1): ends[l] = (lo, hi)
-    return ends
+        lo, hi = (0 if lo > min(drawn) else lo), (D - 1 if hi < max(drawn) else hi)   # drawn beyond an end: it goes
+        if (lo, hi) != (0, D - 1): out[l] = (lo, hi)
+    return out
 
 def _ended(stop: dict, lo: int, hi: int) -> dict:
     "A stop decision moved to the user's end, if its run went past it."
