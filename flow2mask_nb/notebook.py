@@ -128,7 +128,7 @@ def strokes_to_mask(strokes,            # dicts {'points': [(x, y), ...] canvas 
         rc = pts[:, ::-1]                                                          # (x, y) -> (row, col)
         value, r = int(s.get('label', 1)), float(s.get('radius', radius))
         if not 0 <= value <= 255: raise InputError(f"stroke label must be in 0..255, got {value}")
-        if fill and value and is_closed(rc, r):      # an outline: the pixels whose centres it encloses
+        if fill and is_closed(rc, r):                # an outline: the pixels whose centres it encloses
             rr, cc = polygon(rc[:, 0], rc[:, 1], (H, W)); mask[rr, cc] = value
         else:                                        # a brush stroke (or a click) of radius r
             for a, b in zip(rc, rc[1:]) if len(rc) > 1 else [(rc[0], rc[0])]: _brush(mask, a, b, r, value)
