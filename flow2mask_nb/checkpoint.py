@@ -15,7 +15,7 @@ from .model import FlowNetConfig, build_model, Flows
 
 # %% auto 0
 __all__ = ['FORMAT', 'VERSION', 'atomic_write_bytes', 'rng_state', 'set_rng_state', 'save_checkpoint', 'Checkpoint',
-           'load_checkpoint', 'load_model', 'save_flows', 'load_flows']
+           'load_checkpoint', 'load_model', 'as_network', 'save_flows', 'load_flows']
 
 # %% ../nbs/22_checkpoint.ipynb 5
 FORMAT = 'flow2mask-checkpoint'
@@ -169,6 +169,13 @@ def load_checkpoint(path) -> Checkpoint:
 def load_model(path, device='cpu') -> torch.nn.Module:
     "The network stored in a checkpoint, built from its saved config, on `device`, in eval mode."
     return load_checkpoint(path).build(device)
+
+def as_network(model, device=None) -> torch.nn.Module | None:
+    "A network from a checkpoint path (loaded) or a network (as is), moved to `device` if given; None stays None."
+    if model is None: return None
+    if isinstance(model, (str, pathlib.Path)): return load_model(model, device or 'cpu')
+    if isinstance(model, torch.nn.Module): return model if device is None else model.to(device)
+    raise ValueError(f"expected a network or a checkpoint path, got {type(model).__name__}")
 
 # %% ../nbs/22_checkpoint.ipynb 19
 def save_flows(path, flows: Flows, meta: dict | None = None) -> pathlib.Path:

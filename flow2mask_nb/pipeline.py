@@ -14,7 +14,7 @@ from .preprocess import intensity_window, working_shape, resize_slices
 from .model import Flows, LocalFlows
 from .propagate import propagate, StopRule, Propagation, seed_slices as check_seed, seed_model
 from .select import suggest_slice
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, as_network
 from .warp import auto_threads
 
 # %% auto 0
@@ -76,12 +76,6 @@ def tvl1_flows(work: torch.Tensor, progress: bool = False, callback=None, **tvl1
         if callback is not None: callback('flows', (i + 1) / n)       # may raise Cancelled
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
-def _network(model):
-    "A network from a checkpoint path (loaded once), or the network itself, or None."
-    if model is None or isinstance(model, torch.nn.Module): return model
-    from flow2mask_nb.checkpoint import load_model
-    return load_model(model)
-
 def model_fit_kwargs(net, flow_source: str = 'auto', fit_steps: int | None = None, budget_s: float | None = None) -> dict:
     "The `train.fit` settings that start from a trained network (`train.REFINE`); {} without one or for 'fit'/'tvl1'."
     if net is None or flow_source not in ('auto', 'model'): return {}
@@ -111,7 +105,7 @@ def estimate_flows(prepared: Prepared,
         flows = tvl1_flows(prepared.work, progress, callback)
     else:
         from flow2mask_nb import train
-        net = _network(model)
+        net = as_network(model)
         if net is None and source == 'model': raise InputError("flow source 'model' needs a trained model (--model)")
         kw = model_fit_kwargs(net, flow_source, fit_steps, budget_s) or dict(steps=fit_steps, init=net)
         report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
@@ -227,7 +221,7 @@ def annotate(image: Volume,            # the image to annotate
     seed_slices = np.ascontiguousarray(to_slices(seed_arr, prep.axis))
     check_seed(seed_slices, labels)                    # before minutes of flow fitting, not after
     info = dict(intensity=prep.intensity)
-    model = _network(model)                            # loaded once: the flows and the finer flows start from it
+    model = as_network(model)                          # loaded once: the flows and the finer flows start from it
     if flows is None:
         flows, fi = estimate_flows(prep, model, flow_source, fit_steps, budget_s, device, seed_rng, progress, callback,
                                    threads)

@@ -16,7 +16,7 @@ from .preprocess import normalize_intensity, working_shape
 from .model import Flows, FlowNetConfig, FlowNet3D, build_model, pick_device, chain_flow
 from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
                                  vol2flow_loss, get_similarity)
-from .checkpoint import save_checkpoint, load_checkpoint, load_model, atomic_write_bytes
+from .checkpoint import save_checkpoint, load_checkpoint, as_network, atomic_write_bytes
 
 # %% auto 0
 __all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'fit', 'fit_network', 'TrainConfig', 'default_arch', 'prepare_volume',
@@ -63,16 +63,10 @@ def network_flows(net: torch.nn.Module, slices: torch.Tensor, device='cpu') -> F
     fl = fl.to(dtype=torch.float32)
     return fl.resize(H, W)
 
-def _as_network(model, device) -> torch.nn.Module:
-    "A network from a network or a checkpoint path."
-    if isinstance(model, (str, pathlib.Path)): return load_model(model, device)
-    if isinstance(model, torch.nn.Module): return model.to(device)
-    raise ValueError(f"expected a network or a checkpoint path, got {type(model).__name__}")
-
 def _flows_from_init(init, slices, device):
     "Initial flows from `init`: None, a Flows, a network, or a checkpoint path."
     if init is None or isinstance(init, Flows): return init
-    return network_flows(_as_network(init, device), slices, device)
+    return network_flows(as_network(init, device), slices, device)
 
 # %% ../nbs/30_train.ipynb 7
 @dataclass
@@ -204,7 +198,7 @@ def fit_network(slices,                  # (D, H, W) intensities normalised to [
     device = pick_device(device)
     D, H, W = slices.shape
     torch.manual_seed(seed)
-    net = (build_model() if net is None else _as_network(net, device)).to(device).train()
+    net = (build_model() if net is None else as_network(net, device)).to(device).train()
     size = net.cfg.size
     x = _resize_stack(slices, *working_shape(H, W, size)).to(device)
     objective = _Objective(steps, min(reach, D - 1), anchors=anchors, weights=(iss_weight, 0., 0.),
