@@ -195,18 +195,25 @@ def test_napari_view_command(make_napari_viewer, phantom_files, qtbot):
     w.cancel(); wait_idle(qtbot, w)
 
 
-def test_napari_correction_loop(make_napari_viewer, phantom_files, qtbot):
-    "Propagate, accept, correct a propagated slice, propagate again: its neighbours change, in one undo step."
+def seed_propagated(make_napari_viewer, phantom_files, qtbot, k: int = 8):
+    "The phantom opened, TV-L1 flows ready, organ 1 painted on slice k of new seed labels and propagated (a preview)."
     ph, img_path, _ = phantom_files
     viewer = make_napari_viewer()
     viewer.open(str(img_path), plugin=PLUGIN)
     w = dock_widget(viewer)
     tvl1_flows_ready(qtbot, w)
-    w.new_labels_btn.native.click(); lab = w.labels.value; meta = layer_meta(lab.metadata)
-    truth = to_layer(ph.labels.array, meta)
-    k = 8; rows, cols = np.nonzero(truth[k] == 1)
+    w.new_labels_btn.native.click(); lab = w.labels.value
+    truth = to_layer(ph.labels.array, layer_meta(lab.metadata))
+    rows, cols = np.nonzero(truth[k] == 1)
     lab.data_setitem((np.full(rows.size, k), rows, cols), 1)
     w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    return viewer, w, lab, truth
+
+
+def test_napari_correction_loop(make_napari_viewer, phantom_files, qtbot):
+    "Propagate, accept, correct a propagated slice, propagate again: its neighbours change, in one undo step."
+    k = 8
+    viewer, w, lab, truth = seed_propagated(make_napari_viewer, phantom_files, qtbot, k)
     assert PREVIEW in viewer.layers and viewer.layers[PREVIEW].contour > 0     # outlines, not a second fill
     assert 'preview ready' in w.status.value and ('stopped at slice' in w.status.value or 'end of the volume' in w.status.value)
     w.accept_btn.native.click()
@@ -341,16 +348,9 @@ def test_napari_flows_file(make_napari_viewer, phantom_files, qtbot, tmp_path):
 
 def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, qtbot, tmp_path):
     "Emptying a propagated slice beyond the drawn one and propagating again clears the label from there outwards."
-    ph, img_path, _ = phantom_files
-    viewer = make_napari_viewer()
-    viewer.open(str(img_path), plugin=PLUGIN)
-    w = dock_widget(viewer)
-    tvl1_flows_ready(qtbot, w)
-    w.new_labels_btn.native.click(); lab = w.labels.value; meta = layer_meta(lab.metadata)
-    truth = to_layer(ph.labels.array, meta)
-    k = 8; rows, cols = np.nonzero(truth[k] == 1)
-    lab.data_setitem((np.full(rows.size, k), rows, cols), 1)
-    w.propagate_btn.native.click(); wait_idle(qtbot, w); w.accept_btn.native.click()
+    k = 8
+    viewer, w, lab, _ = seed_propagated(make_napari_viewer, phantom_files, qtbot, k)
+    w.accept_btn.native.click()
     first = np.array(lab.data)
     span = np.nonzero((first == 1).any((1, 2)))[0]
     e = k + 2 if span[-1] >= k + 3 else k - 2                   # a propagated slice with more beyond it
