@@ -23,9 +23,9 @@ import argparse, json, math, pathlib, sys
 import numpy as np, torch
 from scipy import ndimage
 import flow2mask_nb.propagate as propagate_module
-from flow2mask_nb.benchmark import run_case, seed_slice_for
+from flow2mask_nb.benchmark import run_case, seed_slice_for, load_case
 from flow2mask_nb.cli import _jsonable
-from flow2mask_nb.io import read_volume, read_labels, choose_slice_axis, to_slices, slices_spacing
+from flow2mask_nb.io import to_slices
 from flow2mask_nb.model import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
 from flow2mask_nb.testing import shared_data_dir
@@ -113,10 +113,8 @@ def extent_stop(k: float, faint_only: bool, spacing):
 class FittedCase:
     "One case's volume, truth and fitted flows, and its mean Dice under a replaced `_track_slice`."
     def __init__(self, case):
-        image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
-        self.case, self.spacing = case, slices_spacing(image.spacing, axis)
-        self.truth3 = to_slices(read_labels(case.labels, image).array, axis)
-        self.vol = to_slices(np.asarray(image.array), axis).astype(np.float32)
+        image, _, axis, self.truth3, _, self.spacing = load_case(case)
+        self.case, self.vol = case, to_slices(np.asarray(image.array), axis).astype(np.float32)
         self.flows, _ = estimate_flows(prepare(image, axis))
 
     def dice(self, track_slice=None, **kw) -> float:
@@ -165,9 +163,7 @@ def emptied_ends(case) -> dict:
     import time
     from flow2mask_nb.metrics import dice
     from flow2mask_nb.session import Session
-    image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
-    truth3 = to_slices(read_labels(case.labels, image).array, axis)
-    ids = sorted(case.structures) if case.structures else sorted(int(v) for v in np.unique(truth3) if v)
+    image, _, axis, truth3, ids, _ = load_case(case)
     seed = np.zeros(truth3.shape, np.uint8)
     for l in ids: k = seed_slice_for(truth3, l); seed[k][truth3[k] == l] = l
     sess = Session(image, axis); sess.compute_flows()

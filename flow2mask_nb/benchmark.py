@@ -11,8 +11,8 @@ from .io import InputError, read_volume, read_labels, to_slices, from_slices, sl
 from .metrics import dice, hd95, per_slice_dice, oracle_seed
 
 # %% auto 0
-__all__ = ['SEED_RULES', 'Case', 'load_cases', 'seed_slice_for', 'structure_scores', 'spearman', 'run_case', 'completion_case',
-           'summarise', 'format_cases', 'plot_cases']
+__all__ = ['SEED_RULES', 'Case', 'load_cases', 'seed_slice_for', 'structure_scores', 'spearman', 'load_case', 'run_case',
+           'completion_case', 'summarise', 'format_cases', 'plot_cases']
 
 # %% ../nbs/43_benchmark.ipynb 5
 @dataclass
@@ -135,7 +135,8 @@ def _copy(truth3, seeds, spacing3) -> dict:
     return out
 
 # %% ../nbs/43_benchmark.ipynb 17
-def _load(case: Case):
+def load_case(case: Case) -> tuple:
+    "(image, truth, slice axis, truth with slices first, structure ids, spacing in slice order) of a case, checked."
     image = read_volume(case.image)
     truth = read_labels(case.labels, image)
     axis = choose_slice_axis(image.spacing, case.axis)
@@ -156,7 +157,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
             ) -> dict:
     "Seed every structure of `case` on one slice, propagate them in one call and score each beside the baselines."
     from flow2mask_nb.pipeline import annotate, prepare, estimate_flows
-    image, truth, axis, truth3, ids, spacing3 = _load(case)
+    image, truth, axis, truth3, ids, spacing3 = load_case(case)
     prep = None
     if seed_rule == 'suggested':    # the volume's flows pick the slice; the annotation then reuses them
         prep = prepare(image, axis, *(annotate_kwargs.get(k, d) for k, d in (('modality', 'auto'), ('window', None), ('size', 128))))
@@ -187,7 +188,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
 def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool = True, **annotate_kwargs) -> dict:
     "Mask completion: each structure drawn on every `every`-th slice of its range (ends included), beside contour interpolation."
     from flow2mask_nb.pipeline import annotate
-    image, truth, axis, truth3, ids, spacing3 = _load(case)
+    image, truth, axis, truth3, ids, spacing3 = load_case(case)
     sparse = np.zeros_like(truth3)
     drawn = {}
     for l in ids:
