@@ -32,7 +32,7 @@ from flow2mask_nb.testing import shared_data_dir
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from cases import all_cases
-from defaults import replaced
+from defaults import replaced, markdown
 
 GRIDS = {   # cue -> thresholds tried on the tuning case; the first three stop below, the others above
     'contrast': (0.2, 0.5, 0.8), 'support': (0.7, 0.8, 0.9, 0.95), 'area': (0.3, 0.5, 0.6, 0.7, 0.8),
@@ -178,15 +178,6 @@ def emptied_ends(case) -> dict:
     return dict(case=case.name, one_seed=score(first), emptied_slices=erased, after_emptying=score(ended), seconds=seconds)
 
 
-def markdown(table: dict, names: list) -> str:
-    dev = [n for n in names if n != 'abdomen_ct']
-    lines = ['| stop | ' + ' | '.join(names) + ' | mean over dev cases |', '|---|' + '---|' * (len(names) + 1)]
-    for row in table[names[0]]:
-        lines.append(f'| {row} | ' + ' | '.join(f'{table[n][row]:.3f}' for n in names)
-                     + f" | **{np.mean([table[n][row] for n in dev]):.3f}** |")
-    return '\n'.join(lines)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--cases', default=None, help='comma-separated case names (default: all)')
@@ -206,7 +197,8 @@ def main():
     for n in names:
         table[n] = rows(tuning if n == a.tune_on else FittedCase(cases[n]), thresholds)
         print(n, {k: round(v, 3) for k, v in table[n].items()}, flush=True)
-    print(f'\nmean Dice per case; cue thresholds tuned on {a.tune_on}\n' + markdown(table, names))
+    by_row = {row: {n: table[n][row] for n in names} for row in table[names[0]]}
+    print(f'\nmean Dice per case; cue thresholds tuned on {a.tune_on}\n' + markdown(by_row, names))
     remedy = emptied_ends(cases[a.tune_on])
     print(f"\n{a.tune_on}: one seed {remedy['one_seed']:.3f}; the first slice past each end emptied "
           f"({remedy['emptied_slices']} slices): {remedy['after_emptying']:.3f}, in {remedy['seconds']:.2f} s")
