@@ -86,12 +86,17 @@ def snapshots(folder: pathlib.Path) -> list:
     return sorted(out)
 
 
+def mean_dice(result: dict, method: str = 'flow2mask') -> float:
+    "A `run_case` result's mean Dice over its structures, for `method` ('flow2mask', 'tvl1', 'copy')."
+    return float(np.mean([s['dice'] for s in result[method].values()]))
+
+
 def dice_alone(model, cases) -> dict:
     "Mean Dice per case of the network's flows alone (the finer flows near small structures: the network on the box)."
     out = {}
     for c in cases:
         r = run_case(c, baselines=False, model=model, flow_source='model', progress=False, threads=1); r.pop('_annotation')
-        out[c.name] = float(np.mean([s['dice'] for s in r['flow2mask'].values()]))
+        out[c.name] = mean_dice(r)
     return out
 
 
@@ -126,7 +131,7 @@ def _dev_mean(d: dict) -> float:
 
 def _case_row(c, **kw) -> dict:
     r = run_case(c, baselines=False, progress=False, **kw); r.pop('_annotation')
-    return dict(dice=float(np.mean([s['dice'] for s in r['flow2mask'].values()])), seconds=r['seconds'],
+    return dict(dice=mean_dice(r), seconds=r['seconds'],
                 flow_s=r['info'].get('flow_seconds'), local_s=r['info'].get('local_seconds', 0.), load=load())
 
 
@@ -143,7 +148,7 @@ def cmd_infer(a):
             if n: row[f'zero+{n}'] = _case_row(c, fit_steps=n, threads=1)
         if a.tvl1:
             r = run_case(c, progress=False, flow_source='tvl1'); r.pop('_annotation')
-            row['tvl1'] = dict(dice=float(np.mean([s['dice'] for s in r['tvl1'].values()])), seconds=r['tvl1_seconds'])
+            row['tvl1'] = dict(dice=mean_dice(r, 'tvl1'), seconds=r['tvl1_seconds'])
         rows.append(row)
         print(c.name + ': ' + ', '.join(f"{k} {v['dice']:.3f} ({v['seconds']:.1f} s)" for k, v in row.items() if k != 'case')
               + f" (load {load()})", flush=True)
@@ -179,6 +184,15 @@ def curve_table(curves) -> str:
 def _f(v): return '' if v is None or (isinstance(v, float) and np.isnan(v)) else f'{v:.3f}'
 
 
+def tvl1_reference() -> dict:
+    "TV-L1's mean Dice on the shared CT and over the dev cases from bench/cases.py's last run, or {} without one."
+    p = HERE / 'results' / 'cases.json'
+    if not p.exists(): return {}
+    rows = {r['case']: r['tvl1'] for r in json.loads(p.read_text())['largest']['summary']['rows']}
+    dev = [rows[c.name] for c in all_cases(shared_data_dir()) if c.name != 'abdomen_ct' and c.name in rows]
+    return dict(ct=rows.get('abdomen_ct'), dev=float(np.mean(dev)) if dev else None)
+
+
 def plot_curves(curves, refs, path, full=()):
     "Quality against training minutes, per run: held-out reconstruction error, Dice of the network alone (CT, dev)."
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
@@ -193,13 +207,14 @@ def plot_curves(curves, refs, path, full=()):
         if pts: axs[2].plot(*zip(*sorted(pts)), label=label, **kw)
     for k, ls in (('zero', ':'), ('fit', '--')):
         axs[0].axhline(np.mean(refs['abdomen_ct_dicom'][k]), color='k', ls=ls, lw=1, label='zero flows' if k == 'zero' else 'per-volume fit')
-    axs[1].axhline(0.829, color='r', ls='--', lw=1, label='TV-L1 0.829'); axs[2].axhline(0.576, color='r', ls='--', lw=1, label='TV-L1 0.576')
+    runs = list(axs[1].get_lines())
+    tvl1 = tvl1_reference()                                                # bench/cases.py, same protocol
+    for ax, value in ((axs[1], tvl1.get('ct')), (axs[2], tvl1.get('dev'))):
+        if value is not None: ax.legend(fontsize=7, handles=[ax.axhline(value, color='r', ls='--', lw=1, label=f'TV-L1 {value:.3f}')])
     axs[0].set_ylabel('MSE, distances 1..6'); axs[0].set_title('held out of training: DICOM abdomen CT')
     axs[1].set_title('Dice, network flows alone: shared CT'); axs[2].set_title('Dice, network flows alone: dev mean')
     for ax in axs: ax.set_xlabel('training minutes (2-core CPU shared, load 3-7)')
-    axs[0].legend(fontsize=7, handles=axs[0].get_lines()[-2:]); axs[1].legend(fontsize=7, handles=axs[1].get_lines()[-1:])
-    axs[2].legend(fontsize=7, handles=axs[2].get_lines()[-1:])
-    runs = axs[1].get_lines()[:-1]
+    axs[0].legend(fontsize=7, handles=axs[0].get_lines()[-2:])
     fig.legend(runs, [l.get_label() for l in runs], loc='lower center', ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0.2, 1, 1)); fig.savefig(path, dpi=100)
 
