@@ -123,9 +123,14 @@ class FlowNetConfig:
         s = int(self.out_stride)
         if s < 1 or s & (s - 1) or s >= 2 ** len(self.enc):
             raise ValueError(f"out_stride must be a power of 2 below {2 ** len(self.enc)}, got {self.out_stride}")
-        if len(self.dec) != len(self.enc) - int(math.log2(s)):
+        if len(self.dec) != self.decoder_levels(len(self.enc), s):
             raise ValueError(f"dec {self.dec} needs one entry per encoder level {self.enc} above out_stride {s}")
         if self.size < 2 ** len(self.enc): raise ValueError(f"size {self.size} is too small for {len(self.enc)} levels")
+
+    @staticmethod
+    def decoder_levels(encoder_levels: int, out_stride: int) -> int:
+        "Decoder levels (entries of `dec`) of a U-Net whose flows come out `out_stride` (a power of 2) times coarser."
+        return encoder_levels - int(math.log2(out_stride))
 
     def to_dict(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
     @classmethod

@@ -249,7 +249,7 @@ class TrainConfig:
 
 def default_arch(size: int = 128, kind: str = '2d', out_stride: int = 2) -> FlowNetConfig:
     "The recipe's network: the default U-Net widths, pairwise 2D, flows on a 2x coarser grid (the measured best, README)."
-    n = len(FlowNetConfig.enc) - (int(out_stride).bit_length() - 1)
+    n = FlowNetConfig.decoder_levels(len(FlowNetConfig.enc), out_stride)
     return FlowNetConfig(size=size, kind=kind, out_stride=out_stride, dec=(32,) * n)
 
 # %% ../nbs/30_train.ipynb 21
