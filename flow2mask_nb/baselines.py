@@ -116,14 +116,37 @@ def tvl1_propagate(slices,                      # (D, H, W) normalised float sli
     return out, stops
 
 # %% ../nbs/12_baselines.ipynb 26
-@functools.lru_cache(maxsize=1)
-def _itk_worker():
-    "One child process for ITK, started on first use and kept for later calls."
+class _ItkChild:
+    "One daemon child process for ITK, started on first use and kept for later calls; a task in, a result out."
     # ITK's libraries loaded beside torch's corrupted the heap at interpreter exit ("malloc_consolidate(): unaligned
-    # fastbin chunk", seen in the benchmark), so ITK never loads into this process
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'))
+    # fastbin chunk", seen in the benchmark), so ITK never loads into this process. A daemon child is stopped when
+    # this process ends, also when this process is itself a multiprocessing worker (a test runner's): a pool of
+    # non-daemon workers kept such a process waiting for its children at exit, for ever
+    def __init__(self):
+        import multiprocessing as mp
+        ctx = mp.get_context('spawn')
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_itk_serve, args=(child,), daemon=True, name='flow2mask-itk')
+        self.process.start(); child.close()
+
+    def __call__(self, fn, *args):
+        "fn(*args) in the child; its exception is raised here."
+        self.conn.send((fn, args))
+        try: ok, out = self.conn.recv()
+        except EOFError: raise RuntimeError("the ITK child process died (see its error above)") from None
+        if not ok: raise out
+        return out
+
+def _itk_serve(conn):
+    "The child's loop: run each task it receives, send back (True, result) or (False, exception)."
+    while True:
+        try: fn, args = conn.recv()
+        except EOFError: return
+        try: conn.send((True, fn(*args)))
+        except Exception as e: conn.send((False, e))
+
+@functools.lru_cache(maxsize=1)
+def _itk_worker() -> _ItkChild: return _ItkChild()
 
 def _itk_interpolate(lab: np.ndarray, itk_axis: int, use_distance_transform: bool, heuristic_alignment: bool):
     "ITK's MorphologicalContourInterpolator on a C-ordered label array (runs in a child process, see below)."
@@ -150,8 +173,8 @@ def morphological_interpolation(sparse_labels,     # (D, H, W)-like integer labe
     if lab.ndim != 3: raise InputError(f"sparse labels must be 3D, got shape {lab.shape}")
     if not isinstance(axis, (int, np.integer)) or not -3 <= axis <= 2:
         raise InputError(f"axis must be 0, 1 or 2 (or -1..-3), got {axis!r}")
-    try: out = _itk_worker().submit(_itk_interpolate, np.ascontiguousarray(lab), 2 - int(axis) % 3,
-                                    use_distance_transform, heuristic_alignment).result()
+    try: out = _itk_worker()(_itk_interpolate, np.ascontiguousarray(lab), 2 - int(axis) % 3,
+                             use_distance_transform, heuristic_alignment)
     except AttributeError as e:
         raise ImportError("the installed ITK has no MorphologicalContourInterpolator: "
                           "pip install itk-morphologicalcontourinterpolation") from e

@@ -11,8 +11,8 @@ from .io import InputError, read_volume, read_labels, to_slices, from_slices, sl
 from .metrics import dice, hd95, per_slice_dice, oracle_seed
 
 # %% auto 0
-__all__ = ['SEED_RULES', 'Case', 'load_cases', 'seed_slice_for', 'structure_scores', 'spearman', 'load_case', 'run_case',
-           'completion_case', 'summarise', 'format_cases', 'plot_cases']
+__all__ = ['SEED_RULES', 'Case', 'load_cases', 'slice_extent', 'seed_slice_for', 'structure_scores', 'spearman', 'load_case',
+           'run_case', 'completion_case', 'summarise', 'format_cases', 'plot_cases']
 
 # %% ../nbs/43_benchmark.ipynb 5
 @dataclass
@@ -60,7 +60,7 @@ def load_cases(path) -> list:
 SEED_RULES = ('largest', 'suggested', 'middle')
 
 # %% ../nbs/43_benchmark.ipynb 9
-def _extent(mask3) -> tuple | None:
+def slice_extent(mask3) -> tuple | None:
     "(first, last) slice holding the mask, along axis 0; None when empty."
     z = np.nonzero(mask3.reshape(len(mask3), -1).any(1))[0]
     return (int(z[0]), int(z[-1])) if len(z) else None
@@ -71,7 +71,7 @@ def seed_slice_for(truth3, label: int, rule: str = 'largest', slices=None, flows
     if rule not in SEED_RULES: raise InputError(f"seed rule must be one of {SEED_RULES}, got {rule!r}")
     m = np.asarray(truth3) == label
     if rule == 'largest': return int(np.argmax(m.reshape(len(m), -1).sum(1)))
-    lo, hi = _extent(m)
+    lo, hi = slice_extent(m)
     if rule == 'middle': k = (lo + hi) // 2
     else:
         from flow2mask_nb.select import suggest_slice
@@ -84,7 +84,7 @@ def seed_slice_for(truth3, label: int, rule: str = 'largest', slices=None, flows
 def structure_scores(pred3, truth3, spacing3) -> dict:
     "Dice over the volume and inside the true slice range, HD95 (mm), and slices past or short of the true ends."
     p, t = np.asarray(pred3, bool), np.asarray(truth3, bool)
-    te, pe = _extent(t), _extent(p)
+    te, pe = slice_extent(t), slice_extent(p)
     inside = np.zeros_like(p)
     if te: inside[te[0]:te[1] + 1] = p[te[0]:te[1] + 1]
     past = short = 0
@@ -129,7 +129,7 @@ def _copy(truth3, seeds, spacing3) -> dict:
     from flow2mask_nb.baselines import copy_propagate
     out = {}
     for l, k in seeds.items():
-        lo, hi = _extent(truth3 == l)
+        lo, hi = slice_extent(truth3 == l)
         pred = copy_propagate(np.where(truth3[k] == l, l, 0), k, len(truth3), (lo, hi))
         out[l] = structure_scores(pred == l, truth3 == l, spacing3)
     return out
@@ -167,12 +167,15 @@ def run_case(case: Case,                   # the volume, its labels and structur
     for l, k in seeds.items(): seed3[k][truth3[k] == l] = l
     if oracle_stop:
         from flow2mask_nb.propagate import StopRule
-        annotate_kwargs['stop'] = StopRule(oracle_range={l: _extent(truth3 == l) for l in ids})
+        annotate_kwargs['stop'] = StopRule(oracle_range={l: slice_extent(truth3 == l) for l in ids})
+    seed = truth.with_array(from_slices(seed3, axis))
+    if choose_slice_axis(image.spacing, None, seed.array) != axis:   # the toolkit is not told the axis: the seed tells
+        raise InputError(f"case {case.name}: the seeds do not tell the slice axis {axis} they were drawn across")
     t0 = time.perf_counter()
-    ann = annotate(image, truth.with_array(from_slices(seed3, axis)), axis=axis, flows=flows, **annotate_kwargs)
+    ann = annotate(image, seed, flows=flows, **annotate_kwargs)
     seconds = time.perf_counter() - t0
     pred3 = to_slices(ann.labels.array, axis)
-    out = dict(case=case.name, shape=list(image.shape), axis=axis, seed_rule=seed_rule, seeds=seeds,
+    out = dict(case=case.name, shape=list(image.shape), axis=axis, axis_rule=ann.info['axis_rule'], seed_rule=seed_rule, seeds=seeds,
                structures={l: case.structures.get(l, str(l)) for l in ids},
                flow2mask=_score_all(pred3, truth3, ids, spacing3), seconds=seconds,
                info={k: v for k, v in ann.info.items() if isinstance(v, (int, float, str, list))},
@@ -192,7 +195,7 @@ def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool 
     sparse = np.zeros_like(truth3)
     drawn = {}
     for l in ids:
-        lo, hi = _extent(truth3 == l)
+        lo, hi = slice_extent(truth3 == l)
         drawn[l] = sorted(set(range(lo, hi + 1, every)) | {hi})
         for k in drawn[l]: sparse[k][truth3[k] == l] = l
     t0 = time.perf_counter()

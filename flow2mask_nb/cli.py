@@ -6,13 +6,14 @@
 from __future__ import annotations
 import argparse, json, math, os, sys, time, pathlib, tempfile, traceback
 import numpy as np
-from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array
+from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array, seed_axis
+from .orient import plane_name
 
 # %% auto 0
-__all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'command', 'cmd_info', 'evaluate_files', 'cmd_evaluate',
-           'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest', 'train_on_cases', 'cmd_benchmark',
-           'cmd_flows', 'case_flows', 'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model',
-           'cmd_train', 'cmd_view', 'build_parser', 'main']
+__all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'parse_extents', 'command', 'cmd_info',
+           'evaluate_files', 'cmd_evaluate', 'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest',
+           'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'demo_figure', 'run_demo',
+           'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +27,20 @@ def parse_labels(text: str | None):
     except ValueError: raise InputError(f"--labels must be comma-separated integers like 1,5, got {text!r}") from None
     if not out or min(out) < 1 or max(out) > 65535:
         raise InputError(f"--labels must list label values in 1..65535, got {text!r}")
+    return out
+
+def parse_extents(texts) -> dict | None:
+    "Parse `--extent LABEL:FIRST-LAST` options (repeated or comma-separated) into {label: (first, last)}."
+    if not texts: return None
+    out = {}
+    for part in (p.strip() for t in texts for p in t.split(',') if p.strip()):
+        try:
+            label, span = part.split(':'); first, last = span.split('-')
+            label, first, last = int(label), int(first), int(last)
+        except ValueError: raise InputError(f"--extent must read LABEL:FIRST-LAST like 1:10-25, got {part!r}") from None
+        if label < 1 or first < 0 or last < first:
+            raise InputError(f"--extent {part!r}: needs a label >= 1 and slices 0 <= FIRST <= LAST")
+        out[label] = (first, last)
     return out
 
 def _finite(x):
@@ -139,7 +154,7 @@ def _flow_args(p):
     g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
                    help='optimisation steps for fitting the flows')
-    p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: the axis a seed is drawn across, else the coarsest spacing)')
     p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
                    help='where flows come from (auto: the model if given, else fit)')
     p.add_argument('--size', type=_positive(int, 'size', 8), default=128, help='working in-plane size for the flows')
@@ -164,16 +179,23 @@ def cmd_propagate(args):
     image = read_volume(args.image)
     seed = read_labels(args.seed, image)
     flows, meta = _flows_for(args, image)
+    drawn = seed_axis(seed.array)
+    if flows and args.axis is None and drawn not in (None, meta['axis']):
+        raise InputError(f"the seed is drawn across axis {drawn} but {args.flows} was made along axis {meta['axis']} "
+                         f"({meta.get('plane')}): make flows along the seed's axis with "
+                         f"`flow2mask flows IMAGE --axis {drawn} -o FLOWS`")
     # given flows bring their slice axis and the intensity settings they were estimated on
     opts = dict(axis=args.axis, modality=args.modality, window=parse_window(args.window)) | (
         dict(flows=flows, axis=meta['axis'], modality=meta['modality'], window=meta['window']) if flows else {})
-    ann = annotate(image, seed, labels=parse_labels(args.labels), model=resolve_model(args.model),
+    ann = annotate(image, seed, labels=parse_labels(args.labels), extents=parse_extents(args.extent), model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
                    size=args.size, device=args.device, progress=not args.quiet, threads=args.threads, **opts)
     write_volume(ann.labels, out, protect=protect, labels=True)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
           f"[{ann.info.get('flow_source', 'given')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
           f"propagation {ann.info['propagate_seconds']:.1f} s)")
+    rule = 'the flows were made along it' if flows else ann.info['axis_rule']
+    print(f"slice axis {ann.info['axis']} ({plane_name(image.direction, ann.info['axis'])}): {rule}")
     print(describe_intensity(ann.info['intensity']))
     for lf in ann.info.get('local_flows', []):
         print(f"finer flows for label(s) {', '.join(map(str, lf['labels']))}: slices {lf['box'][0]}..{lf['box'][1]}, "
@@ -190,6 +212,9 @@ def _propagate_args(p):
     p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     _flow_args(p)
     p.add_argument('--labels', default=None, help='labels to propagate, e.g. 1,5 (default: all in the seed)')
+    p.add_argument('--extent', action='append', default=None, metavar='LABEL:FIRST-LAST',
+                   help="a label's first and last slice (slice axis, from 0), e.g. 1:10-25: filled exactly, no automatic "
+                        "stop (repeat or comma-separate for several labels)")
     p.add_argument('--mode', choices=('composed', 'sequential'), default='composed',
                    help='composed flows (one warp of the seed) or slice-to-slice re-warping')
     _intensity_args(p)
@@ -251,17 +276,48 @@ def train_on_cases(cases, budget_s: float, out=None) -> pathlib.Path:
     print(f"trained: {len(hist)} steps", flush=True)
     return out / 'model.safetensors'
 
-def cmd_benchmark(args):
-    "Run the benchmark protocol over CASES and print the per-case table."
-    from flow2mask_nb.benchmark import load_cases, run_case, completion_case, summarise, format_cases, plot_cases
+def _benchmark_setup(args) -> tuple:
+    "The cases of a benchmark and the settings every case runs with, checked before any work."
+    from flow2mask_nb.benchmark import load_cases
     for path in (args.json, args.plot):
         if path and not pathlib.Path(path).parent.exists(): raise InputError(f"{pathlib.Path(path).parent}: folder does not exist")
     cases = load_cases(args.cases)
     if args.flows and not pathlib.Path(args.flows).is_dir(): raise InputError(f"{args.flows}: no such folder for --flows")
     if args.flows and (args.model or args.train): raise InputError("--flows holds flows fitted without a model: use it without --model/--train")
+    if args.effort and (args.completion or args.seed_slice != 'largest'):
+        raise InputError("--effort is a protocol of its own: it draws the largest slice first; drop --completion/--seed-slice")
     model = resolve_model(args.model)
     if args.train: model = train_on_cases(cases, args.train, args.model_out)
-    kw = dict(modality=args.modality, window=parse_window(args.window), progress=False, model=model)
+    return cases, dict(modality=args.modality, window=parse_window(args.window), progress=False, model=model)
+
+def _write_outputs(args, out: dict, plot):
+    "The JSON and the figure a benchmark was asked for."
+    if args.json: pathlib.Path(args.json).write_text(json.dumps(_jsonable(out), indent=1)); print(f"wrote {args.json}")
+    if args.plot:
+        import matplotlib; matplotlib.use('Agg')
+        plot(args.plot); print(f"wrote {args.plot}")
+
+def benchmark_effort(args, cases, kw):
+    "The effort protocol (`effort.effort_case`) over the cases: slices drawn to each Dice, beside contour interpolation."
+    from flow2mask_nb.effort import effort_case, summarise_effort, format_effort, plot_effort, slices_to_reach
+    results = []
+    for c in cases:
+        flows, intensity = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else (None, {})
+        r = effort_case(c, flows=flows, **(kw | intensity))
+        results.append(r)
+        for s in r['structures']:
+            print(f"{c.name} {s['name']}: slices to 0.90: " +
+                  ', '.join(f"{m} {slices_to_reach(run['curve'], 0.9)}" for m, run in s['runs'].items()), flush=True)
+    summary = summarise_effort(results)
+    print("\nannotation effort (13 = not within 12 slices; Dice over the volume; seconds per re-propagation)\n"
+          + format_effort(summary))
+    _write_outputs(args, dict(protocol='effort', results=results, summary=summary), lambda p: plot_effort(results, p))
+
+def cmd_benchmark(args):
+    "Run the benchmark protocol over CASES and print the per-case table."
+    from flow2mask_nb.benchmark import run_case, completion_case, summarise, format_cases, plot_cases
+    cases, kw = _benchmark_setup(args)
+    if args.effort: return benchmark_effort(args, cases, kw)
     results, completion = [], []
     for c in cases:
         flows, intensity = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else (None, {})
@@ -276,14 +332,11 @@ def cmd_benchmark(args):
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
           + f"\nconfidence vs slice Dice, Spearman (pooled): {summary['spearman_pooled']:.3f}")
-    out = dict(seed_slice=args.seed_slice, results=results, summary=summary, model=model and str(model), train_s=args.train)
+    out = dict(seed_slice=args.seed_slice, results=results, summary=summary, model=kw['model'] and str(kw['model']), train_s=args.train)
     if completion:
         out['completion'] = dict(results=completion, summary=summarise(completion))
         print(f"\nmask completion, every {args.completion}th slice\n" + format_cases(out['completion']['summary']))
-    if args.json: pathlib.Path(args.json).write_text(json.dumps(_jsonable(out), indent=1)); print(f"wrote {args.json}")
-    if args.plot:
-        import matplotlib; matplotlib.use('Agg')
-        plot_cases(summary, args.plot, title=f'mean Dice per case (seed: {args.seed_slice})'); print(f"wrote {args.plot}")
+    _write_outputs(args, out, lambda p: plot_cases(summary, p, title=f'mean Dice per case (seed: {args.seed_slice})'))
 
 @command('benchmark', "score propagation on labelled cases beside seed copy and TV-L1 (the paper's protocol)")
 def _benchmark_args(p):
@@ -291,6 +344,9 @@ def _benchmark_args(p):
     p.add_argument('--seed-slice', choices=('largest', 'suggested', 'middle'), default='largest',
                    help='where each structure is seeded: its largest slice (an oracle), the suggested slice or the '
                         'middle of its true range')
+    p.add_argument('--effort', action='store_true',
+                   help='the effort protocol instead: slices an annotator draws before each Dice (0.80, 0.85, 0.90), '
+                        'through the correction loop, beside contour interpolation (needs the interp extra)')
     p.add_argument('--completion', type=_positive(int, 'completion', 2), default=None, metavar='K',
                    help='also complete masks drawn on every K-th slice, beside contour interpolation')
     p.add_argument('--no-baselines', action='store_true', help='skip seed copy and TV-L1')
@@ -302,7 +358,7 @@ def _benchmark_args(p):
                    'when there (the fit is skipped and not timed), else made once and written there')
     _intensity_args(p)
     p.add_argument('--json', default=None, help='write the results as JSON here')
-    p.add_argument('--plot', default=None, help='write a per-case bar plot (PNG) here')
+    p.add_argument('--plot', default=None, help='write a per-case bar plot (PNG) here (with --effort: Dice against slices drawn)')
     p.set_defaults(func=cmd_benchmark)
 
 # %% ../nbs/60_cli.ipynb 18

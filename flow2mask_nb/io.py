@@ -11,9 +11,9 @@ import SimpleITK as sitk
 
 # %% auto 0
 __all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
-           'Volume', 'volume_from_sitk', 'volume_to_sitk', 'choose_slice_axis', 'to_slices', 'from_slices',
-           'slices_spacing', 'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels', 'check_output_path',
-           'write_volume', 'describe']
+           'Volume', 'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule', 'choose_slice_axis',
+           'to_slices', 'from_slices', 'slices_spacing', 'read_volume', 'as_label_array', 'resample_labels_to',
+           'read_labels', 'check_output_path', 'write_volume', 'describe']
 
 # %% ../nbs/00_io.ipynb 6
 class Flow2MaskError(Exception):
@@ -92,15 +92,37 @@ def volume_to_sitk(vol: Volume) -> sitk.Image:
     return image
 
 # %% ../nbs/00_io.ipynb 13
-def choose_slice_axis(spacing, axis: int | None = None) -> int:
-    "The slice axis: `axis` if given (validated, negatives allowed), else the coarsest-spacing axis, ties to the last."
+def _drawn_across(mask: np.ndarray) -> int | None:
+    "The axis a boolean (X, Y, Z) mask was drawn across: one slice thick, or sparse slices with gaps; else None."
+    occupied = [np.nonzero(mask.any(axis=tuple(o for o in range(3) if o != k)))[0] for k in range(3)]
+    n, span = [len(o) for o in occupied], [int(o[-1] - o[0] + 1) for o in occupied]
+    thin = [k for k in range(3) if n[k] == 1]
+    if len(thin) == 1: return thin[0] if min(n[k] for k in range(3) if k != thin[0]) >= 3 else None
+    sparse = [k for k in range(3) if n[k] <= span[k] // 2]    # drawn on every k-th slice at most every other one
+    return sparse[0] if len(sparse) == 1 and not thin else None
+
+def seed_axis(seed) -> int | None:
+    "The array axis every label of `seed` was drawn across (see `_drawn_across`), or None when the seed cannot tell."
+    seed = np.asarray(seed)
+    if seed.ndim != 3: raise InputError(f"a seed must be a 3D label map, got shape {seed.shape}")
+    votes = {_drawn_across(seed == v) for v in np.unique(seed) if v != 0}
+    return votes.pop() if len(votes) == 1 else None
+
+def slice_axis_rule(spacing, axis: int | None = None, seed=None) -> tuple:
+    "(slice axis, rule): `axis` if given, else the one the seed was drawn across, else the coarsest spacing."
     if axis is not None:
         if not isinstance(axis, (int, np.integer)) or not -3 <= axis <= 2:
             raise InputError(f"slice axis must be 0, 1 or 2 (or -1..-3), got {axis!r}")
-        return int(axis) % 3
+        return int(axis) % 3, 'given'
+    drawn = None if seed is None else seed_axis(seed)
+    if drawn is not None: return drawn, 'the seed is drawn across it'
     spacing = np.asarray(spacing, dtype=float)
     coarsest = spacing.max()
-    return int(max(k for k in range(3) if spacing[k] >= coarsest * (1 - 1e-3)))
+    return int(max(k for k in range(3) if spacing[k] >= coarsest * (1 - 1e-3))), 'coarsest spacing'
+
+def choose_slice_axis(spacing, axis: int | None = None, seed=None) -> int:
+    "The slice axis: `axis` if given (validated, negatives allowed), else the seed's, else the coarsest spacing (ties: last)."
+    return slice_axis_rule(spacing, axis, seed)[0]
 
 def to_slices(array, axis: int):
     "View `array` with the slice axis first: (D, H, W)."
@@ -114,7 +136,7 @@ def slices_spacing(spacing, axis: int) -> tuple:
     "`spacing` in the axis order of `to_slices`: (between slices, rows, columns)."
     return (spacing[axis], *[s for k, s in enumerate(spacing) if k != axis])
 
-# %% ../nbs/00_io.ipynb 16
+# %% ../nbs/00_io.ipynb 18
 IMAGE_SUFFIXES = ('.nii.gz', '.nii', '.nrrd', '.nhdr', '.mha', '.mhd', '.npy', '.npz')
 
 def _suffix(path) -> str:
@@ -304,7 +326,7 @@ def read_volume(path, series_id: str | None = None) -> Volume:
         first = str(e).strip().splitlines()
         raise InputError(f"{path}: cannot be read as an image ({type(e).__name__}: {first[-1] if first else ''})") from e
 
-# %% ../nbs/00_io.ipynb 18
+# %% ../nbs/00_io.ipynb 20
 MAX_LABEL = np.iinfo(np.uint16).max
 
 def as_label_array(array, what='labels') -> np.ndarray:
@@ -347,7 +369,7 @@ def _has_no_geometry(path) -> bool:
     if _suffix(path) != '.npz': return False
     with np.load(path, allow_pickle=False) as z: return 'spacing' not in z and 'origin' not in z
 
-# %% ../nbs/00_io.ipynb 22
+# %% ../nbs/00_io.ipynb 24
 def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or (b.is_dir() and b in a.parents)
@@ -396,7 +418,7 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False):
         raise
     return path
 
-# %% ../nbs/00_io.ipynb 25
+# %% ../nbs/00_io.ipynb 27
 def describe(vol: Volume, axis: int | None = None) -> dict:
     "Shape, spacing, orientation, chosen slice axis and intensity range of `vol`, as a plain dict."
     a = vol.array

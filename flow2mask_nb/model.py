@@ -70,16 +70,24 @@ class Flows:
 
 @dataclass
 class LocalFlows:
-    "Finer flows in a box of the native grid, fitted around small structures (they depend on the seed)."
+    "Finer flows in a box of the native grid, fitted around small structures (where they are and what they look like)."
     flows: Flows     # depth z1 - z0 + 1, on a grid of any size that spans the box
     box: tuple       # (z0, z1, y0, y1, x0, x1): slices z0..z1 inclusive, native rows y0:y1 and columns x0:x1
-    labels: tuple    # the label values they were fitted for
+    labels: tuple    # the label values they were first fitted for (a record: `serves` decides their use)
     window: tuple    # the intensity window (low, high) of the fit
 
     def covers(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> bool:
         "Whether this box contains the given one."
         b = self.box
         return b[0] <= z0 and z1 <= b[1] and b[2] <= y0 and y1 <= b[3] and b[4] <= x0 and x1 <= b[5]
+
+    def serves(self, box: tuple, window: tuple) -> bool:
+        "Whether a structure drawn in `box` with intensities in `window` can use these flows: inside, and seen alike."
+        # keyed by what was drawn, not by its label value: another structure drawn later with the same value elsewhere
+        # (or with other intensities) gets flows of its own; the middle third of its window must be inside the fit's
+        lo, hi = window
+        third = (hi - lo) / 3
+        return self.covers(*box) and self.window[0] <= lo + third and hi - third <= self.window[1]
 
 # %% ../nbs/20_model.ipynb 13
 def chain_flow(flows: Flows, i: int, j: int) -> torch.Tensor:

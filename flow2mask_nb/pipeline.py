@@ -5,20 +5,21 @@
 # %% ../nbs/42_pipeline.ipynb 3
 from __future__ import annotations
 import csv, io, json, pathlib, tempfile, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
-from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, to_slices, from_slices, slices_spacing,
+from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, slice_axis_rule, to_slices, from_slices, slices_spacing,
                              as_label_array)
 from .preprocess import intensity_window, working_shape, resize_slices
 from .model import Flows, LocalFlows
-from .propagate import propagate, StopRule, Propagation, seed_slices as check_seed, seed_model
+from .propagate import (propagate, StopRule, Propagation, seed_slices as check_seed, seed_model, drawn_box,
+                                    drawn_window)
 from .select import suggest_slice
 from .checkpoint import atomic_write_bytes, as_network
 from .warp import auto_threads
 
 # %% auto 0
-__all__ = ['REPORT_COLUMNS', 'Cancelled', 'Prepared', 'prepare', 'tvl1_flows', 'model_fit_kwargs', 'estimate_flows',
+__all__ = ['REACH', 'REPORT_COLUMNS', 'Cancelled', 'Prepared', 'prepare', 'tvl1_flows', 'model_fit_kwargs', 'estimate_flows',
            'needs_local', 'fit_local', 'local_flows', 'Annotation', 'annotate', 'complete', 'suggest', 'write_report']
 
 # %% ../nbs/42_pipeline.ipynb 5
@@ -125,8 +126,11 @@ def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float
     area = (seed3[_largest_slice(seed3, label)] == label).sum()
     return 2 * np.sqrt(area / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
 
+REACH = StopRule(support_fraction=None, separation_fraction=None, faint_separation_fraction=None,
+                 faint_beyond_anchors=False)   # where a structure could go: only vanishing or collapsing ends it
+
 def _box_of(labels3: np.ndarray, seed3: np.ndarray, label: int, depth: int) -> tuple:
-    "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and went, with a margin."
+    "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and could go, with a margin."
     m = (labels3 == label) | (seed3 == label)
     z = np.nonzero(m.any((1, 2)))[0]; y = np.nonzero(m.any((0, 2)))[0]; x = np.nonzero(m.any((0, 1)))[0]
     H, W = m.shape[1:]
@@ -147,9 +151,8 @@ def _merge_boxes(boxes: dict) -> list:
     return out
 
 def _seed_window(prep: Prepared, seed3: np.ndarray, labels) -> tuple:
-    "One intensity window covering the seed windows of `labels` (see `propagate.seed_model`)."
-    ws = [seed_model(torch.from_numpy(np.ascontiguousarray(prep.raw[k])), torch.from_numpy(seed3[k] == l)).window
-          for l in labels for k in [_largest_slice(seed3, l)]]
+    "One intensity window covering the seed windows of `labels` (see `propagate.drawn_window`)."
+    ws = [drawn_window(prep.raw, seed3, l) for l in labels]
     return (min(w[0] for w in ws), max(w[1] for w in ws))
 
 def fit_local(prep: Prepared, box: tuple, window: tuple, size: int = 160, callback=None, **fit_kwargs) -> Flows:
@@ -166,14 +169,16 @@ def fit_local(prep: Prepared, box: tuple, window: tuple, size: int = 160, callba
 
 def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, min_pixels: float = 24.,
                 callback=None, **fit_kwargs) -> list:
-    "Finer `LocalFlows` for the small structures of `seed3` (reusing those `flows.local` already holds); adds them."
-    ids = [l for l in sorted(check_seed(seed3, labels)) if needs_local(prep, seed3, l, min_pixels)]
+    "Finer `LocalFlows` for the small structures of `seed3` that none of `flows.local` serves yet; adds them."
+    ids = [l for l in sorted(check_seed(seed3, labels)) if needs_local(prep, seed3, l, min_pixels)
+           and not any(lf.serves(drawn_box(seed3, l), drawn_window(prep.raw, seed3, l)) for lf in flows.local)]
     if not ids: return []
-    first = propagate(prep.raw, np.where(np.isin(seed3, ids), seed3, 0), Flows(flows.forward, flows.backward))
+    # the box holds where each structure could go, not only where today's stop rule lets it: a correction beyond
+    # today's stop, or another stop rule, then finds its flows fitted already
+    first = propagate(prep.raw, np.where(np.isin(seed3, ids), seed3, 0), Flows(flows.forward, flows.backward), stop=REACH)
     boxes = {l: _box_of(first.labels, seed3, l, len(seed3)) for l in ids}
     new = []
     for labs, box in _merge_boxes(boxes):
-        if any(set(labs) <= set(lf.labels) and lf.covers(*box) for lf in flows.local): continue
         window = _seed_window(prep, seed3, labs)
         report = None if callback is None else (lambda f: callback('local', f))
         lf = LocalFlows(fit_local(prep, box, window, callback=report, **fit_kwargs), box, tuple(labs), window)
@@ -201,7 +206,7 @@ def _seed_array(seed, image: Volume) -> np.ndarray:
 def annotate(image: Volume,            # the image to annotate
              seed,                     # label Volume on the image grid (or array of the image's shape)
              labels=None,              # label values to propagate (default: all in the seed)
-             axis: int | None = None,  # slice axis (default: automatic)
+             axis: int | None = None,  # slice axis (default: the one the seed is drawn across, else the coarsest spacing)
              model=None,               # trained model (path or network); None fits on this volume
              flow_source: str = 'auto',
              fit_steps: int | None = None, budget_s: float | None = None,
@@ -213,10 +218,12 @@ def annotate(image: Volume,            # the image to annotate
              callback=None,                # called as callback(stage, fraction): 'fit', 'local', 'propagate', 'done'
              threads: int | None = None,   # torch threads for fitting the flows (see `estimate_flows`)
              local: bool = True,           # finer flows around small structures (`local_flows`)
+             extents: dict | None = None,  # {label: (first, last)}: slices the user marked as a label's ends: filled exactly
             ) -> Annotation:
     "Propagate the seed annotation to the whole volume; the result has the image's geometry."
     t0 = time.perf_counter()
     seed_arr = _seed_array(seed, image)
+    axis, axis_rule = slice_axis_rule(image.spacing, axis, seed_arr)
     prep = prepare(image, axis, modality, window, size)
     seed_slices = np.ascontiguousarray(to_slices(seed_arr, prep.axis))
     check_seed(seed_slices, labels)                    # before minutes of flow fitting, not after
@@ -237,10 +244,11 @@ def annotate(image: Volume,            # the image to annotate
                                  for lf in flows.local])
     report = None if callback is None else (lambda done, total: callback('propagate', done / max(total, 1)))
     if callback: callback('propagate', 0.)
-    res = propagate(prep.raw, seed_slices, flows, labels, stop or StopRule(), mode, refine, progress, report,
-                    spacing=prep.spacing)
+    stop = stop or StopRule()
+    if extents: stop = replace(stop, extent={**(stop.extent or {}), **{int(l): tuple(e) for l, e in extents.items()}})
+    res = propagate(prep.raw, seed_slices, flows, labels, stop, mode, refine, progress, report, spacing=prep.spacing)
     out = image.with_array(from_slices(res.labels, prep.axis))
-    info.update(axis=prep.axis, propagate_seconds=res.seconds, total_seconds=time.perf_counter() - t0,
+    info.update(axis=prep.axis, axis_rule=axis_rule, propagate_seconds=res.seconds, total_seconds=time.perf_counter() - t0,
                 working_shape=list(flows.shape), mode=mode)
     if callback: callback('done', 1.)
     return Annotation(out, res, flows, prep, info)
@@ -263,8 +271,8 @@ def suggest(image: Volume, model=None, slice_range=None, axis: int | None = None
     return out
 
 # %% ../nbs/42_pipeline.ipynb 22
-REPORT_COLUMNS = ('slice', 'label', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
-                  'cycle_error', 'stopped', 'source')
+REPORT_COLUMNS = ('slice', 'label', 'seed', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
+                  'cycle_error', 'stopped', 'source', 'doubt')
 
 def write_report(annotation: Annotation, path) -> tuple:
     "Write the per-slice, per-label report as CSV at `path` and JSON beside it (with the stop decisions)."

@@ -11,25 +11,41 @@ import torch.nn.functional as F
 from .io import InputError
 
 # %% auto 0
-__all__ = ['CT_SOFT_TISSUE_WINDOW', 'detect_modality', 'intensity_window', 'normalize_intensity', 'working_shape',
-           'resize_slices', 'resize_flow']
+__all__ = ['CT_SOFT_TISSUE_WINDOW', 'windowed', 'hounsfield', 'detect_modality', 'intensity_window', 'normalize_intensity',
+           'working_shape', 'resize_slices', 'resize_flow']
 
 # %% ../nbs/10_preprocess.ipynb 5
 CT_SOFT_TISSUE_WINDOW = (-160., 240.)
 
-def detect_modality(array) -> str:
-    "'ct' when the volume looks like Hounsfield units (a real share of air below -500), else 'mr'."
+def windowed(array) -> bool:
+    "Whether intensities were already clipped to a window: a real share of voxels at the minimum and at the maximum."
+    a = np.asarray(array)
+    lo, hi = a.min(), a.max()
+    return bool(hi > lo and (a == lo).mean() >= 0.05 and (a == hi).mean() >= 0.005)
+
+def _finite(array) -> np.ndarray:
     a = np.asarray(array)
     finite = a[np.isfinite(a)] if a.dtype.kind == 'f' else a
     if finite.size == 0: raise InputError("volume has no finite voxel")
-    return 'ct' if np.percentile(finite, 1) < -500 else 'mr'
+    return finite
+
+def hounsfield(array) -> bool:
+    "Whether intensities look like Hounsfield units: a real share of air, below -500."
+    return bool(np.percentile(_finite(array), 1) < -500)
+
+def detect_modality(array) -> str:
+    "'ct' when the volume looks like Hounsfield units or like a CT already windowed, else 'mr'."
+    # a CT exported through a display window (0-255, say) saturates at both ends: air below it, bone above;
+    # an MR does not reach its maximum on more than a few voxels
+    finite = _finite(array)
+    return 'ct' if hounsfield(finite) or windowed(finite) else 'mr'
 
 def intensity_window(array,                   # image voxels, any shape
                      modality: str = 'auto',  # 'ct', 'mr' or 'auto' (see `detect_modality`)
                      window=None,             # (low, high) to use as is, for any modality (None: the modality's rule)
                      percentiles=(0.5, 99.5), # the MR rule: clip between these percentiles
                     ) -> dict:                # modality, window (low, high) and the rule that chose it
-    "The intensities mapped to [0, 1]: a given window, else the CT soft-tissue window or an MR percentile clip."
+    "The intensities mapped to [0, 1]: a given window, a window already applied, the CT soft-tissue window or MR percentiles."
     a = np.asarray(array)
     if a.dtype.kind == 'f' and not np.all(np.isfinite(a)):
         raise InputError(f"volume contains {int((~np.isfinite(a)).sum())} NaN or infinite voxels; "
@@ -40,6 +56,8 @@ def intensity_window(array,                   # image voxels, any shape
         low, high = map(float, window)
         if not high > low: raise InputError(f"window must be (low, high) with high > low, got {window}")
         rule = 'given'
+    elif modality == 'ct' and not hounsfield(a) and windowed(a):
+        (low, high), rule = (float(a.min()), float(a.max())), 'already windowed (clipped at both ends)'
     elif modality == 'ct': (low, high), rule = CT_SOFT_TISSUE_WINDOW, 'CT soft-tissue window'
     else:
         low, high = (float(v) for v in np.percentile(a, percentiles))

@@ -17,24 +17,28 @@ from .model import Flows, LocalFlows
 # %% auto 0
 __all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'FAR', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',
            'SeedModel', 'seed_model', 'pull', 'refine_posterior', 'fusion_score', 'judge', 'stop_reason', 'confidence',
-           'propagate_direction', 'signed_distance', 'shape_weight', 'propagate']
+           'propagate_direction', 'signed_distance', 'shape_weight', 'drawn_box', 'drawn_window', 'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
 class StopRule:
-    "When to stop carrying a label further from its seed; None disables a criterion."
+    "When to stop carrying a label further from its seed; None disables a criterion (defaults: `bench/stop_loo.py`)."
     min_pixels: int = 4                        # vanished: fewer pixels than this
-    area_fraction: float | None = 0.05         # area-collapse: less than this share of the seed's area
-    support_fraction: float | None = 0.5       # intensity: the seed's intensities support less of the warped mask
-    separation_fraction: float | None = 0.35   # contrast: stands out less than this share of the seed's contrast...
-    clear_separation: float = 0.1              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
+    area_fraction: float | None = 0.2          # area-collapse: less than this share of the seed's area
+    growth: float | None = None                # growth: more than this multiple of the seed's area
+    support_fraction: float | None = None      # intensity: the seed's intensities support less of the warped mask
+    separation_fraction: float | None = 0.5    # contrast: stands out less than this share of the seed's contrast...
+    clear_separation: float = 0.2              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
     faint_separation_fraction: float | None = 0.   # for a faint seed, only a reversed contrast stops
     faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones
+    patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
+    extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
     oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
 
 STOP_REASONS = {
     'vanished': "the structure shrank to nothing",
     'area-collapse': "the structure shrank below the stop rule's share of the seed's area",
+    'growth': "the structure grew beyond the stop rule's multiple of the seed's area",
     'intensity': "the structure's intensity no longer matches the seed",
     'contrast': "the structure no longer stands out from its surroundings as it did on the seed",
     'drawn-end': "the structure was drawn up to here and gives no contrast to follow further",
@@ -42,6 +46,7 @@ STOP_REASONS = {
     'box-end': "the propagation reached the end of the finer flows fitted around the structure",
     'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
     'erased': "you emptied this slice: the structure ends before it",
+    'marked': "you marked the structure's end slice before this one",
 }
 
 @dataclass
@@ -265,9 +270,10 @@ def judge(post: torch.Tensor,      # (H, W) refined posterior
                 contrast=sep / model.separation if abs(model.separation) > 1e-6 else float('nan'))
 
 def stop_reason(evidence: dict, rule: StopRule, model: SeedModel) -> str | None:
-    "The first criterion of `rule` that `evidence` fails ('vanished', 'area-collapse', 'intensity', 'contrast'), or None."
+    "The first criterion of `rule` that `evidence` fails ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')."
     if evidence['pixels'] < rule.min_pixels: return 'vanished'
     if rule.area_fraction is not None and evidence['area'] < rule.area_fraction: return 'area-collapse'
+    if rule.growth is not None and evidence['area'] > rule.growth: return 'growth'
     if rule.support_fraction is not None and evidence['support'] < rule.support_fraction: return 'intensity'
     clear = abs(model.separation) >= rule.clear_separation
     limit = rule.separation_fraction if clear else rule.faint_separation_fraction
@@ -290,6 +296,8 @@ class _Track:
     judged: bool           # apply the stop rule (not between two anchors of the label)
     outer: bool = False    # beyond the outermost of several anchors of the label
     reason: str | None = None
+    failing: int = 0       # slices in a row that failed the stop rule so far (kept while fewer than its patience)
+    doubt: str | None = None   # the criterion the first of them failed
 
 def _bbox(mask: torch.Tensor):
     "(y0, y1, x0, x1) of a boolean (H, W) mask, or None."
@@ -309,17 +317,35 @@ def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, ru
     post = refine_posterior(p, t.model.log_ratio(x_raw), opening=t.model.thickness >= THICK) if refine else p * (p >= 0.5)
     x = t.model.normalise(x_raw)
     ev = judge(post, p, x, t.model)
+    marked = (rule.extent or {}).get(label)
     if rule.oracle_range is not None:
         lo, hi = rule.oracle_range.get(label, (0, depth - 1))
         t.reason = None if lo <= j <= hi else 'oracle-range'
+    elif marked is not None: t.reason = None if marked[0] <= j <= marked[1] else 'marked'   # the user knows: no doubt
     elif t.outer and rule.faint_beyond_anchors and abs(t.model.separation) < rule.clear_separation: t.reason = 'drawn-end'
-    else: t.reason = stop_reason(ev, rule, t.model) if t.judged else ('vanished' if not ev['pixels'] else None)
+    elif not t.judged: t.reason = 'vanished' if not ev['pixels'] else None
+    else:
+        reason = stop_reason(ev, rule, t.model)
+        if reason == 'vanished' and int((p >= 0.5).sum()) < rule.min_pixels: t.reason = reason     # gone for the flows too
+        elif not _doubt(t, reason, rule.patience): return None
+        elif reason == 'vanished':     # the intensities erased what the flows still carry: keep the flows' mask, in doubt
+            post = p * (p >= 0.5); ev = judge(post, p, x, t.model)
     if t.reason is not None: return None
     mask = post >= 0.5
     ev.update(dissimilarity=float((x - t.model.normalise(seed_image)).abs()[mask].mean()) if mask.any() else float('nan'),
               cycle_error=float(cyc[mask].mean()) if mask.any() else float('nan'),
-              confidence=confidence(ev, distance, t.model))
+              confidence=confidence(ev, distance, t.model), doubt=t.doubt if t.failing else None)
     return (fusion_score(p, post, ev['confidence']) if refine else post), ev
+
+def _doubt(t: _Track, reason: str | None, patience: int) -> bool:
+    "Count a slice that fails the stop rule; stop the track (False) at `patience` failing slices in a row."
+    # ending too early costs the annotator a drawn slice, too late one erased slice: a lone doubtful slice is kept
+    # (and reported), and the stop comes only when the doubt lasts; the slices in doubt are then dropped
+    if reason is None: t.failing, t.doubt = 0, None; return True
+    t.failing += 1
+    t.doubt = t.doubt or reason
+    if t.failing >= patience: t.reason = t.doubt; return False
+    return True
 
 def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities, native grid
                         onehot: torch.Tensor,       # (L, H, W) the labels drawn on slice s
@@ -366,7 +392,7 @@ def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities,
             t.reason = 'box-end' if (t.end - last) * step > 0 and last in (frame.z0, frame.z1) and \
                 not (frame.z0 == 0 and frame.z1 == D - 1) else 'volume-end'
 
-# %% ../nbs/40_propagate.ipynb 26
+# %% ../nbs/40_propagate.ipynb 28
 FAR = 20.   # signed distances are clipped at this many pixels: only the boundary's neighbourhood is blended
 
 def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
@@ -433,18 +459,31 @@ class _Fusion:
     def labels(self, dtype) -> np.ndarray:
         return self.label.numpy().astype(dtype)
 
-# %% ../nbs/40_propagate.ipynb 29
-def _frame_for(flows: Flows, label: int, shape) -> _Frame:
-    "The finest flow frame made for this label: a `LocalFlows` that lists it, else the volume's flows."
-    for lf in flows.local:
-        if label in lf.labels: return _Frame.of_local(lf)
-    return _Frame.of(flows, shape)
+# %% ../nbs/40_propagate.ipynb 31
+def drawn_box(seed: np.ndarray, label: int) -> tuple:
+    "(z0, z1, y0, y1, x0, x1) of the slices and pixels where `label` is drawn in a (D, H, W) `seed`."
+    m = seed == label
+    z, y, x = (np.nonzero(m.any(axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
+    return int(z[0]), int(z[-1]), int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
 
-def _groups(anchors: dict, flows: Flows, shape) -> list:
+def drawn_window(intensities, seed: np.ndarray, label: int) -> tuple:
+    "The intensity window of `label`'s seed model on its largest drawn slice (see `seed_model`)."
+    k = int(np.argmax((seed == label).reshape(len(seed), -1).sum(1)))
+    return seed_model(torch.as_tensor(np.ascontiguousarray(intensities[k])), torch.from_numpy(seed[k] == label)).window
+
+def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int) -> _Frame:
+    "The finest flows that serve `label` as drawn: the smallest `LocalFlows` around it that saw it alike, else the volume's."
+    if flows.local:
+        box, window = drawn_box(seed, label), drawn_window(intensities, seed, label)
+        fits = [lf for lf in flows.local if lf.serves(box, window)]
+        if fits: return _Frame.of_local(min(fits, key=lambda lf: (lf.box[3] - lf.box[2]) * (lf.box[5] - lf.box[4])))
+    return _Frame.of(flows, seed.shape)
+
+def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> list:
     "(seed slice, frame, labels) for every seed slice and flow frame, labels sharing both travel together."
     out = {}
     for l, zs in anchors.items():
-        fr = _frame_for(flows, l, shape)
+        fr = _frame_for(flows, intensities, seed, l)
         for s in zs: out.setdefault((s, id(fr.flows)), (s, fr, []))[2].append(l)
     return sorted(out.values(), key=lambda g: g[0])
 
@@ -463,9 +502,10 @@ class _Run:
     records: dict = field(default_factory=dict)   # (slice, label) -> record
     stops: list = field(default_factory=list)
 
-    def _record(self, j: int, label: int, source: str, info: dict):
+    def _record(self, j: int, label: int, seed: int, info: dict):
         "Keep the more confident record of a slice reached from several anchors; a drawn slice stays drawn."
-        rec = dict(slice=j, label=label, source=source, stopped=None, area=info['pixels'],
+        rec = dict(slice=j, label=label, seed=seed, source='propagated', stopped=None, area=info['pixels'],
+                   doubt=info.get('doubt'),
                    **{k: info[k] for k in ('confidence', 'support', 'contrast', 'dissimilarity', 'cycle_error')})
         old = self.records.get((j, label))
         if old is None or (old['source'] != 'drawn' and rec['confidence'] > old['confidence']): self.records[(j, label)] = rec
@@ -483,23 +523,34 @@ class _Run:
                   for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]
         for l, n in zip(labels, nxt):
             if n is not None: self._open_gap(l, s, n)
-        last = {l: s for l in labels}
+        last, pending, doubted = {l: s for l in labels}, {l: [] for l in labels}, {l: [] for l in labels}
         for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.rule,
                                                          self.mode, self.refine, labels):
             for c, (l, n) in enumerate(zip(labels, nxt)):
                 if infos[c] is None: continue
-                gap = None if n is None else tuple(sorted((s, n)))
-                self.fusion.add(j, roi, l, scores[c], gap, 1. if n is None else abs(n - j) / abs(n - s))
-                self._record(j, l, f'seed {s}', infos[c]); last[l] = j
+                pending[l].append((j, roi, scores[c], infos[c]))
+                if infos[c].get('doubt'): continue             # kept only if a slice after it passes
+                for item in pending[l]: self._keep(s, l, n, *item)
+                doubted[l] += [item[0] for item in pending[l][:-1]]; last[l] = j; pending[l] = []
             self.tick(1)
         for c, (l, n) in enumerate(zip(labels, nxt)):
             if n is not None:
                 if step < 0: self.fusion.close(l, n, s)          # both anchors of the gap (n, s) are done
                 continue
             r = tracks[c].reason
+            if r in ('volume-end', 'box-end') and pending[l]:   # the end came while in doubt: keep what is there
+                for item in pending[l]: self._keep(s, l, n, *item)
+                doubted[l] += [item[0] for item in pending[l]]; last[l] = pending[l][-1][0]
+            ends = r not in ('volume-end', 'box-end')
             self.stops.append(dict(label=l, seed=s, direction='up' if step > 0 else 'down', last_slice=last[l], reason=r,
-                                   stop_slice=last[l] + step if r not in ('volume-end', 'box-end') else None,
-                                   explanation=STOP_REASONS.get(r, r)))
+                                   stop_slice=last[l] + step if ends else None, explanation=STOP_REASONS.get(r, r),
+                                   doubt=doubted[l]))
+
+    def _keep(self, s: int, label: int, n, j: int, roi, score, info):
+        "Fold a propagated slice of `label` from seed slice s into the result (blended if between anchors s and n)."
+        gap = None if n is None else tuple(sorted((s, n)))
+        self.fusion.add(j, roi, label, score, gap, 1. if n is None else abs(n - j) / abs(n - s))
+        self._record(j, label, s, info)
 
     def _open_gap(self, label: int, s: int, n: int):
         "Open the fusion's blend between anchors s and n of `label`, weighted by the drawn slices' size and the gap."
@@ -521,8 +572,9 @@ class _Run:
         models = [self._models(s, l, onehot[c]) for c, l in enumerate(labels)]
         for c, l in enumerate(labels):
             self.fusion.draw(s, l, onehot[c])
-            self.records[(s, l)] = dict(slice=s, label=l, area=int(onehot[c].sum()), confidence=1., support=1.,
-                                        contrast=1., dissimilarity=0., cycle_error=0., stopped=None, source='drawn')
+            self.records[(s, l)] = dict(slice=s, label=l, seed=s, area=int(onehot[c].sum()), confidence=1., support=1.,
+                                        contrast=1., dissimilarity=0., cycle_error=0., stopped=None, source='drawn',
+                                        doubt=None)
         for step in (+1, -1): self.direction(s, frame, labels, onehot, models, step)
 
 def _inputs(intensities, seed, flows: Flows) -> tuple:
@@ -561,7 +613,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     x, seed = _inputs(intensities, seed, flows)
     anchors = seed_slices(seed, labels)
     ids = sorted(anchors)
-    groups = _groups(anchors, flows, tuple(x.shape))
+    groups = _groups(anchors, flows, x, seed)
     tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), progress, callback)
     run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
     try:

@@ -5,11 +5,11 @@
 # %% ../nbs/45_session.ipynb 3
 from __future__ import annotations
 import hashlib, threading, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import numpy as np
 from .io import Volume, InputError, choose_slice_axis
 from .model import Flows, LocalFlows
-from .propagate import propagate, Propagation, STOP_REASONS
+from .propagate import propagate, Propagation, StopRule, STOP_REASONS
 from .select import suggest_slice
 from .pipeline import Cancelled
 from .flowfile import make_flows, read_flows_file
@@ -17,7 +17,7 @@ from .orient import ScreenView, screen_view
 
 # %% auto 0
 __all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'user_ends',
-           'revise', 'least_confident', 'describe_stop', 'Progress', 'Session']
+           'revise', 'least_confident', 'advise', 'describe_stop', 'Progress', 'Session']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -28,14 +28,15 @@ class Revision:
     records: list = field(default_factory=list)   # per-slice, per-label report rows (as `Propagation.records`)
     stops: list = field(default_factory=list)     # stop decisions (as `Propagation.stops`)
     ends: dict = field(default_factory=dict)      # {label: (first, last)}: the slices the user let it reach (`user_ends`)
+    marked: dict = field(default_factory=dict)    # {label: (first, last)}: the end slices the user marked (filled exactly)
 
     def drawn(self) -> dict:
         "{label: sorted slices drawn or corrected by the user} of the last run."
         return {l: sorted(s) for l, s in sorted(self.anchors.items())}
 
 def _propagated(record: dict) -> bool:
-    "Whether a report row is a propagated slice ('seed s': carried from slice s) rather than a drawn one."
-    return str(record.get('source', '')).startswith('seed ')
+    "Whether a report row is a propagated slice (carried from its `seed` slice) rather than a drawn one."
+    return record.get('source') == 'propagated'
 
 def mask_digest(mask) -> str:
     "A short digest of a binary mask (its bits and shape)."
@@ -89,14 +90,18 @@ def slab_flows(flows: Flows, lo: int, hi: int) -> Flows:
     return out
 
 # %% ../nbs/45_session.ipynb 14
-def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, kw) -> Propagation:
-    "`propagate` on slices lo..hi, seeded with the anchors there."
+def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, kw, marked=None) -> Propagation:
+    "`propagate` on slices lo..hi, seeded with the anchors there (and the labels' marked ends, shifted to the slab)."
     lo, hi = part
     seed = np.zeros((hi - lo + 1, *stack.shape[1:]), stack.dtype)
     for l in labels:
         for k in anchors[l]:
             if lo <= k <= hi: seed[k - lo][stack[k] == l] = l
     fl = flows if (lo, hi) == (0, len(stack) - 1) else slab_flows(flows, lo, hi)
+    ends = {l: (a - lo, b - lo) for l, (a, b) in (marked or {}).items() if l in labels}
+    if ends:
+        stop = kw.get('stop') or StopRule()
+        kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends})}
     return propagate(intensities[lo:hi + 1], seed, fl, labels, callback=callback, **kw)
 
 def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
@@ -108,8 +113,7 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
             s = stack[k]; s[s == l] = 0
             s[(res.labels[k - lo] == l) & (s == 0)] = l
             if (s == l).any(): rev.written.setdefault(l, {}).setdefault(k, set()).add(mask_digest(s == l))
-    shift = lambda r: {**r, 'slice': r['slice'] + lo, 'source': f"seed {int(r['source'].split()[1]) + lo}"
-                       if _propagated(r) else r['source']}      # 'seed s': propagated from slice s; else drawn
+    shift = lambda r: {**r, 'slice': r['slice'] + lo, 'seed': r['seed'] + lo}
     mine = lambda r, key: r['label'] in labels and lo <= r[key] <= hi
     rev.records = [r for r in rev.records if not mine(r, 'slice')] + [shift(r) for r in res.records]
     moved = lambda s: {**s, 'seed': s['seed'] + lo, 'last_slice': s['last_slice'] + lo,
@@ -153,41 +157,63 @@ def _ended(stop: dict, lo: int, hi: int) -> dict:
 def _trim(stack, ends: dict, rev: Revision):
     "Clear each label outside its ends (in place), with its report rows, and move its stops there."
     for l, (lo, hi) in ends.items():
-        outside = np.r_[0:lo, hi + 1:len(stack)]
+        outside = np.r_[0:max(lo, 0), hi + 1:len(stack)]
         stack[outside] = np.where(stack[outside] == l, 0, stack[outside])
         rev.records = [r for r in rev.records if r['label'] != l or lo <= r['slice'] <= hi]
         rev.stops = [_ended(s, lo, hi) if s['label'] == l else s for s in rev.stops]
-    rev.ends = ends
 
+def _marks(rev: Revision | None, extents, anchors: dict) -> dict:
+    "The end slices marked per label: earlier marks, replaced by new ones, widened to every slice drawn beyond them."
+    marks = {**(rev.marked if rev else {}), **{int(l): tuple(map(int, e)) for l, e in (extents or {}).items()}}
+    out = {}
+    for l, (a, b) in marks.items():
+        if a > b: raise InputError(f"label {l}: the marked first slice {a} comes after the last {b}")
+        drawn = anchors.get(l)
+        out[l] = (min(a, min(drawn)), max(b, max(drawn))) if drawn else (a, b)
+    return out
+
+def _within(ends: dict, marked: dict) -> dict:
+    "The ends a label may reach: its erased ends inside its marked ones."
+    out = dict(ends)
+    for l, (a, b) in marked.items():
+        lo, hi = out.get(l, (a, b))
+        out[l] = (max(lo, a), min(hi, b))
+    return out
 
 # %% ../nbs/45_session.ipynb 17
-def _parts(stack, anchors, changed, rev) -> list:
+def _parts(stack, anchors, changed, rev, whole=()) -> list:
     "The work to do: [(labels, (lo, hi))], one part per changed label (all labels at once on a first run)."
     D = stack.shape[0]
     if rev is None: return [(sorted(anchors), (0, D - 1))]
-    return [([l], slab(anchors[l], ks, D) if anchors.get(l) else (0, D - 1)) for l, ks in sorted(changed.items())]
+    return [([l], slab(anchors[l], ks, D) if anchors.get(l) and l not in whole else (0, D - 1))
+            for l, ks in sorted(changed.items())]
 
 def revise(intensities,               # (D, H, W) the image, slice axis first (`Prepared.raw`; any units)
            labels,                    # (D, H, W) labels as they are now: drawn, propagated, corrected
            flows: Flows,              # the volume's flows (any in-plane size, with their local flows)
            rev: Revision | None = None,  # what the last run left (None: a first run)
            callback=None,             # called as callback(done, total) per propagated slice; may raise to cancel
+           extents=None,              # {label: (first, last)}: end slices marked now (kept for later runs): filled exactly
            **propagate_kw,            # `propagate` options: stop, mode, refine
           ) -> tuple:                 # (new labels (D, H, W), Revision)
     "Propagate again from the drawn and corrected slices, changing only what the changes reach; emptied slices end."
     stack = np.array(labels)
     anchors = current_anchors(stack, rev)
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
-    changed, ends = changed_slices(anchors, rev), user_ends(stack, anchors, rev)
+    changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors)
+    remarked = {l for l, m in marked.items() if anchors.get(l) and m != (rev.marked.get(l) if rev else None)}
+    changed.update({l: sorted(anchors[l]) for l in remarked if l not in changed})   # new ends: the whole label again
     new = Revision({l: dict(a) for l, a in anchors.items()}, {l: {k: set(d) for k, d in w.items()} for l, w in
-                   (rev.written if rev else {}).items()}, list(rev.records) if rev else [], list(rev.stops) if rev else [])
-    parts = _parts(stack, anchors, changed, rev)
+                   (rev.written if rev else {}).items()}, list(rev.records) if rev else [], list(rev.stops) if rev else [],
+                   ends, marked)
+    parts = _parts(stack, anchors, changed, rev, remarked)
     for i, (ls, part) in enumerate(parts):
         report = None if callback is None else (lambda d, t, i=i: callback(i * t + d, len(parts) * t))
-        if anchors.get(ls[0]): res = _propagate_part(intensities, stack, flows, ls, anchors, part, report, propagate_kw)
+        if anchors.get(ls[0]):
+            res = _propagate_part(intensities, stack, flows, ls, anchors, part, report, propagate_kw, marked)
         else: res = Propagation(np.zeros((part[1] - part[0] + 1, *stack.shape[1:]), stack.dtype))   # nothing drawn left
         _write(stack, res, ls, {l: anchors.get(l, {}) for l in ls}, part, new)
-    _trim(stack, ends, new)
+    _trim(stack, _within(ends, marked), new)
     for r in new.records: r['area_final'] = int((stack[r['slice']] == r['label']).sum())
     return stack, new
 
@@ -197,6 +223,39 @@ def least_confident(records: list, exclude=()) -> dict | None:
     cand = [r for r in records if _propagated(r) and r.get('area_final', r.get('area', 0)) > 0
             and int(r['slice']) not in set(exclude)]
     return min(cand, key=lambda r: (r['confidence'], r['slice'])) if cand else None
+
+_OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   # stops the image decided, not the user
+
+def advise(stack,                # (D, H, W) labels as they are now, slice axis first
+           rev: Revision,        # what the last run left (`revise`)
+           label: int | None = None,   # the structure to advise on (None: any)
+           exclude=(),           # slices not to propose (already checked)
+          ) -> dict | None:      # {slice, label, reason} or None when nothing is left to propose
+    "The slice to check or draw next, with a one-line reason: where the structure is large and far from what was drawn."
+    # the error a propagated slice carries grows with its distance from the nearest drawn slice and with its size
+    # (on the dev cases this product picks slices with 0.79 of the worst slice's wrong pixels; confidence: 0.47);
+    # a slice just past an automatic stop may still hold the structure, at the size of the last slice kept
+    stack = np.asarray(stack)
+    if not rev.anchors: return None
+    top = max(rev.anchors)
+    areas = np.stack([np.bincount(s[s <= top].ravel(), minlength=top + 1) for s in stack])   # (D, labels): pixels
+    best = None
+    for l in sorted(rev.anchors):
+        if label is not None and l != label: continue
+        drawn = sorted(rev.anchors[l]); skip = set(drawn) | set(exclude)
+        cand = {k: (float(areas[k, l]), 'large and far from what you drew') for k in range(len(stack))
+                if areas[k, l] > 0 and k not in skip}
+        for st in rev.stops:
+            k = st.get('stop_slice')
+            if st['label'] == l and st['reason'] in _OPEN_ENDS and k is not None and 0 <= k < len(stack) and \
+               k not in skip and areas[k, l] == 0:
+                cand[k] = (float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
+        for k, (area, why) in cand.items():
+            score = area * min(abs(k - a) for a in drawn)
+            if best is None or score > best[0]: best = (score, k, l, why, min(drawn, key=lambda a: abs(k - a)))
+    if best is None or best[0] <= 0: return None
+    _, k, l, why, near = best
+    return dict(slice=int(k), label=int(l), reason=f"slice {k}: {why} (nearest drawn slice {near})")
 
 def describe_stop(stop: dict) -> str:
     "One sentence for a stop decision of `propagate`: 'label 5 upwards from slice 15: stopped at slice 42: ...'."
@@ -234,10 +293,20 @@ class Progress:
 # %% ../nbs/45_session.ipynb 31
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
-    def __init__(self, image: Volume, axis: int | None = None, size: int | None = 128, local: bool = True, **flow_kw):
-        self.image, self._axis, self.size, self.flow_kw = image, axis, size, flow_kw   # flow_kw: as `make_flows`
+    def __init__(self, image: Volume,           # the image to annotate
+                 axis: int | None = None,       # slice axis (default: the coarsest spacing)
+                 size: int | None = 128,        # working in-plane size of the flows
+                 local: bool = True,            # finer flows around small structures (`pipeline.local_flows`)
+                 flows: Flows | None = None,    # flows already estimated for this image along `axis`, same intensities
+                 **flow_kw):                    # how flows are made and the intensities: as `flowfile.make_flows`
+        self.image, self._axis, self.size, self.flow_kw = image, axis, size, flow_kw
         self.local = local and flow_kw.get('flow_source') != 'tvl1'   # finer flows around small structures, as `annotate`
-        self.prepared = self.flows = self.flows_meta = None
+        self.prepared = self.flows_meta = None
+        self.flows = flows
+        if flows is not None:
+            if flows.depth != self.prepare().slices.shape[0]:
+                raise InputError(f"the given flows cover {flows.depth} slices, the image has {self.prepared.slices.shape[0]} "
+                                 f"along axis {self.axis}")
 
     @property
     def axis(self) -> int: return self.prepared.axis if self.prepared else choose_slice_axis(self.image.spacing, self._axis)
@@ -276,13 +345,13 @@ class Session:
                             callback=lambda d, t: cb('suggest', d / max(t, 1)))
         return {**out, 'axis': self.axis}
 
-    def propagate(self, labels, revision: Revision | None = None, callback=None) -> tuple:
+    def propagate(self, labels, revision: Revision | None = None, callback=None, extents=None) -> tuple:
         "`revise` the labels (D, H, W, slices first) since `revision`: returns the new labels and their Revision."
         cb = callback or (lambda stage, fraction: None)
         self.compute_flows(cb)
         if self.local: self._local_flows(np.asarray(labels), revision, cb)
         return revise(self.prepared.raw, labels, self.flows, revision, lambda d, t: cb('propagate', d / max(t, 1)),
-                      spacing=self.prepared.spacing)
+                      extents, spacing=self.prepared.spacing)
 
     def _local_flows(self, labels, revision, callback):
         "`pipeline.local_flows` for the drawn and corrected slices (kept with the flows, reused while they cover)."

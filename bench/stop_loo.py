@@ -1,0 +1,182 @@
+"""The stop rule chosen by leave-one-case-out: every candidate rule scored on every case, the default picked without
+the case it is scored on.
+
+Run:  .venv/bin/python bench/stop_loo.py [--cases NAME,NAME] [--flows DIR] [--record-only | --from-records]
+
+1. Record (slow part, once): every structure of every case (the shared CT and ../shared/data/dev) is seeded on its
+   largest true slice (an oracle annotator) and propagated in one call per case with a stop that never fires
+   (`RECORD`: only a mask that vanishes ends a track). For every propagated slice the report row holds what every
+   stop criterion reads (pixels, intensity support, contrast) and the scorer adds how many of its pixels are right.
+   Flows come from DIR (default bench/results/flows, made there on the first run) and the finer flows near small
+   structures are fitted as the default pipeline fits them.
+2. Replay (seconds): a stop rule ends each track at the first slice its criteria fail on, so the Dice of any rule is
+   the Dice of the recorded masks cut there. Masks do not depend on the stop in composed propagation (each slice is
+   one warp of the seed); where several labels share a case, a cut label leaves its pixels empty instead of giving
+   them to a neighbour, a small difference the last column checks against a real run of the chosen rule.
+3. Leave one case out: for each case, the rule with the best mean over the OTHER cases is chosen and scored on it.
+   The table gives, per rule family, the in-sample best and the left-out score per case; the left-out mean decides.
+
+Writes bench/results/stop_records.json (the records) and bench/results/stop_loo.json (every rule's scores).
+"""
+import argparse, itertools, json, pathlib, sys, time
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE))
+RESULTS = HERE / 'results'
+
+
+def record(cases, flows_dir) -> list:
+    "Run every case with a stop that never fires; per structure and direction, the per-slice evidence and overlap."
+    import torch
+    from flow2mask_nb.benchmark import run_case, load_case, seed_slice_for
+    from flow2mask_nb.cli import case_flows
+    from flow2mask_nb.propagate import StopRule, seed_model
+    from flow2mask_nb.io import to_slices
+    never = StopRule(min_pixels=1, area_fraction=None, support_fraction=None, separation_fraction=None,
+                     faint_separation_fraction=None, faint_beyond_anchors=False)
+    out = []
+    for c in cases:
+        t0 = time.perf_counter()
+        flows, intensity = case_flows(c, flows_dir)
+        r = run_case(c, flows=flows, stop=never, **intensity)
+        ann = r.pop('_annotation')
+        image, truth, axis, truth3, ids, spacing3 = load_case(c)
+        pred3 = to_slices(ann.labels.array, axis)
+        raw = ann.prepared.raw
+        structures = []
+        for l in ids:
+            s = r['seeds'][l]
+            T = truth3 == l
+            model = seed_model(torch.from_numpy(np.ascontiguousarray(raw[s], dtype=np.float32)), torch.from_numpy(T[s]))
+            rows = {rec['slice']: rec for rec in ann.propagation.records if rec['label'] == l}
+            P = pred3 == l
+            inter = (P & T).reshape(len(T), -1).sum(1); area = P.reshape(len(T), -1).sum(1)
+            tracks = {}
+            for name, step in (('up', 1), ('down', -1)):
+                seq, j = [], s + step
+                while j in rows and 0 <= j < len(T):
+                    q = rows[j]
+                    seq.append(dict(slice=j, pixels=int(q['area']), support=float(q['support']),
+                                    contrast=None if q['contrast'] is None or q['contrast'] != q['contrast'] else float(q['contrast']),
+                                    inter=int(inter[j]), area=int(area[j])))
+                    j += step
+                tracks[name] = seq
+            structures.append(dict(label=l, name=r['structures'][l], seed=s, seed_area=int(T[s].sum()),
+                                   seed_inter=int(inter[s]), seed_pred=int(area[s]), truth=int(T.sum()),
+                                   separation=float(model.separation), tracks=tracks,
+                                   copy=r['copy'][l]['dice'], tvl1=r['tvl1'][l]['dice']))
+        out.append(dict(case=c.name, structures=structures))
+        print(f"{c.name}: recorded {len(structures)} structure(s) in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+# ---- rules --------------------------------------------------------------------------------------------------------
+GRID = dict(   # every combination is a candidate rule; None switches a criterion off
+    area=[None, 0.05, 0.2],             # area-collapse: below this share of the seed's area
+    growth=[None, 2., 3., 5.],          # growth: above this multiple of the seed's area
+    support=[None, 0.3, 0.5, 0.7],      # intensity: the seed's intensities support less of the warped mask
+    contrast=[None, 0.2, 0.35, 0.5],    # contrast: below this share of the seed's, for a clearly standing-out seed
+    clear=[0.1, 0.2],                   # what 'clearly standing out' means (rank separation)
+    faint=[None, 0.],                   # for a faint seed: None never stops on contrast, 0. stops on a reversal
+    patience=[1, 2, 3],                 # consecutive failing slices before the stop (the first of them is cut)
+)
+DEFAULT = dict(area=0.05, growth=None, support=0.5, contrast=0.35, clear=0.1, faint=0., patience=1)
+
+
+def fails(row: dict, st: dict, rule: dict) -> bool:
+    "Whether one recorded slice fails `rule` (the criteria of `propagate.stop_reason`, plus growth)."
+    if row['pixels'] < 4: return True
+    ratio = row['pixels'] / max(st['seed_area'], 1)
+    if rule['area'] is not None and ratio < rule['area']: return True
+    if rule['growth'] is not None and ratio > rule['growth']: return True
+    if rule['support'] is not None and row['support'] < rule['support']: return True
+    clear = abs(st['separation']) >= rule['clear']
+    limit = rule['contrast'] if clear else rule['faint']
+    c = row['contrast']
+    return limit is not None and abs(st['separation']) > 1e-3 and c is not None and c < limit
+
+
+def cut(track: list, st: dict, rule: dict) -> int:
+    "How many slices of a track the rule keeps: up to the first of `patience` consecutive failures."
+    bad = [fails(r, st, rule) for r in track]
+    p = rule['patience']
+    for i in range(len(bad)):
+        if all(bad[i:i + p]): return i          # near the volume's end, the failures left count
+    return len(track)
+
+
+def structure_dice(st: dict, rule: dict) -> float:
+    inter, pred = st['seed_inter'], st['seed_pred']
+    for track in st['tracks'].values():
+        n = cut(track, st, rule)
+        inter += sum(r['inter'] for r in track[:n]); pred += sum(r['area'] for r in track[:n])
+    return 2 * inter / (pred + st['truth'])
+
+
+def case_scores(records: list, rule: dict) -> dict:
+    return {c['case']: float(np.mean([structure_dice(st, rule) for st in c['structures']])) for c in records}
+
+
+def rules(grid: dict = GRID) -> list:
+    keys = list(grid)
+    return [dict(zip(keys, v)) for v in itertools.product(*grid.values())]
+
+
+def leave_one_out(scores: list, names: list) -> tuple:
+    "(left-out score per case, the rule index chosen for each) from scores[rule][case]."
+    m = np.array([[s[n] for n in names] for s in scores])     # rules x cases
+    total = m.sum(1)
+    chosen = {n: int(np.argmax(total - m[:, i])) for i, n in enumerate(names)}
+    return {n: float(m[chosen[n], i]) for i, n in enumerate(names)}, chosen
+
+
+def describe(rule: dict) -> str:
+    parts = []
+    if rule['area'] is not None: parts.append(f"area < {rule['area']:g}")
+    if rule['growth'] is not None: parts.append(f"growth > {rule['growth']:g}x")
+    if rule['support'] is not None: parts.append(f"support < {rule['support']:g}")
+    if rule['contrast'] is not None: parts.append(f"contrast < {rule['contrast']:g} (clear >= {rule['clear']:g})")
+    parts.append('faint: never' if rule['faint'] is None else f"faint: contrast < {rule['faint']:g}")
+    if rule['patience'] > 1: parts.append(f"{rule['patience']} slices in a row")
+    return ', '.join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
+    ap.add_argument('--flows', default=str(RESULTS / 'flows'), help='folder of flows files, one per case (made if absent)')
+    ap.add_argument('--from-records', action='store_true', help='replay bench/results/stop_records.json, no propagation')
+    a = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    rec_path = RESULTS / 'stop_records.json'
+    if a.from_records: records = json.loads(rec_path.read_text())
+    else:
+        from flow2mask_nb.testing import shared_data_dir
+        from cases import all_cases
+        data = shared_data_dir()
+        if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
+        cases = all_cases(data)
+        if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
+        pathlib.Path(a.flows).mkdir(parents=True, exist_ok=True)
+        records = record(cases, a.flows)
+        rec_path.write_text(json.dumps(records))
+    names = [c['case'] for c in records]
+    cands = rules()
+    scores = [case_scores(records, r) for r in cands]
+    loo, chosen = leave_one_out(scores, names)
+    d = cands.index(DEFAULT)
+    best = int(np.argmax([np.mean(list(s.values())) for s in scores]))
+    print(f"{len(cands)} rules, {len(names)} cases")
+    print(f"default ({describe(DEFAULT)}): mean {np.mean(list(scores[d].values())):.3f}")
+    print(f"in-sample best ({describe(cands[best])}): mean {np.mean(list(scores[best].values())):.3f}")
+    print(f"left-out mean: {np.mean(list(loo.values())):.3f}")
+    for n in names:
+        print(f"  {n:20s} default {scores[d][n]:.3f}  in-sample best {scores[best][n]:.3f}  left-out {loo[n]:.3f}  "
+              f"(chosen without it: {describe(cands[chosen[n]])})")
+    (RESULTS / 'stop_loo.json').write_text(json.dumps(dict(rules=cands, scores=scores, names=names,
+                                                           loo=loo, chosen={n: cands[i] for n, i in chosen.items()})))
+
+
+if __name__ == '__main__':
+    main()
