@@ -4,8 +4,9 @@ the case it is scored on.
 Run:  .venv/bin/python bench/stop_loo.py [--cases NAME,NAME] [--flows DIR] [--record-only | --from-records]
 
 1. Record (slow part, once): every structure of every case (the shared CT and ../shared/data/dev) is seeded on its
-   largest true slice (an oracle annotator) and propagated in one call per case with a stop that never fires
-   (`RECORD`: only a mask that vanishes ends a track). For every propagated slice the report row holds what every
+   largest true slice (an oracle annotator) and propagated in one call per case with a stop that never fires (only
+   a mask the flows lose ends a track; where the intensities erase it, the row says so and a rule counts it as
+   'vanished'). For every propagated slice the report row holds what every
    stop criterion reads (pixels, intensity support, contrast) and the scorer adds how many of its pixels are right.
    Flows come from DIR (default bench/results/flows, made there on the first run) and the finer flows near small
    structures are fitted as the default pipeline fits them.
@@ -58,11 +59,12 @@ def record(cases, flows_dir) -> list:
                 while j in rows and 0 <= j < len(T):
                     q = rows[j]
                     seq.append(dict(slice=j, pixels=int(q['area']), support=float(q['support']),
+                                    vanished=q.get('doubt') == 'vanished',     # the intensities erased what the flows carry
                                     contrast=None if q['contrast'] is None or q['contrast'] != q['contrast'] else float(q['contrast']),
                                     inter=int(inter[j]), area=int(area[j])))
                     j += step
                 tracks[name] = seq
-            structures.append(dict(label=l, name=r['structures'][l], seed=s, seed_area=int(T[s].sum()),
+            structures.append(dict(label=l, name=r['structures'][l], seed=s, seed_area=int(T[s].sum()), depth=len(T),
                                    seed_inter=int(inter[s]), seed_pred=int(area[s]), truth=int(T.sum()),
                                    separation=float(model.separation), tracks=tracks,
                                    copy=r['copy'][l]['dice'], tvl1=r['tvl1'][l]['dice']))
@@ -81,12 +83,23 @@ GRID = dict(   # every combination is a candidate rule; None switches a criterio
     faint=[None, 0.],                   # for a faint seed: None never stops on contrast, 0. stops on a reversal
     patience=[1, 2, 3],                 # consecutive failing slices before the stop (the first of them is cut)
 )
-DEFAULT = dict(area=0.05, growth=None, support=0.5, contrast=0.35, clear=0.1, faint=0., patience=1)
-
+BEFORE = dict(area=0.05, growth=None, support=0.5, contrast=0.35, clear=0.1, faint=0., patience=1)   # tuned in-sample
+NOW = dict(area=0.2, growth=None, support=None, contrast=0.5, clear=0.2, faint=0., patience=2)      # propagate.StopRule()
+FAMILIES = [   # (name, the grid a fold may choose from): each row of the README's table
+    ('the rule before (thresholds tuned on seven cases)', {k: [v] for k, v in BEFORE.items()}),
+    ('every criterion, every threshold', GRID),
+    ('no intensity-support criterion', {**GRID, 'support': [None]}),
+    ('no contrast criterion', {**GRID, 'contrast': [None]}),
+    ('no rule for faint seeds', {**GRID, 'faint': [None]}),
+    ('area and growth only', {**GRID, 'support': [None], 'contrast': [None], 'faint': [None]}),
+    ('a stop at the first failing slice (patience 1)', {**GRID, 'patience': [1]}),
+    ('area, contrast, faint reversal; 2 slices in a row', {**GRID, 'support': [None], 'growth': [None], 'patience': [2]}),
+    ('the default now', {k: [v] for k, v in NOW.items()}),
+]
 
 def fails(row: dict, st: dict, rule: dict) -> bool:
     "Whether one recorded slice fails `rule` (the criteria of `propagate.stop_reason`, plus growth)."
-    if row['pixels'] < 4: return True
+    if row['pixels'] < 4 or row.get('vanished'): return True
     ratio = row['pixels'] / max(st['seed_area'], 1)
     if rule['area'] is not None and ratio < rule['area']: return True
     if rule['growth'] is not None and ratio > rule['growth']: return True
@@ -98,12 +111,13 @@ def fails(row: dict, st: dict, rule: dict) -> bool:
 
 
 def cut(track: list, st: dict, rule: dict) -> int:
-    "How many slices of a track the rule keeps: up to the first of `patience` consecutive failures."
+    "How many slices of a track the rule keeps: up to the first of `patience` consecutive failures (as `propagate`)."
     bad = [fails(r, st, rule) for r in track]
     p = rule['patience']
+    at_end = bool(track) and track[-1]['slice'] in (0, st['depth'] - 1)   # the track reached the volume's end
     for i in range(len(bad)):
-        if all(bad[i:i + p]): return i          # near the volume's end, the failures left count
-    return len(track)
+        if all(bad[i:i + p]) and not (at_end and i + p > len(bad)): return i
+    return len(track)                            # at the volume's end, slices still in doubt are kept
 
 
 def structure_dice(st: dict, rule: dict) -> float:
@@ -142,6 +156,27 @@ def describe(rule: dict) -> str:
     return ', '.join(parts)
 
 
+def family_row(records: list, name: str, grid: dict) -> dict:
+    "One row of the table: the in-sample best rule of `grid` and the left-out score per case."
+    names = [c['case'] for c in records]
+    cands = rules(grid)
+    scores = [case_scores(records, r) for r in cands]
+    loo, chosen = leave_one_out(scores, names)
+    best = int(np.argmax([np.mean(list(s.values())) for s in scores]))
+    return dict(name=name, candidates=len(cands), in_sample=float(np.mean(list(scores[best].values()))),
+                best=cands[best], left_out=loo, left_out_mean=float(np.mean(list(loo.values()))),
+                chosen={n: cands[i] for n, i in chosen.items()})
+
+
+def markdown(rows: list, names: list) -> str:
+    lines = ['| rules a fold may choose from | candidates | in-sample best | left-out mean | ' + ' | '.join(names) + ' |',
+             '|---' * (len(names) + 4) + '|']
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['candidates']} | {r['in_sample']:.3f} | **{r['left_out_mean']:.3f}** | "
+                     + ' | '.join(f"{r['left_out'][n]:.3f}" for n in names) + ' |')
+    return '\n'.join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
@@ -162,20 +197,14 @@ def main():
         records = record(cases, a.flows)
         rec_path.write_text(json.dumps(records))
     names = [c['case'] for c in records]
-    cands = rules()
-    scores = [case_scores(records, r) for r in cands]
-    loo, chosen = leave_one_out(scores, names)
-    d = cands.index(DEFAULT)
-    best = int(np.argmax([np.mean(list(s.values())) for s in scores]))
-    print(f"{len(cands)} rules, {len(names)} cases")
-    print(f"default ({describe(DEFAULT)}): mean {np.mean(list(scores[d].values())):.3f}")
-    print(f"in-sample best ({describe(cands[best])}): mean {np.mean(list(scores[best].values())):.3f}")
-    print(f"left-out mean: {np.mean(list(loo.values())):.3f}")
-    for n in names:
-        print(f"  {n:20s} default {scores[d][n]:.3f}  in-sample best {scores[best][n]:.3f}  left-out {loo[n]:.3f}  "
-              f"(chosen without it: {describe(cands[chosen[n]])})")
-    (RESULTS / 'stop_loo.json').write_text(json.dumps(dict(rules=cands, scores=scores, names=names,
-                                                           loo=loo, chosen={n: cands[i] for n, i in chosen.items()})))
+    rows = [family_row(records, name, grid) for name, grid in FAMILIES]
+    print(markdown(rows, names))
+    for r in rows: print(f"{r['name']}: in-sample best {describe(r['best'])}")
+    copy = {c['case']: float(np.mean([s['copy'] for s in c['structures']])) for c in records}
+    tvl1 = {c['case']: float(np.mean([s['tvl1'] for s in c['structures']])) for c in records}
+    print('| seed copy (true range) | | | ' + f"{np.mean(list(copy.values())):.3f} | " + ' | '.join(f"{copy[n]:.3f}" for n in names) + ' |')
+    print('| TV-L1 | | | ' + f"{np.mean(list(tvl1.values())):.3f} | " + ' | '.join(f"{tvl1[n]:.3f}" for n in names) + ' |')
+    (RESULTS / 'stop_loo.json').write_text(json.dumps(dict(names=names, rows=rows, copy=copy, tvl1=tvl1)))
 
 
 if __name__ == '__main__':

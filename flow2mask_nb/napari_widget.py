@@ -11,20 +11,21 @@ import numpy as np
 from magicgui.widgets import Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox
 from .io import Flow2MaskError, Volume, read_volume, read_labels
 from .pipeline import Cancelled
-from .session import Session, Progress, least_confident, describe_stop
+from .session import Session, Progress, advise, describe_stop, mark_end, marked_extents
 from .napari_core import (META_KEY, layer_meta, layer_view, layer_to_slices, slices_to_layer, axis_labels,
                                       geometry_meta, volume_from_layer, volume_layer_data, seed_candidates,
                                       default_seed, preview_changes, confidence_curves, slice_flow_fields,
                                       flow_vectors, arrow_length, write_labels)
 
 # %% auto 0
-__all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'POLL_MS', 'Flow2MaskWidget', 'open_viewer']
+__all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'MARKS_KEY', 'POLL_MS', 'Flow2MaskWidget', 'open_viewer']
 
 # %% ../nbs/81_napari_widget.ipynb 4
 #| eval: false
 PREVIEW_NAME = 'flow2mask preview'
 FLOW_SOURCES = ('auto', 'tvl1', 'fit', 'model')
 REVISION_KEY = 'flow2mask_revision'   # labels layer metadata: the `Revision` of its last accepted propagation
+MARKS_KEY = 'flow2mask_marks'         # labels layer metadata: {label: [first, last]} slices marked as its ends
 POLL_MS = 100                         # how often the progress bar reads the job's progress
 
 def _notify(msg: str, error: bool = False):
@@ -152,7 +153,7 @@ class _Jobs:
 # %% ../nbs/81_napari_widget.ipynb 6
 #| eval: false
 class _Actions:
-    "Suggest, Propagate, Accept/Discard, Show flows, least confident slice, Save."
+    "Suggest, Propagate, Accept/Discard, marked ends, the next slice to check, Show flows, Save."
     def suggest(self):
         "Move the viewer to the suggested slice (the flows are computed first if they are not ready)."
         return self._guard(self._suggest)
@@ -175,8 +176,9 @@ class _Actions:
         if self._after_flows(sess, self.propagate, 'propagation'): return
         base = np.array(lab.data); rev = lab.metadata.get(REVISION_KEY)
         stack = layer_to_slices(base, meta)
+        extents, half = marked_extents(lab.metadata.get(MARKS_KEY, {}))
         def work(prog):
-            t0 = time.perf_counter(); new, r = sess.propagate(stack, rev, prog)
+            t0 = time.perf_counter(); new, r = sess.propagate(stack, rev, prog, extents)
             return new, r, time.perf_counter() - t0
         def done(res):
             new, r, seconds = res
@@ -184,7 +186,9 @@ class _Actions:
             n = int((self.pending[2] != base).any(axis=(1, 2)).sum())
             self._show_preview(self.pending[2]); self._plot_confidence(r.records, base.shape[0])
             stops = '\n'.join(describe_stop(s) for s in r.stops[:6])
-            self._set_status(f"preview ready in {seconds:.1f} s ({n} slices change): Accept or Discard\n{stops}")
+            note = f"\nlabel(s) {', '.join(map(str, half))}: only one end marked (mark the other)" if half else ''
+            self._set_status(f"preview ready in {seconds:.1f} s ({n} slices change): Accept or Discard\n{stops}{note}")
+            self.visited = set()
         return self._run('propagate', work, done)
 
     def _show_preview(self, data):
@@ -193,7 +197,7 @@ class _Actions:
         p = self.viewer.add_labels(data, name=PREVIEW_NAME, scale=img.scale, translate=img.translate, opacity=1.,
                                    metadata={META_KEY: {**meta, 'preview': True}})
         p.contour = 2                      # outlines, so the preview never looks like the labels it would change
-        for b in (self.accept_btn, self.discard_btn, self.least_btn): b.enabled = True
+        for b in (self.accept_btn, self.discard_btn, self.next_btn): b.enabled = True
 
     def accept(self):
         "Write the preview's changes into the labels (one undo step) and remember the drawn and propagated slices."
@@ -215,19 +219,37 @@ class _Actions:
         if PREVIEW_NAME in self.viewer.layers: self.viewer.layers.remove(PREVIEW_NAME)
         self.accept_btn.enabled = self.discard_btn.enabled = False
 
-    def _records(self) -> list:
-        if self.pending is not None: return self.pending[3].records
+    def _state(self) -> tuple:
+        "(labels as slices, Revision) of the preview if there is one, else of the labels layer; (None, None) before."
+        if self.pending is not None: return layer_to_slices(self.pending[2], self._image_meta()), self.pending[3]
         lab = self.labels.value
         rev = None if lab is None else lab.metadata.get(REVISION_KEY)
-        return rev.records if rev is not None else []
+        return (None, None) if rev is None else (layer_to_slices(lab.data, self._image_meta()), rev)
 
-    def go_to_least_confident(self):
-        "Move to the propagated slice with the lowest confidence."
-        r = least_confident(self._records())
-        if r is None: return self._set_status('no propagated slice to inspect: Propagate first')
-        self.go_to_slice(r['slice'])
-        self._set_status(f"slice {r['slice']}: label {r['label']} confidence {r['confidence']:.2f}")
-        return r
+    def go_to_next(self):
+        "Move to the slice the toolkit advises checking or drawing next (`session.advise`), and say why."
+        stack, rev = self._state()
+        tip = None if rev is None else advise(stack, rev, exclude=self.visited)
+        if tip is None: return self._set_status('nothing to check yet: Propagate first' if rev is None else
+                                                'no slice left to propose: every propagated slice was visited')
+        self.visited.add(tip['slice']); self.go_to_slice(tip['slice'])
+        self._set_status(f"label {tip['label']}, {tip['reason']}: correct it if it is wrong (or erase it where the "
+                         "structure has ended), then Propagate")
+        return tip
+
+    def mark(self, which: str):
+        "Mark the slice shown as the first or last slice of the brush's label; Propagate then fills exactly that range."
+        def run():
+            lab = self._labels_layer(); k = self.current_slice(); label = int(lab.selected_label)
+            marks = mark_end(lab.metadata.get(MARKS_KEY, {}), label, k, which)
+            lab.metadata[MARKS_KEY] = marks
+            first, last = marks[label]
+            other = 'last' if which == 'first' else 'first'
+            self._set_status(f"label {label}: {which} slice {k} marked; " +
+                             (f"Propagate fills slices {first}..{last} exactly" if None not in (first, last) else
+                              f"mark its {other} slice too"))
+            return marks
+        return self._guard(run)
 
     def show_flows(self):
         "Arrows, displacement magnitude and Jacobian determinant of the flow into the current slice."
@@ -299,6 +321,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.sessions = {}        # (image layer id, flow settings) -> Session: flows computed once per image
         self.suggestion = None    # the last suggestion (dict of Session.suggest)
         self.pending = None       # the preview: (labels layer, labels it started from, new labels, Revision)
+        self.visited = set()      # slices Next slice to check has moved to since the last propagation
         from qtpy.QtCore import QTimer
         self._timer = QTimer(self.native); self._timer.setInterval(POLL_MS); self._timer.timeout.connect(self._poll)
         self._job = {}            # the running worker and its progress, for `_abandon` when the widget is destroyed
@@ -326,7 +349,10 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.accept_btn = PushButton(text='Accept', enabled=False)
         self.discard_btn = PushButton(text='Discard', enabled=False)
         self.flows_btn = PushButton(text='Show flows', enabled=False)
-        self.least_btn = PushButton(text='Go to least confident slice', enabled=False)
+        self.next_btn = PushButton(text='Next slice to check', enabled=False,
+                                   tooltip='where drawing helps most: large and far from what you drew, or past a stop')
+        self.first_btn = PushButton(text='First slice here', tooltip="mark the slice shown as the brush label's first")
+        self.last_btn = PushButton(text='Last slice here', tooltip="mark the slice shown as the brush label's last")
         self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.nrrd *.mha', nullable=True, value=None)
         self.save_btn = PushButton(text='Save labels')
         self.status = Label(value='open an image: its flows are computed in the background')
@@ -334,14 +360,16 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.extend([self.image, self.labels, self.new_labels_btn, self.flow_source, self.model, self.fit_budget,
                      self.flows_file, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
                      self.progress, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
-                     HBox(widgets=[self.flows_btn, self.least_btn], labels=False), self.save_path, self.save_btn,
+                     HBox(widgets=[self.first_btn, self.last_btn], labels=False),
+                     HBox(widgets=[self.flows_btn, self.next_btn], labels=False), self.save_path, self.save_btn,
                      self.status])
 
     def _connect(self):
         for btn, fn in ((self.new_labels_btn, self.new_labels), (self.suggest_btn, self.suggest),
                         (self.propagate_btn, self.propagate), (self.cancel_btn, self.cancel),
                         (self.accept_btn, self.accept), (self.discard_btn, self.discard),
-                        (self.flows_btn, self.show_flows), (self.least_btn, self.go_to_least_confident),
+                        (self.flows_btn, self.show_flows), (self.next_btn, self.go_to_next),
+                        (self.first_btn, lambda: self.mark('first')), (self.last_btn, lambda: self.mark('last')),
                         (self.save_btn, self.save)):
             btn.clicked.connect(fn)
         self.image.changed.connect(self._image_changed)

@@ -9,7 +9,7 @@ import numpy as np
 from .io import Volume, InputError, to_slices, from_slices, volume_to_sitk
 from .viz import label_rgba, flow_to_rgb, plot_curves, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
-from .session import Session, Progress, least_confident, describe_stop
+from .session import Session, Progress, least_confident, describe_stop, advise, mark_end, marked_extents
 from .pipeline import Cancelled
 
 # %% auto 0
@@ -363,6 +363,7 @@ class Annotator:
         self.prepared = self.session.prepare(); self.axis, self.view = self.prepared.axis, self.session.view
         self.labels = np.zeros(self.prepared.slices.shape, np.uint8)    # the accepted labels, slice axis first
         self.revision, self.history, self.browser = None, [], None      # history: (labels, revision) before each run
+        self.marks, self.visited = {}, set()     # {label: [first, last]} ends marked; slices the advice moved to
         self._active, self._thread = set(), None                        # running Progress objects, worker thread
         self.canvas = SeedCanvas(self.prepared.slices, view=self.view)
         self._controls()
@@ -374,11 +375,16 @@ class Annotator:
         self.cancel_button = w.Button(description='Cancel', icon='stop', disabled=True)
         self.undo_button = w.Button(description='Undo', icon='undo', disabled=True)
         self.bar = w.FloatProgress(value=0., min=0., max=1., description='', layout=w.Layout(width='220px'))
+        self.first_button = w.Button(description='First slice here', tooltip="the brush label's first slice")
+        self.last_button = w.Button(description='Last slice here', tooltip="the brush label's last slice")
+        self.next_button = w.Button(description='Next slice to check', icon='forward', disabled=True)
         self.message = w.HTML(); self.results = w.Box()
         self.button.on_click(lambda _: self._start(self.run))
         self.cancel_button.on_click(lambda _: self.cancel()); self.undo_button.on_click(lambda _: self.undo())
+        self.first_button.on_click(lambda _: self.mark('first')); self.last_button.on_click(lambda _: self.mark('last'))
+        self.next_button.on_click(lambda _: self.go_to_next())
         self.widget = w.VBox([self.canvas.widget, w.HBox([self.button, self.cancel_button, self.undo_button, self.bar]),
-                              self.message, self.results])
+                              w.HBox([self.first_button, self.last_button, self.next_button]), self.message, self.results])
 
     def _progress(self) -> Progress:
         "A Progress that also moves the bar; Cancel cancels every active one."
@@ -426,7 +432,7 @@ class Annotator:
             self.message.value = 'nothing drawn yet: outline the structure on a slice first'; return None
         if self._thread is not None and self._thread is not threading.current_thread(): self.wait()
         report = self._progress(); self.button.disabled = True; t0 = time.perf_counter()
-        try: new, rev = self.session.propagate(current, self.revision, report)
+        try: new, rev = self.session.propagate(current, self.revision, report, marked_extents(self.marks)[0])
         except Cancelled:
             self.message.value = 'cancelled: nothing changed'; return None
         except Exception as e:
@@ -438,7 +444,8 @@ class Annotator:
     def _keep(self, new, rev, seconds: float):
         changed = int((new != self.labels).any(axis=(1, 2)).sum())
         self.history.append((self.labels, self.revision)); self.labels, self.revision = new, rev
-        self.canvas.set_labels(new); self.undo_button.disabled = False
+        self.canvas.set_labels(new); self.undo_button.disabled = False; self.next_button.disabled = False
+        self.visited = set()
         self.bar.value, self.bar.description = 1., 'done'
         self._show()
         stops = '<br>'.join(describe_stop(s) for s in rev.stops[:6])
@@ -451,6 +458,27 @@ class Annotator:
         self.browser = SliceBrowser(self.prepared.slices, self.labels, self.session.flows, recs, truth,
                                     start=self.canvas.index, view=self.view)
         self.results.children = [self.browser.widget]
+
+    def mark(self, which: str) -> dict:
+        "Mark the canvas's slice as the first or last slice of the brush's label: Propagate then fills exactly that range."
+        label, k = int(self.canvas.label.value), self.canvas.index
+        self.marks = mark_end(self.marks, label, k, which)
+        first, last = self.marks[label]
+        self.message.value = (f"label {label}: {which} slice {k} marked; " +
+                              (f"Propagate fills slices {first}..{last} exactly" if None not in (first, last) else
+                               f"mark its {'last' if which == 'first' else 'first'} slice too"))
+        return self.marks
+
+    def go_to_next(self) -> dict | None:
+        "Move the canvas to the slice `session.advise` proposes, and say why."
+        tip = None if self.revision is None else advise(self.labels, self.revision, exclude=self.visited)
+        if tip is None:
+            self.message.value = 'nothing to check yet: Propagate first' if self.revision is None else \
+                                 'no slice left to propose'
+            return None
+        self.visited.add(tip['slice']); self.canvas.slider.value = tip['slice']
+        self.message.value = f"label {tip['label']}, {tip['reason']}: correct it if wrong, then Propagate"
+        return tip
 
     def undo(self):
         "Take back the last run (one step per run)."
@@ -469,8 +497,7 @@ class Annotator:
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-
-# %% ../nbs/70_notebook.ipynb 34
+# %% ../nbs/70_notebook.ipynb 36
 def nifti_bytes(volume: Volume, labels: bool = False) -> bytes:
     "The volume as gzipped NIfTI bytes (geometry kept; labels stored as uint8/uint16)."
     import SimpleITK as sitk

@@ -62,22 +62,31 @@ def seed_slices(seed: np.ndarray, labels=None) -> dict:
     "Map each label to the sorted slice indices (axis 0) where `seed` contains it."
     seed = np.asarray(seed)
     if seed.ndim != 3: raise InputError(f"seed must be a (D, H, W) label map, got shape {seed.shape}")
-    present = [int(v) for v in np.unique(seed) if v != 0]
+    drawn = np.nonzero(seed.reshape(len(seed), -1).any(1))[0]          # only drawn slices are searched for labels
+    present = [int(v) for v in np.unique(seed[drawn]) if v != 0]
     if labels is not None:
         missing = sorted(set(labels) - set(present))
         if missing: raise InputError(f"label(s) {missing} are not drawn anywhere in the seed (it has {present or 'none'})")
         present = [l for l in present if l in set(labels)]
     if not present: raise InputError("the seed is empty: draw the structure on at least one slice")
-    return {l: sorted(np.nonzero((seed == l).any(axis=(1, 2)))[0].tolist()) for l in present}
+    return {l: sorted(int(drawn[i]) for i in np.nonzero((seed[drawn] == l).any(axis=(1, 2)))[0]) for l in present}
 
 # %% ../nbs/40_propagate.ipynb 10
 N_BINS = 64
 
 def ring_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     "Pixels within `width` (chessboard distance) of a boolean (H, W) mask, outside it."
-    rows = F.max_pool2d(mask[None, None].float(), (1, 2 * width + 1), stride=1, padding=(0, width))   # a square
-    grown = F.max_pool2d(rows, (2 * width + 1, 1), stride=1, padding=(width, 0))[0, 0] > 0              # in two passes
-    return grown & ~mask
+    # a chessboard distance transform costs the same whatever the width (max-pooling with a 55-pixel window cost
+    # a sixth of a re-propagation on 512-pixel slices); only the mask's box grown by `width` can change
+    out = torch.zeros(mask.shape, dtype=torch.bool)
+    ys, xs = torch.nonzero(mask.any(1))[:, 0], torch.nonzero(mask.any(0))[:, 0]
+    if not len(ys): return out
+    y0, y1 = max(int(ys[0]) - width, 0), min(int(ys[-1]) + width + 1, mask.shape[0])
+    x0, x1 = max(int(xs[0]) - width, 0), min(int(xs[-1]) + width + 1, mask.shape[1])
+    m = mask[y0:y1, x0:x1].cpu().numpy()
+    near = ndimage.distance_transform_cdt(~m, metric='chessboard') <= width
+    out[y0:y1, x0:x1] = torch.from_numpy(near & ~m)
+    return out.to(mask.device)
 
 def _hist(x: torch.Tensor, bins: int) -> torch.Tensor:
     return torch.bincount((x.clamp(0, 1) * (bins - 1)).round().long().flatten(), minlength=bins).double()
@@ -398,9 +407,15 @@ FAR = 20.   # signed distances are clipped at this many pixels: only the boundar
 def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
     "Signed distance (pixels) to the boundary of an (H, W) mask: negative inside, clipped to +-`clip`."
     m = mask.cpu().numpy()
-    if not m.any(): return torch.full(m.shape, clip)
-    d = ndimage.distance_transform_edt(~m) - ndimage.distance_transform_edt(m)
-    return torch.from_numpy(d.astype(np.float32)).clamp(-clip, clip)
+    out = np.full(m.shape, clip, np.float32)
+    ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+    if not len(ys): return torch.from_numpy(out)
+    # beyond `clip` of the mask every value is `clip`: the transforms run on the mask's box grown by it (exact)
+    r = int(math.ceil(clip)) + 1
+    y0, y1, x0, x1 = max(ys[0] - r, 0), min(ys[-1] + r + 1, m.shape[0]), max(xs[0] - r, 0), min(xs[-1] + r + 1, m.shape[1])
+    c = m[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = ndimage.distance_transform_edt(~c) - ndimage.distance_transform_edt(c)
+    return torch.from_numpy(out).clamp(-clip, clip)
 
 def shape_weight(area: int,       # pixels of the larger of the two drawn slices
                  gap: int,        # slices between them
@@ -415,49 +430,58 @@ def shape_weight(area: int,       # pixels of the larger of the two drawn slices
     return max(0., 1. - gap * dz / radius) if radius > 0 else 0.
 
 class _Fusion:
-    "Running fusion of label probabilities into the best label per voxel (memory: two volumes plus open gaps)."
+    "Running fusion of label probabilities into the best label per voxel (memory: the slices reached, open gaps)."
     def __init__(self, shape):
-        self.best = torch.zeros(shape)                       # best probability so far (2 on drawn pixels)
-        self.label = torch.zeros(shape, dtype=torch.int32)
-        self.gaps = {}                                       # (label, a, b) -> weighted sums (b - a - 1, H, W) of
-                                                             # probabilities and of signed distances, shape weight
+        self.shape = tuple(shape)
+        self.best, self.label = {}, {}     # slice -> (H, W) best probability so far (2 on drawn pixels), its label
+        self.gaps = {}                     # (label, a, b) -> ({slice: [probabilities, signed distances, box]}, weight)
+
+    def _slice(self, j: int) -> tuple:
+        "The best-so-far and label maps of slice j, made on first use (a slice never reached costs nothing)."
+        if j not in self.best:
+            self.best[j] = torch.zeros(self.shape[1:]); self.label[j] = torch.zeros(self.shape[1:], dtype=torch.int32)
+        return self.best[j], self.label[j]
 
     def draw(self, s: int, label: int, mask: torch.Tensor):
         "An annotated slice: the label where drawn, forever."
-        self.best[s][mask] = 2.; self.label[s][mask] = label
+        best, lab = self._slice(s)
+        best[mask] = 2.; lab[mask] = label
 
     def _fold(self, j, roi, label, p):
-        sl = (j, slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        better = (p >= 0.5) & (p > self.best[sl])
-        self.best[sl] = torch.where(better, p, self.best[sl]); self.label[sl] = torch.where(better, label, self.label[sl])
+        best, lab = self._slice(j)
+        sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
+        better = (p >= 0.5) & (p > best[sl])
+        best[sl] = torch.where(better, p, best[sl]); lab[sl] = torch.where(better, label, lab[sl])
 
     def open(self, label, a, b, shape: float = 0.):
         "Start the blend of the gap between anchors a < b of `label`, following interpolated outlines by `shape`."
-        if (label, a, b) in self.gaps: return
-        size = (b - a - 1, *self.best.shape[1:])
-        # distances start 'far outside' (an anchor that reaches no pixel adds FAR); none kept when they would not count
-        self.gaps[(label, a, b)] = (torch.zeros(size), torch.full(size, FAR) if shape > 0 else None, shape)
+        if (label, a, b) not in self.gaps: self.gaps[(label, a, b)] = ({}, shape)
 
     def add(self, j, roi, label, p, gap=None, weight: float = 1.):
         "Fold `p` (roi-shaped) for `label` on slice j; inside an open gap (a, b), add `weight` x p to its blend."
         if gap is None: return self._fold(j, roi, label, p)
-        probs, dists, _ = self.gaps[(label, *gap)]
-        sl = (j - gap[0] - 1, slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        probs[sl] += weight * p
-        if dists is not None: dists[sl] += weight * (signed_distance(p >= 0.5) - FAR)
+        slices, shape = self.gaps[(label, *gap)]
+        if j not in slices:   # distances start 'far outside' (an anchor that reaches no pixel adds FAR); kept if they count
+            slices[j] = [torch.zeros(self.shape[1:]), torch.full(self.shape[1:], FAR) if shape > 0 else None, roi]
+        acc = slices[j]
+        sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
+        acc[0][sl] += weight * p
+        if acc[1] is not None: acc[1][sl] += weight * (signed_distance(p >= 0.5) - FAR)
+        b = acc[2]; acc[2] = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
 
     def close(self, label, a, b):
         "Both anchors of a gap are done: fold its blend (probabilities, and outlines by its shape weight), free it."
         gap = self.gaps.pop((label, a, b), None)
         if gap is None: return
-        probs, dists, w = gap
-        H, W = probs.shape[1:]
-        for k in range(probs.shape[0]):
-            self._fold(a + 1 + k, (0, H, 0, W), label, probs[k] if dists is None else
-                       w * torch.sigmoid(-dists[k]) + (1 - w) * probs[k])
+        slices, w = gap
+        for j, (probs, dists, box) in slices.items():   # outside the box nothing was added: nothing to fold
+            sl = (slice(box[0], box[1]), slice(box[2], box[3]))
+            self._fold(j, box, label, probs[sl] if dists is None else w * torch.sigmoid(-dists[sl]) + (1 - w) * probs[sl])
 
     def labels(self, dtype) -> np.ndarray:
-        return self.label.numpy().astype(dtype)
+        out = np.zeros(self.shape, dtype)
+        for j, lab in self.label.items(): out[j] = lab.numpy()
+        return out
 
 # %% ../nbs/40_propagate.ipynb 31
 def drawn_box(seed: np.ndarray, label: int) -> tuple:
@@ -584,7 +608,9 @@ def _inputs(intensities, seed, flows: Flows) -> tuple:
     if x.ndim != 3 or seed.shape != tuple(x.shape):
         raise InputError(f"intensities {tuple(x.shape)} and seed {seed.shape} must both be (D, H, W) of the same shape")
     if flows.depth != x.shape[0]: raise InputError(f"flows cover {flows.depth} slices but the volume has {x.shape[0]}")
-    if x.is_floating_point() and not torch.isfinite(x).all(): raise InputError("intensities contain NaN or infinite values")
+    # the sum is finite when every value is (a cheap test first: a re-propagation calls this every time)
+    if x.is_floating_point() and not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+        raise InputError("intensities contain NaN or infinite values")
     return x, seed
 
 class _Ticker:

@@ -17,7 +17,7 @@ from .orient import ScreenView, screen_view
 
 # %% auto 0
 __all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'user_ends',
-           'revise', 'least_confident', 'advise', 'describe_stop', 'Progress', 'Session']
+           'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Progress', 'Session']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -265,6 +265,25 @@ def describe_stop(stop: dict) -> str:
     return f"{head}: stopped at slice {at}: {why}" if at is not None else f"{head}: {why} (slice {stop['last_slice']})"
 
 # %% ../nbs/45_session.ipynb 28
+def mark_end(marks: dict,       # the marks so far ({label: [first, last]})
+             label: int,        # the structure's label value
+             k: int,            # the slice shown
+             which: str,        # 'first' or 'last'
+            ) -> dict:
+    "Marks with slice `k` as `label`'s first or last slice (a pair marked the wrong way round is put in order)."
+    if which not in ('first', 'last'): raise InputError(f"which must be 'first' or 'last', got {which!r}")
+    if label < 1: raise InputError("pick a label value above 0 (the brush's label) to mark its ends")
+    first, last = marks.get(label, [None, None])
+    first, last = (int(k), last) if which == 'first' else (first, int(k))
+    if first is not None and last is not None and first > last: first, last = last, first
+    return {**marks, label: [first, last]}
+
+def marked_extents(marks: dict) -> tuple:
+    "({label: (first, last)} of the labels marked at both ends, [labels marked at one end only])."
+    done = {int(l): (int(a), int(b)) for l, (a, b) in marks.items() if a is not None and b is not None}
+    return done, sorted(int(l) for l in marks if int(l) not in done)
+
+# %% ../nbs/45_session.ipynb 31
 STAGE_WORDS = dict(prepare='preparing the image', fit='fitting the flows', flows='computing the flows',
                    suggest='scoring candidate slices', propagate='propagating', done='done')
 
@@ -290,7 +309,7 @@ class Progress:
 
     def __str__(self): return f"{STAGE_WORDS.get(self.stage, self.stage)} {self.fraction:.0%}"
 
-# %% ../nbs/45_session.ipynb 31
+# %% ../nbs/45_session.ipynb 34
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume,           # the image to annotate

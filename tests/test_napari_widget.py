@@ -21,7 +21,7 @@ from flow2mask_nb.metrics import dice
 from flow2mask_nb.napari_core import from_layer, to_layer, layer_meta, layer_to_slices
 from flow2mask_nb.orient import corner_marker, bright_quadrant
 from flow2mask_nb.phantom import make_phantom
-from flow2mask_nb.session import least_confident
+from flow2mask_nb.session import advise
 
 PLUGIN = 'flow2mask_nb'
 LIVER = 5
@@ -283,11 +283,13 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     lab.redo()
     assert dice(from_layer(lab.data, meta) == LIVER, liver) == score
 
-    w.least_btn.native.click()
-    r = least_confident(lab.metadata['flow2mask_revision'].records)
-    assert w.current_slice() == r['slice']
+    w.next_btn.native.click()
+    tip = advise(layer_to_slices(lab.data, meta), lab.metadata['flow2mask_revision'])
+    assert w.current_slice() == tip['slice'] and tip['reason'] in w.status.value, (tip, w.status.value)
+    w.next_btn.native.click()                     # the next advice is another slice: the first was visited
+    assert w.current_slice() != tip['slice']
     ax, = w.figure.axes
-    assert w.canvas.isVisible() and len(ax.lines) == 1 and np.nanmin(ax.lines[0].get_ydata()) == pytest.approx(r['confidence'])
+    assert w.canvas.isVisible() and len(ax.lines) == 1
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
@@ -368,3 +370,20 @@ def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, 
     assert all(np.array_equal(new[j], first[j]) for j in inner)   # nothing between the seed and the end moved
     w.accept_btn.native.click()
     assert np.array_equal(lab.data, new)
+
+
+def test_napari_marked_ends_are_filled_exactly(make_napari_viewer, phantom_files, qtbot):
+    "First slice here / Last slice here on the brush's label: Propagate fills exactly that range, no automatic stop."
+    viewer, w, lab, truth = seed_propagated(make_napari_viewer, phantom_files, qtbot, k=8)
+    w.discard_btn.native.click()
+    span = np.nonzero((truth == 1).any((1, 2)))[0]
+    first, last = int(span[0]) + 1, int(span[-1]) - 1            # inside the true extent: narrower than the truth
+    lab.selected_label = 1
+    w.go_to_slice(first); w.first_btn.native.click()
+    assert 'mark its last slice too' in w.status.value, w.status.value
+    w.go_to_slice(last); w.last_btn.native.click()
+    assert f'fills slices {first}..{last} exactly' in w.status.value, w.status.value
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    w.accept_btn.native.click()
+    z = np.nonzero((np.asarray(lab.data) == 1).any((1, 2)))[0]
+    assert (z[0], z[-1]) == (first, last), (z, first, last)
