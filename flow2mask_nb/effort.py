@@ -12,8 +12,8 @@ from .benchmark import Case, load_case, seed_slice_for, slice_extent
 from .session import Session, advise
 
 # %% auto 0
-__all__ = ['TARGETS', 'MAX_SLICES', 'ANNOTATORS', 'AFTER', 'slices_to_reach', 'dice_after', 'worst_slice', 'interact',
-           'structure_effort', 'interpolation_effort', 'effort_case', 'summarise_effort', 'format_effort',
+__all__ = ['TARGETS', 'MAX_SLICES', 'ANNOTATORS', 'AFTER', 'METHOD_NAMES', 'slices_to_reach', 'dice_after', 'worst_slice',
+           'interact', 'structure_effort', 'interpolation_effort', 'effort_case', 'summarise_effort', 'format_effort',
            'mean_curves', 'plot_effort']
 
 # %% ../nbs/46_effort.ipynb 6
@@ -145,6 +145,10 @@ def effort_case(case: Case,                    # the volume, its labels and stru
 
 # %% ../nbs/46_effort.ipynb 22
 AFTER = (1, 2, 3, 5)   # the Dice reported after this many drawn slices
+METHOD_NAMES = {'worst': 'flow2mask, worst slice', 'advice': "flow2mask, following its advice",
+                'ends': 'flow2mask, both ends marked first (+2 marks)',
+                'interpolation (even)': 'contour interpolation, evenly spaced',
+                'interpolation (worst)': 'contour interpolation, worst slice'}   # how tables and plots name them
 
 def summarise_effort(results: list, cap: int = MAX_SLICES) -> dict:
     "Per method, means over every structure of `results` (from `effort_case`): slices to each target, Dice after n."
@@ -170,7 +174,7 @@ def format_effort(summary: dict) -> str:
     lines = ['| method | ' + ' | '.join(cols) + ' | s per correction (median / max) |', '|---' * (len(cols) + 2) + '|']
     for m, row in summary.items():
         secs = f"{row['seconds median']:.2f} / {row['seconds max']:.2f}" if 'seconds median' in row else ''
-        lines.append(f'| {m} | ' + ' | '.join(f'{row[c]:.1f}' if c.startswith('slices') else f'{row[c]:.3f}' for c in cols)
+        lines.append(f'| {METHOD_NAMES.get(m, m)} | ' + ' | '.join(f'{row[c]:.1f}' if c.startswith('slices') else f'{row[c]:.3f}' for c in cols)
                      + f' | {secs} |')
     return '\n'.join(lines)
 
@@ -187,7 +191,8 @@ def plot_effort(results: list, path=None, cap: int = MAX_SLICES, title: str = 'a
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for m, ys in mean_curves(results, cap).items():
-        ax.plot(range(1, cap + 1), ys, marker='o', ms=3, ls='--' if m.startswith('interpolation') else '-', label=m)
+        ax.plot(range(1, cap + 1), ys, marker='o', ms=3, ls='--' if m.startswith('interpolation') else '-',
+                label=METHOD_NAMES.get(m, m))
     for t in TARGETS: ax.axhline(t, color='0.85', lw=0.8, zorder=0)
     ax.set_xlabel('slices drawn (emptied slices count; the two end marks do not)'); ax.set_ylabel('mean Dice')
     ax.set_xticks(range(1, cap + 1)); ax.set_ylim(0, 1); ax.set_title(title); ax.legend(fontsize=8, loc='lower right')

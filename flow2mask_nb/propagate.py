@@ -462,21 +462,27 @@ class _Fusion:
         if gap is None: return self._fold(j, roi, label, p)
         slices, shape = self.gaps[(label, *gap)]
         if j not in slices:   # distances start 'far outside' (an anchor that reaches no pixel adds FAR); kept if they count
-            slices[j] = [torch.zeros(self.shape[1:]), torch.full(self.shape[1:], FAR) if shape > 0 else None, roi]
+            slices[j] = [torch.zeros(self.shape[1:]), torch.zeros(self.shape[1:]),
+                         torch.full(self.shape[1:], FAR) if shape > 0 else None, roi]
         acc = slices[j]
         sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
         acc[0][sl] += weight * p
-        if acc[1] is not None: acc[1][sl] += weight * (signed_distance(p >= 0.5) - FAR)
-        b = acc[2]; acc[2] = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
+        acc[1][sl] += weight * (p >= 0.5)          # the vote: where each anchor's mask is, by its weight
+        if acc[2] is not None: acc[2][sl] += weight * (signed_distance(p >= 0.5) - FAR)
+        b = acc[3]; acc[3] = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
 
     def close(self, label, a, b):
         "Both anchors of a gap are done: fold its blend (probabilities, and outlines by its shape weight), free it."
         gap = self.gaps.pop((label, a, b), None)
         if gap is None: return
         slices, w = gap
-        for j, (probs, dists, box) in slices.items():   # outside the box nothing was added: nothing to fold
+        for j, (probs, votes, dists, box) in slices.items():   # outside the box nothing was added: nothing to fold
             sl = (slice(box[0], box[1]), slice(box[2], box[3]))
-            self._fold(j, box, label, probs[sl] if dists is None else w * torch.sigmoid(-dists[sl]) + (1 - w) * probs[sl])
+            # the anchors' masks decide by their weights (the scores of accepted pixels lie in 0.5..1, so blending
+            # scores kept only the anchors' common part halfway between them: the middle slice shrank to it); a gap
+            # short against the structure's width follows the interpolated outlines
+            keep = (votes[sl] if dists is None else w * torch.sigmoid(-dists[sl]) + (1 - w) * votes[sl]) >= 0.5
+            self._fold(j, box, label, torch.where(keep, probs[sl].clamp(min=0.5), probs[sl].clamp(max=0.49)))
 
     def labels(self, dtype) -> np.ndarray:
         out = np.zeros(self.shape, dtype)

@@ -1,0 +1,53 @@
+"""Annotation effort over the shared CT and every dev case: slices an annotator draws before each Dice, beside
+contour interpolation (the protocol of ../shared/docs/evaluation.md, `flow2mask_nb.effort`).
+
+Run:  .venv/bin/python bench/effort.py [--cases NAME,NAME] [--flows DIR]
+
+Flows are read from DIR (default bench/results/flows; made there once per case, the default fit), so the run times
+only the correction loop. Every structure is annotated by three simulated annotators through `Session.propagate`
+(worst slice; following `session.advise`; both ends marked first, then worst slice), and by contour interpolation
+with n evenly spaced slices and with the worst-slice annotator. Writes bench/results/effort.json, the table on
+stdout (README) and bench/figures/effort.png (mean Dice against slices drawn).
+"""
+import argparse, json, pathlib, sys
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def main():
+    from flow2mask_nb.effort import effort_case, summarise_effort, format_effort, plot_effort, slices_to_reach
+    from flow2mask_nb.cli import case_flows, _jsonable
+    from flow2mask_nb.testing import shared_data_dir
+    from cases import all_cases
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
+    ap.add_argument('--flows', default=str(HERE / 'results' / 'flows'), help='folder of flows files, one per case')
+    a = ap.parse_args()
+    data = shared_data_dir()
+    if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
+    cases = all_cases(data)
+    if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
+    pathlib.Path(a.flows).mkdir(parents=True, exist_ok=True)
+    results = []
+    for c in cases:
+        flows, intensity = case_flows(c, a.flows)
+        r = effort_case(c, flows=flows, **intensity)
+        results.append(r)
+        for s in r['structures']:
+            print(f"{c.name} {s['name']}: slices to 0.90: " + ', '.join(
+                f"{m} {slices_to_reach(run['curve'], 0.9)}" for m, run in s['runs'].items()), flush=True)
+    summary = summarise_effort(results)
+    print('\n' + format_effort(summary))
+    out = HERE / 'results'; out.mkdir(exist_ok=True)
+    (out / 'effort.json').write_text(json.dumps(_jsonable(dict(results=results, summary=summary)), indent=1))
+    import matplotlib; matplotlib.use('Agg')
+    (HERE / 'figures').mkdir(exist_ok=True)
+    plot_effort(results, HERE / 'figures' / 'effort.png',
+                title=f'annotation effort: {sum(len(r["structures"]) for r in results)} structures, {len(results)} cases')
+    print(f"wrote {out / 'effort.json'} and {HERE / 'figures' / 'effort.png'}")
+
+
+if __name__ == '__main__':
+    main()
