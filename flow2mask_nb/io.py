@@ -102,10 +102,10 @@ def _drawn_across(mask: np.ndarray) -> int | None:
     return sparse[0] if len(sparse) == 1 and not thin else None
 
 def seed_axis(seed) -> int | None:
-    "The array axis every label of `seed` was drawn across (see `_drawn_across`), or None when the seed cannot tell."
+    "The array axis the labels of `seed` were drawn across (see `_drawn_across`), or None when they cannot tell or disagree."
     seed = np.asarray(seed)
     if seed.ndim != 3: raise InputError(f"a seed must be a 3D label map, got shape {seed.shape}")
-    votes = {_drawn_across(seed == v) for v in np.unique(seed) if v != 0}
+    votes = {_drawn_across(seed == v) for v in np.unique(seed) if v != 0} - {None}   # a label too small to tell abstains
     return votes.pop() if len(votes) == 1 else None
 
 def slice_axis_rule(spacing, axis: int | None = None, seed=None) -> tuple:
