@@ -61,3 +61,26 @@ def test_written_labels_keep_geometry(cli, data_dir, tmp_path):
     np.testing.assert_array_equal(back.array, labels.array)
     code, out_text, err = cli('evaluate', out, tmp_path / 'mapped.nii.gz')
     assert code == 0 and 'mean' in out_text
+
+
+def test_propagate_fills_a_marked_extent_exactly(cli, tmp_path):
+    "`--extent LABEL:FIRST-LAST` fills exactly those slices (no automatic stop) and says which axis the seed chose."
+    import numpy as np
+    from flow2mask_nb.io import read_volume, write_volume
+    from flow2mask_nb.metrics import oracle_seed
+    from flow2mask_nb.phantom import make_phantom
+    ph = make_phantom(n_slices=30, size=(40, 40), n_organs=2, seed=4)
+    l = ph.organ_ids[0]
+    z = np.nonzero((ph.labels.array == l).any((0, 1)))[0]
+    first, last = int(z[0]) + 2, int(z[-1]) - 2
+    img = write_volume(ph.image, tmp_path / 'img.nii.gz')
+    seed = write_volume(ph.labels.with_array(oracle_seed(np.where(ph.labels.array == l, l, 0), [l], axis=2)),
+                        tmp_path / 'seed.nii.gz', labels=True)
+    code, out, err = cli('propagate', img, '--seed', seed, '-o', tmp_path / 'o.nii.gz', '--flow-source', 'tvl1',
+                         '--extent', f'{l}:{first}-{last}', '-q')
+    assert code == 0, err
+    got = np.nonzero((read_volume(tmp_path / 'o.nii.gz').array == l).any((0, 1)))[0]
+    assert (got[0], got[-1]) == (first, last), (got, first, last, out)
+    assert 'the seed is drawn across it' in out and f"you marked the structure's end slice" in out, out
+    code, _, err = cli('propagate', img, '--seed', seed, '-o', tmp_path / 'o2.nii.gz', '--extent', f'{l}:9-3', '-q')
+    assert code == 2 and 'FIRST <= LAST' in err
