@@ -30,7 +30,8 @@ class StopRule:
     separation_fraction: float | None = 0.5    # contrast: stands out less than this share of the seed's contrast...
     clear_separation: float = 0.2              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
     faint_separation_fraction: float | None = 0.   # for a faint seed, only a reversed contrast stops
-    faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones
+    faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones...
+    past_stop: dict | None = None              # ...but for {label: slices} drawn past where the last run had stopped
     patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
     extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
     oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
@@ -540,6 +541,13 @@ class _Run:
         old = self.records.get((j, label))
         if old is None or (old['source'] != 'drawn' and rec['confidence'] > old['confidence']): self.records[(j, label)] = rec
 
+    def _drawn_end(self, label: int, s: int) -> bool:
+        "Whether slice s, the outermost of several drawn slices of `label`, was drawn as the structure's end."
+        # slices drawn all at once (mask completion) include the ends; a slice drawn past where the last run had
+        # stopped says the opposite: the structure goes on from there (a correction of a stop that came too early)
+        return (self.rule.faint_beyond_anchors and len(self.anchors[label]) > 1
+                and s not in (self.rule.past_stop or {}).get(label, ()))
+
     def _next_anchor(self, label: int, s: int, step: int):
         return min((a for a in self.anchors[label] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None)
 
@@ -549,7 +557,7 @@ class _Run:
         nxt = [self._next_anchor(l, s, step) for l in labels]
         # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
         tracks = [_Track(c, pooled if n is not None else own, (n - step) if n is not None else (D - 1 if step > 0 else 0),
-                         n is None, n is None and len(self.anchors[l]) > 1)
+                         n is None, n is None and self._drawn_end(l, s))
                   for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]
         for l, n in zip(labels, nxt):
             if n is not None: self._open_gap(l, s, n)

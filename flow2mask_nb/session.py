@@ -16,8 +16,9 @@ from .flowfile import make_flows, read_flows_file
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'user_ends',
-           'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Progress', 'Session']
+__all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops',
+           'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents',
+           'Progress', 'Session']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -29,6 +30,7 @@ class Revision:
     stops: list = field(default_factory=list)     # stop decisions (as `Propagation.stops`)
     ends: dict = field(default_factory=dict)      # {label: (first, last)}: the slices the user let it reach (`user_ends`)
     marked: dict = field(default_factory=dict)    # {label: (first, last)}: the end slices the user marked (filled exactly)
+    past: dict = field(default_factory=dict)      # {label: slices}: drawn past where a run had stopped (`past_stops`)
 
     def drawn(self) -> dict:
         "{label: sorted slices drawn or corrected by the user} of the last run."
@@ -90,8 +92,8 @@ def slab_flows(flows: Flows, lo: int, hi: int) -> Flows:
     return out
 
 # %% ../nbs/45_session.ipynb 14
-def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, kw, marked=None) -> Propagation:
-    "`propagate` on slices lo..hi, seeded with the anchors there (and the labels' marked ends, shifted to the slab)."
+def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, kw, marked=None, past=None) -> Propagation:
+    "`propagate` on slices lo..hi, seeded with the anchors there, the labels' marked ends and slices drawn past a stop."
     lo, hi = part
     seed = np.zeros((hi - lo + 1, *stack.shape[1:]), stack.dtype)
     for l in labels:
@@ -99,10 +101,23 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, 
             if lo <= k <= hi: seed[k - lo][stack[k] == l] = l
     fl = flows if (lo, hi) == (0, len(stack) - 1) else slab_flows(flows, lo, hi)
     ends = {l: (a - lo, b - lo) for l, (a, b) in (marked or {}).items() if l in labels}
-    if ends:
+    beyond = {l: [k - lo for k in ks] for l, ks in (past or {}).items() if l in labels}
+    if ends or beyond:                 # slice numbers of the slab
         stop = kw.get('stop') or StopRule()
-        kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends})}
+        kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends},
+                                    past_stop={**(stop.past_stop or {}), **beyond})}
     return propagate(intensities[lo:hi + 1], seed, fl, labels, callback=callback, **kw)
+
+def past_stops(anchors: dict, rev: Revision | None) -> dict:
+    "{label: drawn slices outside where a run had put the label}: corrections of a stop that came too early (kept)."
+    if rev is None: return {}
+    out = {}
+    for l, ks in anchors.items():
+        had = [r['slice'] for r in rev.records if r['label'] == l and r.get('area_final', r.get('area', 0)) > 0]
+        new = [k for k in ks if k not in rev.anchors.get(l, {}) and had and not min(had) <= k <= max(had)]
+        kept = sorted(set(new) | {k for k in rev.past.get(l, ()) if k in ks})      # while they stay drawn
+        if kept: out[l] = kept
+    return out
 
 def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
     "Put a part's result into `stack` (in place), where neither an anchor nor another label is, and note it in `rev`."
@@ -124,7 +139,7 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
     new = [s for s in map(moved, res.stops) if not outward(s)]
     rev.stops = [s for s in rev.stops if not mine(s, 'seed') or outward(s)] + new
 
-# %% ../nbs/45_session.ipynb 16
+# %% ../nbs/45_session.ipynb 18
 def user_ends(stack, anchors: dict, rev: Revision | None) -> dict:
     "{label: (first, last)} slices each label may reach: ends set by emptying a propagated slice beyond its anchors."
     if rev is None: return {}
@@ -180,7 +195,7 @@ def _within(ends: dict, marked: dict) -> dict:
         out[l] = (max(lo, a), min(hi, b))
     return out
 
-# %% ../nbs/45_session.ipynb 17
+# %% ../nbs/45_session.ipynb 19
 def _parts(stack, anchors, changed, rev, whole=()) -> list:
     "The work to do: [(labels, (lo, hi))], one part per changed label (all labels at once on a first run)."
     D = stack.shape[0]
@@ -201,23 +216,24 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     anchors = current_anchors(stack, rev)
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
     changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors)
+    past = past_stops(anchors, rev)
     remarked = {l for l, m in marked.items() if anchors.get(l) and m != (rev.marked.get(l) if rev else None)}
     changed.update({l: sorted(anchors[l]) for l in remarked if l not in changed})   # new ends: the whole label again
     new = Revision({l: dict(a) for l, a in anchors.items()}, {l: {k: set(d) for k, d in w.items()} for l, w in
                    (rev.written if rev else {}).items()}, list(rev.records) if rev else [], list(rev.stops) if rev else [],
-                   ends, marked)
+                   ends, marked, past)
     parts = _parts(stack, anchors, changed, rev, remarked)
     for i, (ls, part) in enumerate(parts):
         report = None if callback is None else (lambda d, t, i=i: callback(i * t + d, len(parts) * t))
         if anchors.get(ls[0]):
-            res = _propagate_part(intensities, stack, flows, ls, anchors, part, report, propagate_kw, marked)
+            res = _propagate_part(intensities, stack, flows, ls, anchors, part, report, propagate_kw, marked, past)
         else: res = Propagation(np.zeros((part[1] - part[0] + 1, *stack.shape[1:]), stack.dtype))   # nothing drawn left
         _write(stack, res, ls, {l: anchors.get(l, {}) for l in ls}, part, new)
     _trim(stack, _within(ends, marked), new)
     for r in new.records: r['area_final'] = int((stack[r['slice']] == r['label']).sum())
     return stack, new
 
-# %% ../nbs/45_session.ipynb 25
+# %% ../nbs/45_session.ipynb 27
 def least_confident(records: list, exclude=()) -> dict | None:
     "The propagated (not drawn, non-empty) record with the lowest confidence, or None; skips slices in `exclude`."
     cand = [r for r in records if _propagated(r) and r.get('area_final', r.get('area', 0)) > 0
@@ -232,9 +248,10 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
            exclude=(),           # slices not to propose (already checked)
           ) -> dict | None:      # {slice, label, reason} or None when nothing is left to propose
     "The slice to check or draw next, with a one-line reason: where the structure is large and far from what was drawn."
-    # the error a propagated slice carries grows with its distance from the nearest drawn slice and with its size
-    # (on the dev cases this product picks slices with 0.79 of the worst slice's wrong pixels; confidence: 0.47);
-    # a slice just past an automatic stop may still hold the structure, at the size of the last slice kept
+    # the error a propagated slice carries grows with its distance from the nearest drawn slice and with its size;
+    # a slice just past an automatic stop may still hold the structure, at the size of the last slice kept; a slice
+    # the user emptied is known too: past it the structure has ended, so the next proposal halves what lies between
+    # it and the drawn slices instead of walking in from the far end one slice at a time
     stack = np.asarray(stack)
     if not rev.anchors: return None
     top = max(rev.anchors)
@@ -250,8 +267,10 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
             if st['label'] == l and st['reason'] in _OPEN_ENDS and k is not None and 0 <= k < len(stack) and \
                k not in skip and areas[k, l] == 0:
                 cand[k] = (float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
+        lo, hi = rev.ends.get(l, (0, len(stack) - 1))
+        known = drawn + [b for b in (lo - 1, hi + 1) if 0 <= b < len(stack)]    # drawn, or emptied by the user
         for k, (area, why) in cand.items():
-            score = area * min(abs(k - a) for a in drawn)
+            score = area * min(abs(k - a) for a in known)
             if best is None or score > best[0]: best = (score, k, l, why, min(drawn, key=lambda a: abs(k - a)))
     if best is None or best[0] <= 0: return None
     _, k, l, why, near = best
@@ -264,7 +283,7 @@ def describe_stop(stop: dict) -> str:
     at = stop.get('stop_slice')
     return f"{head}: stopped at slice {at}: {why}" if at is not None else f"{head}: {why} (slice {stop['last_slice']})"
 
-# %% ../nbs/45_session.ipynb 28
+# %% ../nbs/45_session.ipynb 30
 def mark_end(marks: dict,       # the marks so far ({label: [first, last]})
              label: int,        # the structure's label value
              k: int,            # the slice shown
@@ -283,7 +302,7 @@ def marked_extents(marks: dict) -> tuple:
     done = {int(l): (int(a), int(b)) for l, (a, b) in marks.items() if a is not None and b is not None}
     return done, sorted(int(l) for l in marks if int(l) not in done)
 
-# %% ../nbs/45_session.ipynb 31
+# %% ../nbs/45_session.ipynb 33
 STAGE_WORDS = dict(prepare='preparing the image', fit='fitting the flows', flows='computing the flows',
                    suggest='scoring candidate slices', propagate='propagating', done='done')
 
@@ -309,7 +328,7 @@ class Progress:
 
     def __str__(self): return f"{STAGE_WORDS.get(self.stage, self.stage)} {self.fraction:.0%}"
 
-# %% ../nbs/45_session.ipynb 34
+# %% ../nbs/45_session.ipynb 36
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume,           # the image to annotate
