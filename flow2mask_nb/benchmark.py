@@ -8,7 +8,7 @@ import json, math, pathlib, time
 from dataclasses import dataclass, field
 import numpy as np
 from .io import InputError, read_volume, read_labels, to_slices, from_slices, slices_spacing, choose_slice_axis, IMAGE_SUFFIXES, _suffix
-from .metrics import dice, hd95, per_slice_dice, oracle_seed
+from .metrics import dice, hd95, per_slice_dice, oracle_seed, largest_slice
 
 # %% auto 0
 __all__ = ['SEED_RULES', 'Case', 'load_cases', 'slice_extent', 'seed_slice_for', 'structure_scores', 'spearman', 'load_case',
@@ -70,7 +70,7 @@ def seed_slice_for(truth3, label: int, rule: str = 'largest', slices=None, flows
     "The slice to seed `label` on: its largest slice (an oracle), the `suggest` slice or the middle of its true range."
     if rule not in SEED_RULES: raise InputError(f"seed rule must be one of {SEED_RULES}, got {rule!r}")
     m = np.asarray(truth3) == label
-    if rule == 'largest': return int(np.argmax(m.reshape(len(m), -1).sum(1)))
+    if rule == 'largest': return largest_slice(m)
     lo, hi = slice_extent(m)
     if rule == 'middle': k = (lo + hi) // 2
     else:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 import numpy as np
 from .io import InputError
-from .metrics import dice
-from .benchmark import Case, load_case, seed_slice_for, slice_extent
+from .metrics import dice, largest_slice
+from .benchmark import Case, load_case, slice_extent
 from .session import Session, advise
 
 # %% auto 0
@@ -83,7 +83,7 @@ def structure_effort(session: Session,        # the image's session (flows compu
     truth = np.asarray(truth, bool)
     stack = np.zeros(truth.shape, np.uint8 if label < 256 else np.uint16)
     extents = {label: slice_extent(truth)} if annotator == 'ends' else None
-    move, moves, curve, seconds, rev = (seed_slice_for(truth.astype(np.uint8), 1), 'draw'), [], [], [], None
+    move, moves, curve, seconds, rev = (largest_slice(truth), 'draw'), [], [], [], None
     while move is not None:
         interact(stack, label, truth, move); moves.append(move)
         t0 = time.perf_counter()
@@ -106,7 +106,7 @@ def interpolation_effort(truth,                   # (D, H, W) bool, the structur
     if annotator not in ('even', 'worst'): raise InputError(f"annotator must be 'even' or 'worst', got {annotator!r}")
     truth = np.asarray(truth, bool)
     lo, hi = slice_extent(truth)
-    drawn, curve = [seed_slice_for(truth.astype(np.uint8), 1)], []
+    drawn, curve = [largest_slice(truth)], []
     while True:
         sparse = np.zeros(truth.shape, np.uint8)
         for k in drawn: sparse[k][truth[k]] = 1

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 # %% auto 0
 __all__ = ['COLUMNS', 'dice', 'iou', 'surface', 'surface_distances', 'hd95', 'assd', 'per_slice_dice', 'label_scores',
-           'label_table', 'format_table', 'oracle_seed']
+           'label_table', 'format_table', 'largest_slice', 'oracle_seed']
 
 # %% ../nbs/02_metrics.ipynb 6
 def _pair(pred, truth):
@@ -137,6 +137,13 @@ def format_table(rows, digits: int = 3) -> str:
     return '\n'.join('  '.join(s.rjust(w) for s, w in zip(row, widths)) for row in cells)
 
 # %% ../nbs/02_metrics.ipynb 26
+def largest_slice(mask,         # boolean mask (or label map == label), any number of dimensions
+                  axis: int = 0,  # the slice axis
+                 ) -> int:       # index along `axis` (the first of ties)
+    "The slice along `axis` where `mask` has the most pixels: where an annotator draws a structure first."
+    m = np.moveaxis(np.asarray(mask), axis, 0)
+    return int(np.argmax(m.reshape(len(m), -1).sum(1)))
+
 def oracle_seed(truth,        # integer label map
                 labels,       # label values to draw
                 axis: int,    # slice axis
@@ -144,9 +151,8 @@ def oracle_seed(truth,        # integer label map
     "Each label drawn on its largest-area slice of the ground truth (an oracle annotator for benchmarks)."
     truth = np.asarray(truth)
     seed = np.zeros_like(truth)
-    other = tuple(a for a in range(truth.ndim) if a != axis)
     for l in labels:
-        k = int(np.argmax((truth == l).sum(axis=other)))
+        k = largest_slice(truth == l, axis)
         idx = [slice(None)] * truth.ndim; idx[axis] = k; idx = tuple(idx)
         seed[idx] = np.where(truth[idx] == l, l, seed[idx])
     return seed

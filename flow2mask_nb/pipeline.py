@@ -15,6 +15,7 @@ from .model import Flows, LocalFlows
 from .propagate import (propagate, StopRule, Propagation, seed_slices as check_seed, seed_model, drawn_box,
                                     drawn_window)
 from .select import suggest_slice
+from .metrics import largest_slice
 from .checkpoint import atomic_write_bytes, as_network
 from .warp import auto_threads
 
@@ -116,14 +117,11 @@ def estimate_flows(prepared: Prepared,
     return flows, dict(flow_source=source, fit_steps=len(hist), flow_seconds=time.perf_counter() - t0)
 
 # %% ../nbs/42_pipeline.ipynb 11
-def _largest_slice(seed3, label) -> int:
-    return int(np.argmax((seed3 == label).reshape(len(seed3), -1).sum(1)))
-
 def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float = 24., coarser: float = 3.) -> bool:
     "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image."
     (H, W), (h, w) = prep.slices.shape[1:], tuple(prep.work.shape[1:])
     if H * W < coarser ** 2 * h * w: return False                  # measured: no gain at 2x (README)
-    area = (seed3[_largest_slice(seed3, label)] == label).sum()
+    area = (seed3[largest_slice(seed3 == label)] == label).sum()
     return 2 * np.sqrt(area / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
 
 REACH = StopRule(support_fraction=None, separation_fraction=None, faint_separation_fraction=None,

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from .io import InputError
 from .warp import compose_flows, cycle_error, torch_threads
+from .metrics import largest_slice
 from .model import Flows, LocalFlows
 
 # %% auto 0
@@ -499,7 +500,7 @@ def drawn_box(seed: np.ndarray, label: int) -> tuple:
 
 def drawn_window(intensities, seed: np.ndarray, label: int) -> tuple:
     "The intensity window of `label`'s seed model on its largest drawn slice (see `seed_model`)."
-    k = int(np.argmax((seed == label).reshape(len(seed), -1).sum(1)))
+    k = largest_slice(seed == label)
     return seed_model(torch.as_tensor(np.ascontiguousarray(intensities[k])), torch.from_numpy(seed[k] == label)).window
 
 def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int) -> _Frame:
