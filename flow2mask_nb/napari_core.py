@@ -14,11 +14,12 @@ from .warp import jacobian_determinant
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'geometry_meta', 'layer_view', 'to_layer', 'from_layer',
+__all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'SHORTCUTS', 'geometry_meta', 'layer_view', 'to_layer', 'from_layer',
            'layer_to_slices', 'slices_to_layer', 'axis_labels', 'layer_scale', 'volume_from_layer', 'layer_meta',
            'is_dicom_folder', 'can_read', 'looks_like_labels', 'volume_layer_data', 'read_layers', 'get_reader',
            'labels_volume', 'write_labels', 'seed_candidates', 'default_seed', 'preview_changes', 'confidence_curves',
-           'slice_flow_fields', 'flow_vectors', 'arrow_length', 'sample_phantom']
+           'slice_flow_fields', 'flow_vectors', 'arrow_length', 'key_words', 'shortcut_help', 'shortcut_clashes',
+           'sample_phantom']
 
 # %% ../nbs/80_napari_core.ipynb 6
 META_KEY = 'flow2mask'   # the key of our geometry in a layer's metadata
@@ -221,6 +222,33 @@ def arrow_length(flow, step: int | None = None) -> float:
     return max(1., 0.8 * step / big) if big > 0 else 1.
 
 # %% ../nbs/80_napari_core.ipynb 31
+SHORTCUTS = (   # (napari key, widget method, what it does)
+    ('Shift-P', 'propagate', 'Propagate'),
+    ('Shift-A', 'accept', 'Accept the preview'),
+    ('Shift-D', 'discard', 'Discard the preview'),
+    ('Shift-N', 'go_to_next', 'Next slice to check'),
+    ('Shift-F', 'mark_first', 'First slice (brush label)'),
+    ('Shift-L', 'mark_last', 'Last slice (brush label)'),
+    ('Shift-S', 'suggest', 'Suggest a slice'),
+    ('Shift-C', 'cancel', 'Cancel the job'),
+    ('Shift-H', 'toggle_help', 'Show/hide these keys'),
+)
+
+def key_words(key: str) -> str:
+    "A napari key as people write it: 'Shift-P' -> 'Shift+P'."
+    return key.replace('-', '+')
+
+def shortcut_help(shortcuts=SHORTCUTS) -> str:
+    "The shortcut list shown over the canvas: one 'Shift+P   Propagate' line per key."
+    return '\n'.join(['flow2mask keys'] + [f'{key_words(k):<9} {words}' for k, _, words in shortcuts])
+
+def shortcut_clashes(shortcuts, taken) -> list:
+    "The keys of `shortcuts` already in `taken` (key names as napari or app-model write them), and duplicates."
+    norm = lambda k: str(k).replace('-', '+').lower()
+    keys = [norm(k) for k, _, _ in shortcuts]
+    return sorted({k for k in keys if keys.count(k) > 1} | (set(keys) & {norm(t) for t in taken}))
+
+# %% ../nbs/80_napari_core.ipynb 34
 def sample_phantom() -> list:
     "napari sample-data hook: a CT-like phantom image and its true labels as layers."
     from flow2mask_nb.phantom import make_phantom

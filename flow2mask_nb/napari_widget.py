@@ -5,20 +5,26 @@
 # %% ../nbs/81_napari_widget.ipynb 3
 #| eval: false
 from __future__ import annotations
-import pathlib, time
+import atexit, pathlib, time
 import napari
 import numpy as np
-from magicgui.widgets import Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox
+from magicgui.widgets import (Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox,
+                              TextEdit)
+from qtpy.QtCore import QObject, QEvent
 from .io import Flow2MaskError, Volume, read_volume, read_labels
 from .pipeline import Cancelled
-from .session import Session, Progress, advise, describe_stop, mark_end, marked_extents
+from .session import Session, Progress, advise, mark_end, marked_extents
+from .flowfile import image_fingerprint
+from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
+                                   autosave_folder, autosave_note)   # what both faces say (no ipywidgets imported)
 from .napari_core import (META_KEY, layer_meta, layer_view, layer_to_slices, slices_to_layer, axis_labels,
                                       geometry_meta, volume_from_layer, volume_layer_data, seed_candidates,
                                       default_seed, preview_changes, confidence_curves, slice_flow_fields,
-                                      flow_vectors, arrow_length, write_labels)
+                                      flow_vectors, arrow_length, write_labels, SHORTCUTS, shortcut_help, key_words)
 
 # %% auto 0
-__all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'MARKS_KEY', 'POLL_MS', 'Flow2MaskWidget', 'open_viewer']
+__all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'MARKS_KEY', 'POLL_MS', 'AUTOSAVE_DELAY_MS', 'CLOSE_WAIT_S',
+           'Flow2MaskWidget', 'open_viewer']
 
 # %% ../nbs/81_napari_widget.ipynb 4
 #| eval: false
@@ -27,6 +33,8 @@ FLOW_SOURCES = ('auto', 'tvl1', 'fit', 'model')
 REVISION_KEY = 'flow2mask_revision'   # labels layer metadata: the `Revision` of its last accepted propagation
 MARKS_KEY = 'flow2mask_marks'         # labels layer metadata: {label: [first, last]} slices marked as its ends
 POLL_MS = 100                         # how often the progress bar reads the job's progress
+AUTOSAVE_DELAY_MS = 800               # autosave this long after the brush stops
+CLOSE_WAIT_S = 10.                    # at most this long, closing waits for a cancelled job's thread to end
 
 def _notify(msg: str, error: bool = False):
     from napari.utils.notifications import show_error, show_info
@@ -43,6 +51,32 @@ def _abandon(job: dict):
     for sig in ((w.returned, w.errored, w.finished) if w is not None else ()):
         try: sig.disconnect()
         except (TypeError, RuntimeError): pass
+
+def _wait_for_threads(seconds: float) -> bool:
+    "Wait (at most `seconds`) until the workers of Qt's thread pool have returned, their last signals emitted."
+    from qtpy.QtCore import QThreadPool
+    return QThreadPool.globalInstance().waitForDone(int(seconds * 1000))
+
+_LIVE = {}   # id -> Progress of every running job: cancelled, and their threads waited for, when Python exits
+
+@atexit.register
+def _stop_jobs_at_exit():
+    "Python is exiting: cancel the running jobs and wait for their threads (one emitting after Qt's objects are gone aborts Python)."
+    if not _LIVE: return
+    for prog in list(_LIVE.values()): prog.cancel()
+    try: _wait_for_threads(CLOSE_WAIT_S)
+    except Exception: pass
+
+class _CloseWatch(QObject):
+    "Calls `closing()` when the window it watches is closed (hidden by the program, not minimised by the user)."
+    def __init__(self, closing):
+        super().__init__(); self._closing = closing
+
+    def eventFilter(self, obj, event) -> bool:
+        try:                      # an exception escaping a Qt virtual method aborts Python
+            if event.type() == QEvent.Type.Hide and not event.spontaneous(): self._closing()
+        except Exception: pass
+        return False
 
 # %% ../nbs/81_napari_widget.ipynb 5
 #| eval: false
@@ -65,32 +99,52 @@ class _Jobs:
         return self.sessions[key]
 
     def _run(self, what: str, work, done):
-        "Run work(progress) in a worker thread; the bar follows its progress; done(result) runs in the GUI thread."
+        "Run work(progress) in a worker thread; the bar and status follow its progress; done(result) runs in the GUI thread."
         from superqt.utils import create_worker     # napari's own would report a Cancel as an error notification
-        if self.worker is not None: raise Flow2MaskError(f"{self.job[0]} is running: wait or press Cancel")
+        if self.worker is not None: raise Flow2MaskError(f"the {JOB_WORDS[self.job[0]]} is running: wait or press Cancel")
         prog = Progress()
-        w = create_worker(work, prog, _start_thread=False, _ignore_errors=True)   # errors: `_on_error`
-        w.returned.connect(done)
-        w.errored.connect(lambda e: self._on_error(what, e))
-        w.finished.connect(self._on_finished)
-        self.worker, self.job = w, (what, prog)
-        self._job.update(worker=w, progress=prog)
-        self._busy(True); self.progress.value = 0; self._set_status(f'{what}: starting')
-        self._timer.start(); w.start()
-        return w
+        def report(stage, fraction):
+            if worker.abort_requested: prog.cancel()          # napari asks the workers to quit when the app quits
+            prog(stage, fraction)
+        worker = create_worker(work, report, _start_thread=False, _ignore_errors=True)   # errors: `_on_error`
+        worker.returned.connect(lambda result: self._returned(done, result))
+        worker.errored.connect(lambda e: self._on_error(what, e))
+        worker.finished.connect(self._on_finished)
+        self.worker, self.job = worker, (what, prog)
+        self.clock = StepClock(limits={'fit': self._flow_kwargs()['budget_s']})   # the time left, as in the notebook
+        self._job.update(worker=worker, progress=prog); _LIVE[id(prog)] = prog
+        self._busy(True); self.progress.value = 0; self._set_status(self.clock.text(what))
+        self._watch_window(); self._timer.start(); worker.start()
+        return worker
 
-    def _after_flows(self, sess, action, what: str) -> bool:
-        "If the flows of `sess` are being computed, run `action` when they are ready (True), else False."
-        if self.job is None or self.job[0] != 'flows' or sess.flows is not None: return False
+    def _watch_window(self):
+        "Closing the viewer's window (where this dock now is) stops the job and waits for its thread (`_closing`)."
+        window = self.native.window()
+        if window is not self.native and id(window) != self._watched_window:   # an id: no reference kept to the window
+            window.installEventFilter(self._close_watch); self._watched_window = id(window)
+
+    def _returned(self, done, result):
+        self._timer.stop()                          # no poll after the result: it would overwrite what done() says
+        self.progress.value = 100                   # done: a full bar, not where the last poll found it
+        done(result)
+
+    def _needs_flows(self, sess, action, what: str) -> bool:
+        "If `sess` has no flows yet, compute them as their own job (or let the running one end), then run `action`."
+        if sess.flows is not None: return False
+        if self.job is not None and self.job[0] != 'flows':
+            raise Flow2MaskError(f"the {JOB_WORDS[self.job[0]]} is running: wait or press Cancel")
+        if self.job is None: self._start_flows()
         self._then = action
-        self._set_status(f'{what} starts as soon as the flows are ready ({self.job[1]})')
+        self._set_status(f'{what} starts as soon as the flows are ready')
         return True
 
     def _poll(self):
         if self.job is None: return
+        self._watch_window()                        # docked by now (the first job may start before)
         what, prog = self.job
+        self.clock.update(prog.stage, prog.fraction, prog.updated)
         self.progress.value = int(round(100 * prog.fraction))
-        if not prog.cancelled: self._set_status(f'{what}: {prog}')
+        if not prog.cancelled: self._set_status(self.clock.text(what))
 
     def _busy(self, busy: bool):
         for b in (self.suggest_btn, self.propagate_btn): b.enabled = not busy or (self.job or ('',))[0] == 'flows'
@@ -101,14 +155,16 @@ class _Jobs:
         self._quiet = True; self.job[1].cancel()
 
     def _on_error(self, what: str, exc):
+        self._timer.stop(); self.progress.value = 0   # nothing came of it: an empty bar, not a frozen one
         if isinstance(exc, Cancelled):
             if getattr(self, '_quiet', False): self._quiet = False; return
-            return self._set_status(f'{what} cancelled: the layers are as they were')
+            return self._set_status(f'{JOB_WORDS[what]} cancelled: the layers are as they were')
         self._then = None
         self._set_status(f'error: {exc}')
         _notify(str(exc) if isinstance(exc, Flow2MaskError) else f'{type(exc).__name__}: {exc}', error=True)
 
     def _on_finished(self):
+        if self.job is not None: _LIVE.pop(id(self.job[1]), None)
         self.worker = self.job = None; self._job.clear(); self._timer.stop(); self._busy(False)
         then, self._then = self._then, None
         if then is not None: then()
@@ -118,7 +174,14 @@ class _Jobs:
     def cancel(self):
         "Stop the running job at its next step (and anything queued after it); the layers stay as they are."
         self._then = None; self._quiet = False
-        if self.job is not None: self.job[1].cancel(); self._set_status(f'cancelling {self.job[0]}...')
+        if self.job is not None: self.job[1].cancel(); self._set_status(f'cancelling the {JOB_WORDS[self.job[0]]}...')
+
+    def _closing(self):
+        "The viewer is closing: cancel the job (and what was queued) and wait for its thread, so none outlives Qt."
+        self._then = None
+        if self.job is None: return
+        self._quiet = True; self.job[1].cancel()
+        _wait_for_threads(CLOSE_WAIT_S)
 
     def _guard(self, fn):
         try: return fn()
@@ -138,6 +201,7 @@ class _Jobs:
         m = sess.flows_meta
         self._set_status(f"flows ready ({m['flow_source']}, {m['seconds']:.1f} s for {m['depth']} {m['plane']} slices): "
                          "paint the structure on a slice, then Propagate")
+        self.autosave()
 
     def _settings_changed(self, value=None):
         if self.image.value is not None: self._guard(self._start_flows)
@@ -160,7 +224,7 @@ class _Actions:
 
     def _suggest(self):
         sess = self._session()
-        if self._after_flows(sess, self.suggest, 'the suggestion'): return
+        if self._needs_flows(sess, self.suggest, 'the suggestion'): return
         def done(out):
             self.suggestion = out; self.go_to_slice(out['slice'])
             self._set_status(f"suggested {sess.view.plane} slice {out['slice']}: paint the structure there, then Propagate")
@@ -173,7 +237,7 @@ class _Actions:
     def _propagate(self):
         lab = self._labels_layer(); meta = self._image_meta(); sess = self._session()
         if not np.any(lab.data): raise Flow2MaskError("the seed is empty: paint the structure on at least one slice")
-        if self._after_flows(sess, self.propagate, 'propagation'): return
+        if self._needs_flows(sess, self.propagate, 'propagation'): return
         base = np.array(lab.data); rev = lab.metadata.get(REVISION_KEY)
         stack = layer_to_slices(base, meta)
         extents, half = marked_extents(lab.metadata.get(MARKS_KEY, {}))
@@ -182,13 +246,18 @@ class _Actions:
             return new, r, time.perf_counter() - t0
         def done(res):
             new, r, seconds = res
-            self.pending = (lab, base, slices_to_layer(new, meta), r)
-            n = int((self.pending[2] != base).any(axis=(1, 2)).sum())
-            self._show_preview(self.pending[2]); self._plot_confidence(r.records, base.shape[0])
-            stops = '\n'.join(describe_stop(s) for s in r.stops[:6])
-            note = f"\nlabel(s) {', '.join(map(str, half))}: only one end marked (mark the other)" if half else ''
-            self._set_status(f"preview ready in {seconds:.1f} s ({n} slices change): Accept or Discard\n{stops}{note}")
-            self.visited = set()
+            data = slices_to_layer(new, meta)
+            n = int((data != base).any(axis=(1, 2)).sum())
+            self._plot_confidence(r.records, base.shape[0]); self._show_report(r); self.visited = set()
+            note = f"; label(s) {', '.join(map(str, half))}: only one end marked (mark the other)" if half else ''
+            if n == 0:                     # nothing to accept: no preview, and the labels' revision follows the run
+                lab.metadata[REVISION_KEY] = r; self.next_btn.enabled = True
+                return self._set_status(f"nothing changed ({seconds:.1f} s): the labels already are this result; "
+                                        f"correct a slice, or mark an end, then Propagate{note}")
+            self.pending = (lab, base, data, r)
+            self._show_preview(data)
+            self._set_status(f"preview ready in {seconds:.1f} s ({n} slices change): Accept or Discard (where it "
+                             f"stopped: below){note}")
         return self._run('propagate', work, done)
 
     def _show_preview(self, data):
@@ -208,16 +277,24 @@ class _Actions:
             idx, val = preview_changes(base, new)
             if len(val): lab.data_setitem(idx, val)
             lab.metadata[REVISION_KEY] = rev
-            self.discard()
+            self.discard(); self._show_report(rev); self.autosave()
             self._set_status(f'accepted: {len(val)} voxels changed (Ctrl+Z on the labels undoes it); correct any '
                              'slice, or empty one where the structure has ended, and Propagate again')
         return self._guard(run)
 
     def discard(self):
         "Remove the preview; the labels stay as they are."
-        self.pending = None
+        had, self.pending = self.pending is not None, None
         if PREVIEW_NAME in self.viewer.layers: self.viewer.layers.remove(PREVIEW_NAME)
         self.accept_btn.enabled = self.discard_btn.enabled = False
+        lab = self.labels.value                          # the stops of the labels as they are, not of the preview
+        if had: self._show_report(None if lab is None else lab.metadata.get(REVISION_KEY))
+
+    def _show_report(self, rev):
+        "Every stop decision of `rev` (a `Revision`, or None), in the box under the status: it stays while messages change."
+        lines = stop_lines(rev.stops) if rev is not None else []
+        self.report.value = '\n'.join([f'where propagation stopped ({len(lines)}):'] + lines) if lines else ''
+        self.report.visible = bool(lines)
 
     def _state(self) -> tuple:
         "(labels as slices, Revision) of the preview if there is one, else of the labels layer; (None, None) before."
@@ -242,7 +319,7 @@ class _Actions:
         def run():
             lab = self._labels_layer(); k = self.current_slice(); label = int(lab.selected_label)
             marks = mark_end(lab.metadata.get(MARKS_KEY, {}), label, k, which)
-            lab.metadata[MARKS_KEY] = marks
+            lab.metadata[MARKS_KEY] = marks; self.autosave()
             first, last = marks[label]
             other = 'last' if which == 'first' else 'first'
             self._set_status(f"label {label}: {which} slice {k} marked; " +
@@ -250,6 +327,16 @@ class _Actions:
                               f"mark its {other} slice too"))
             return marks
         return self._guard(run)
+
+    def mark_first(self): return self.mark('first')
+    def mark_last(self): return self.mark('last')
+
+    def toggle_help(self):
+        "Show (or hide) the keyboard shortcuts over the canvas."
+        ov = self.viewer.text_overlay; text = shortcut_help()
+        showing = ov.visible and ov.text == text
+        ov.text, ov.position, ov.font_size, ov.visible = text, 'top_left', 8, not showing
+        return not showing
 
     def show_flows(self):
         "Arrows, displacement magnitude and Jacobian determinant of the flow into the current slice."
@@ -286,6 +373,78 @@ class _Actions:
             return out
         return self._guard(run)
 
+    # ---- autosave -------------------------------------------------------------------------------------------
+    def _fingerprint(self, sess) -> str:
+        if id(sess) not in self._fingerprints: self._fingerprints[id(sess)] = image_fingerprint(sess.image)
+        return self._fingerprints[id(sess)]
+
+    def autosave(self):
+        "Write the labels, revision, marks and flows beside the chosen output (`notebook.write_autosave`), atomically."
+        p = _path(self.save_path.value); lab = self.labels.value
+        if p is None or lab is None or self.image.value is None: return None
+        try:
+            meta = self._image_meta(); sess = self._session()
+            folder = write_autosave(p, sess.image, meta['axis'], layer_to_slices(lab.data, meta),
+                                    lab.metadata.get(REVISION_KEY), lab.metadata.get(MARKS_KEY), sess.flows,
+                                    sess.flows_meta, self._fingerprint(sess))
+        except (Flow2MaskError, OSError) as e:
+            self._note(f'autosave failed: {e}'); return None
+        if folder is not None and not self.restore_btn.enabled:
+            self._note(f"autosaved {time.strftime('%H:%M:%S')} in {folder.name}")
+        return folder
+
+    def _note(self, text: str):
+        "The autosave line under Save: shown only when it says something."
+        self.saved_note.value = text; self.saved_note.visible = bool(text)
+
+    def _labels_painted(self, event=None):
+        try: self._autosave_timer.start()      # the brush may still be moving: save once it stops
+        except RuntimeError: pass              # the widget is gone
+
+    def _watch_labels(self, value=None):
+        "Autosave the picked labels layer a moment after each stroke."
+        lab = self.labels.value
+        if lab is None or id(lab) in self._watched: return
+        self._watched.add(id(lab))
+        lab.events.paint.connect(self._labels_painted); lab.events.data.connect(self._labels_painted)
+
+    def _offer_restore(self):
+        "Look for an autosave of the picked image (found by its voxels and geometry) and offer it."
+        self.found, note = None, ''
+        try:
+            sess = self._session()
+            self.found = find_autosave(sess.image, self._fingerprint(sess))
+            if self.found is not None: note = autosave_note(read_autosave(self.found)) + ': Restore autosave brings it back'
+        except (Flow2MaskError, OSError, KeyError, ValueError) as e:
+            self.found, note = None, f'an autosave could not be read: {e}'
+        self.restore_btn.enabled = self.found is not None
+        self._note(note)
+
+    def restore(self):
+        "Bring back this image's autosave: labels (into an empty seed layer, or a new one), revision, marks, flows."
+        def run():
+            if self.found is None: raise Flow2MaskError("no autosave of this image to restore")
+            meta = self._image_meta(); sess = self._session()
+            saved = read_autosave(self.found, sess.image)
+            lab = self.labels.value
+            if lab is None or np.any(lab.data): lab = self.new_labels()          # never over work in progress
+            data = slices_to_layer(saved['stack'], meta)
+            lab.data = np.ascontiguousarray(data if data.max(initial=0) > 255 else data.astype(np.uint8))
+            lab.metadata[REVISION_KEY], lab.metadata[MARKS_KEY] = saved['revision'], dict(saved['marks'])
+            self.found = None; self.restore_btn.enabled = False
+            if saved['flows'] is not None and sess.flows is None: self.flows_file.value = saved['flows']  # no refit
+            self.save_path.value = saved['output']
+            self._show_report(saved['revision'])
+            if saved['revision'] is not None:
+                self._plot_confidence(saved['revision'].records, data.shape[0]); self.next_btn.enabled = True
+            n = sum(len(v) for v in saved['drawn'].values())
+            self._note(f"restored the autosave of {saved['saved']}")
+            self._set_status(f"restored the autosave of {saved['saved']}: {n} drawn slice{'s' if n != 1 else ''}"
+                             f"{', flows kept (nothing to fit)' if saved['flows'] is not None else ''}; saving to "
+                             f"{saved['output']}")
+            return saved
+        return self._guard(run)
+
     # ---- confidence plot --------------------------------------------------------------------------------------
     def _add_plot(self):
         from matplotlib.figure import Figure
@@ -293,6 +452,8 @@ class _Actions:
         self.figure = Figure(figsize=(3, 1.8), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(140)
+        from qtpy.QtWidgets import QSizePolicy         # the figure follows the dock's width, never widens it
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.canvas.setVisible(False)                 # no empty box before the first result
         self.canvas.mpl_connect('button_press_event',
                                 lambda e: e.xdata is not None and self.go_to_slice(int(round(e.xdata))))
@@ -326,8 +487,15 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self._timer = QTimer(self.native); self._timer.setInterval(POLL_MS); self._timer.timeout.connect(self._poll)
         self._job = {}            # the running worker and its progress, for `_abandon` when the widget is destroyed
         self.native.destroyed.connect(lambda *_, job=self._job: _abandon(job))
+        self.clock = StepClock()  # the running step's pace: the time it has left
+        self.found = None         # the autosave of the picked image, offered by Restore autosave
+        self._fingerprints, self._watched = {}, set()   # image fingerprints per session; labels layers autosaved
+        self._autosave_timer = QTimer(self.native); self._autosave_timer.setSingleShot(True)
+        self._autosave_timer.setInterval(AUTOSAVE_DELAY_MS); self._autosave_timer.timeout.connect(self.autosave)
+        self._close_watch, self._watched_window = _CloseWatch(self._closing), None   # see `_watch_window`
         self._add_plot()
         self._connect()
+        self._bind_keys()
         self._refresh_choices()
 
     def _build(self):
@@ -342,41 +510,68 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
                                        tooltip='time budget for fitting the flows on this image (0: default steps)')
         self.flows_file = FileEdit(label='flows file', mode='r', filter='*.safetensors', nullable=True, value=None,
                                    tooltip='flows written by `flow2mask flows` for this image: no fitting')
-        self.suggest_btn = PushButton(text='Suggest slice')
-        self.propagate_btn = PushButton(text='Propagate')
-        self.cancel_btn = PushButton(text='Cancel', enabled=False)
+        keys = {method: key_words(key) for key, method, _ in SHORTCUTS}
+        self.suggest_btn = PushButton(text='Suggest slice', tooltip=keys['suggest'])
+        self.propagate_btn = PushButton(text='Propagate', tooltip=keys['propagate'])
+        self.cancel_btn = PushButton(text='Cancel', enabled=False, tooltip=keys['cancel'])
         self.progress = ProgressBar(label='progress', min=0, max=100, value=0)
-        self.accept_btn = PushButton(text='Accept', enabled=False)
-        self.discard_btn = PushButton(text='Discard', enabled=False)
+        self.accept_btn = PushButton(text='Accept', enabled=False, tooltip=keys['accept'])
+        self.discard_btn = PushButton(text='Discard', enabled=False, tooltip=keys['discard'])
         self.flows_btn = PushButton(text='Show flows', enabled=False)
-        self.next_btn = PushButton(text='Next slice to check', enabled=False,
-                                   tooltip='where drawing helps most: large and far from what you drew, or past a stop')
-        self.first_btn = PushButton(text='First slice here', tooltip="mark the slice shown as the brush label's first")
-        self.last_btn = PushButton(text='Last slice here', tooltip="mark the slice shown as the brush label's last")
-        self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.nrrd *.mha', nullable=True, value=None)
+        self.next_btn = PushButton(text='Next slice to check', enabled=False, tooltip=f"{keys['go_to_next']}: where "
+                                   'drawing helps most: large and far from what you drew, or past a stop')
+        self.first_btn = PushButton(text='First slice here',
+                                    tooltip=f"{keys['mark_first']}: mark the slice shown as the brush label's first")
+        self.last_btn = PushButton(text='Last slice here',
+                                   tooltip=f"{keys['mark_last']}: mark the slice shown as the brush label's last")
+        self.help_btn = PushButton(text='Shortcuts', tooltip=f"{keys['toggle_help']}: the keys, over the image")
+        self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.nrrd *.mha', nullable=True, value=None,
+                                  tooltip='the work is also autosaved beside this file as you go')
         self.save_btn = PushButton(text='Save labels')
+        self.restore_btn = PushButton(text='Restore autosave', enabled=False,
+                                      tooltip='the labels, revision, marks and flows autosaved for this image')
         self.status = Label(value='open an image: its flows are computed in the background')
-        self.status.native.setWordWrap(True)
+        self.report = TextEdit(value='', tooltip='where the last propagation stopped, and why')   # every stop, kept
+        self.report.read_only = True; self.report.visible = False
+        self.saved_note = Label(value='')
+        from qtpy.QtWidgets import QSizePolicy
+        for w in (self.status, self.saved_note):   # long text wraps to the dock's width (never widens it), all shown
+            w.native.setWordWrap(True)
+            policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum); policy.setHeightForWidth(True)
+            w.native.setSizePolicy(policy)
+        self.report.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.report.native.setMinimumHeight(48); self.report.native.setMaximumHeight(110)   # scrolls beyond
+        self.saved_note.visible = False
         self.extend([self.image, self.labels, self.new_labels_btn, self.flow_source, self.model, self.fit_budget,
                      self.flows_file, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
                      self.progress, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
                      HBox(widgets=[self.first_btn, self.last_btn], labels=False),
-                     HBox(widgets=[self.flows_btn, self.next_btn], labels=False), self.save_path, self.save_btn,
-                     self.status])
+                     HBox(widgets=[self.flows_btn, self.next_btn, self.help_btn], labels=False), self.save_path,
+                     HBox(widgets=[self.save_btn, self.restore_btn], labels=False), self.saved_note,
+                     self.status, self.report])
 
     def _connect(self):
         for btn, fn in ((self.new_labels_btn, self.new_labels), (self.suggest_btn, self.suggest),
                         (self.propagate_btn, self.propagate), (self.cancel_btn, self.cancel),
                         (self.accept_btn, self.accept), (self.discard_btn, self.discard),
                         (self.flows_btn, self.show_flows), (self.next_btn, self.go_to_next),
-                        (self.first_btn, lambda: self.mark('first')), (self.last_btn, lambda: self.mark('last')),
-                        (self.save_btn, self.save)):
+                        (self.first_btn, self.mark_first), (self.last_btn, self.mark_last),
+                        (self.help_btn, self.toggle_help), (self.save_btn, self.save), (self.restore_btn, self.restore)):
             btn.clicked.connect(fn)
         self.image.changed.connect(self._image_changed)
         for w in (self.flow_source, self.model, self.fit_budget): w.changed.connect(self._settings_changed)
         self.flows_file.changed.connect(self._flows_file_changed)
+        self.save_path.changed.connect(lambda *_: self.autosave())
+        self.labels.changed.connect(self._watch_labels)
         for ev in ('inserted', 'removed', 'reordered'):
             getattr(self.viewer.layers.events, ev).connect(self._refresh_choices)
+
+    def _bind_keys(self):
+        "The keyboard shortcuts (`napari_core.SHORTCUTS`), bound on this viewer."
+        def press(method):
+            def key(viewer): getattr(self, method)()
+            return key
+        for key, method, _ in SHORTCUTS: self.viewer.bind_key(key, press(method), overwrite=True)
 
     # ---- layer pickers -------------------------------------------------------------------------------------
     def _layers(self, kind: str) -> list:
@@ -406,6 +601,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         meta = self._image_meta()
         if self.viewer.dims.ndim == 3: self.viewer.dims.axis_labels = axis_labels(meta)
         self._guard(self._start_flows)
+        self._offer_restore()
 
     def _image_meta(self) -> dict:
         layer = self.image.value

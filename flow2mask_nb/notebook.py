@@ -4,18 +4,24 @@
 
 # %% ../nbs/70_notebook.ipynb 3
 from __future__ import annotations
-import importlib.util, io, math, os, pathlib, tempfile, threading, time
+import importlib.util, io, json, math, os, pathlib, tempfile, threading, time
 import numpy as np
-from .io import Volume, InputError, to_slices, from_slices, volume_to_sitk
+from .io import Volume, InputError, Flow2MaskError, to_slices, from_slices, volume_to_sitk, read_volume, write_volume, _suffix
 from .viz import label_rgba, flow_to_rgb, plot_curves, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
-from .session import Session, Progress, least_confident, describe_stop, advise, mark_end, marked_extents
+from .session import (Session, Progress, Revision, least_confident, describe_stop, advise, mark_end,
+                                  marked_extents, current_anchors)
 from .pipeline import Cancelled
+from .checkpoint import atomic_write_bytes
+from .flowfile import image_fingerprint, save_flows_file
 
 # %% auto 0
-__all__ = ['overlay_rgba', 'to_png', 'slice_confidence', 'curve_png', 'is_closed', 'strokes_to_mask', 'seed_volume',
-           'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'available_viewers',
-           'view3d']
+__all__ = ['STEP_WORDS', 'JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX',
+           'overlay_rgba', 'to_png', 'slice_confidence', 'curve_png', 'step_words', 'left_words', 'StepClock',
+           'stop_lines', 'match_truth', 'truth_dice', 'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json',
+           'revision_from_json', 'autosave_folder', 'autosave_index', 'write_autosave', 'read_autosave',
+           'find_autosave', 'autosave_note', 'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes',
+           'niivue_label_colormap', 'available_viewers', 'view3d']
 
 # %% ../nbs/70_notebook.ipynb 6
 def _resize_flow(flow, shape) -> np.ndarray:
@@ -89,6 +95,80 @@ def curve_png(curves: dict,            # {name: (D,) values along the slice axis
     buf = io.BytesIO(); fig.savefig(buf, format='png'); return buf.getvalue()
 
 # %% ../nbs/70_notebook.ipynb 12
+STEP_WORDS = dict(prepare='preparing the image', fit='fitting the flows to this image', flows='computing the flows',
+                  local='fitting finer flows around what you drew', suggest='scoring candidate slices',
+                  propagate='propagating', done='done')
+JOB_WORDS = dict(flows='flows', suggest='suggestion', propagate='propagation')
+ESTIMATE_AFTER_S = 2.   # a step running longer than this shows the time it has left
+
+def step_words(stage: str) -> str:
+    "A step of the work in plain words ('local' -> 'fitting finer flows around what you drew'), never a raw name."
+    return STEP_WORDS.get(stage) or 'working'
+
+def left_words(seconds: float | None) -> str:
+    "'about 12 s left', 'about 2 min 10 s left', 'about 14 min left'; '' for None."
+    if seconds is None: return ''
+    s = max(1, int(round(seconds)))
+    if s < 60: return f'about {s} s left'
+    if s < 600:
+        m, r = divmod(10 * round(s / 10), 60)
+        return f'about {m} min {r} s left' if r else f'about {m} min left'
+    return f'about {round(s / 60)} min left'
+
+class StepClock:
+    "When the step in progress started and its pace: the time it has left, once it has run `after` s."
+    def __init__(self, after: float = ESTIMATE_AFTER_S,   # seconds a step runs before it gets an estimate
+                 limits: dict | None = None):             # {stage: seconds} a step never exceeds (a fit's budget)
+        self.after, self.limits = after, dict(limits or {})
+        self.stage, self.fraction, self.start, self.at = None, 0., None, None
+
+    def update(self, stage: str, fraction: float, t: float | None = None):
+        "Note a report (`stage`, `fraction` done, at time `t`); a new stage, or a fraction going back, is a new step."
+        t = time.monotonic() if t is None else float(t)
+        if stage != self.stage or fraction < self.fraction or self.start is None: self.stage, self.start = stage, t
+        self.fraction, self.at = float(fraction), t
+
+    def left(self, now: float | None = None) -> float | None:
+        "Seconds the step has left (its pace up to the last report, less the time since), or None: under `after` s."
+        now = time.monotonic() if now is None else float(now)
+        if self.start is None or now - self.start < self.after: return None
+        est = []
+        if 0 < self.fraction < 1: est.append((self.at - self.start) * (1 - self.fraction) / self.fraction - (now - self.at))
+        if self.stage in self.limits and self.limits[self.stage]: est.append(self.limits[self.stage] - (now - self.start))
+        return max(0., min(est)) if est else None
+
+    def text(self, job: str | None = None, now: float | None = None) -> str:
+        "'propagation: fitting finer flows around what you drew 40%, about 12 s left' (no estimate under `after` s)."
+        if self.stage is None: return f"{JOB_WORDS.get(job, job)}: starting" if job else 'starting'
+        head = '' if job in (None, 'flows', self.stage) else f"{JOB_WORDS.get(job, job)}: "   # 'propagation: fitting...'
+        left = left_words(self.left(now))
+        return f"{head}{step_words(self.stage)} {self.fraction:.0%}" + (f", {left}" if left else '')
+
+def stop_lines(stops) -> list:
+    "Every stop decision of a run as a sentence (`session.describe_stop`), by label, drawn slice and direction."
+    return [describe_stop(s) for s in sorted(stops, key=lambda s: (s['label'], s['seed'], s['direction'] != 'down'))]
+
+def match_truth(labels, truth) -> dict:
+    "{label: the reference label it overlaps most, or None}: the user's label numbers need not be the reference's."
+    labels, truth = np.asarray(labels), np.asarray(truth)
+    if labels.shape != truth.shape: raise InputError(f"labels {labels.shape} and truth {truth.shape} differ in shape")
+    out = {}
+    for l in np.unique(labels[labels > 0]):
+        t = truth[labels == l]; t = t[t > 0]
+        out[int(l)] = int(np.bincount(t.astype(np.int64)).argmax()) if t.size else None
+    return out
+
+def truth_dice(labels, truth) -> tuple:
+    "(per-slice Dice (D,) of the labels vs the reference labels they overlap, a sentence saying which is which)."
+    from flow2mask_nb.metrics import per_slice_dice
+    labels, truth = np.asarray(labels), np.asarray(truth)
+    m = match_truth(labels, truth); hit = {l: t for l, t in m.items() if t is not None}
+    curve = per_slice_dice(np.isin(labels, list(hit)), np.isin(truth, sorted(set(hit.values()))))
+    parts = [f'label {l} = reference label {t}' for l, t in hit.items()]
+    parts += [f'label {l} overlaps no reference label (no Dice for it)' for l, t in m.items() if t is None]
+    return curve, 'Dice vs truth: ' + ('; '.join(parts) if parts else 'no labels yet')
+
+# %% ../nbs/70_notebook.ipynb 15
 def _brush(mask, p0, p1, radius, value):
     "Paint the capsule of `radius` around segment p0 -> p1 ((row, col) floats) into `mask`."
     H, W = mask.shape
@@ -110,31 +190,36 @@ def is_closed(points,                 # (N, 2) stroke points
     length = np.linalg.norm(np.diff(p, axis=0), axis=1).sum()
     return bool(np.linalg.norm(p[-1] - p[0]) <= max(2 * radius, 0.2 * length))
 
-def strokes_to_mask(strokes,            # dicts {'points': [(x, y), ...] canvas pixels, 'label': int (0 erases)}
+def strokes_to_mask(strokes,            # dicts {'points': [(x, y), ...] canvas pixels, 'label': int (0 erases)}; {'clear': True} empties
                     shape,              # (H, W) of the slice
                     scale: float = 1.,  # canvas pixels per slice pixel
                     radius: float = 1.5,  # brush radius in slice pixels (a stroke's own 'radius' wins)
                     fill: bool = True,  # fill the inside of closed outlines
                     base=None,          # (H, W) labels to start from (e.g. an earlier mask), default zeros
+                    replace: bool = True,  # an outline of a label replaces that label of `base` (a correction)
                    ) -> np.ndarray:     # (H, W) uint8 labels
-    "Rasterise mouse strokes into a label mask on the slice grid."
+    "Rasterise mouse strokes into a label mask on the slice grid: outlines fill, brush strokes paint, 0 erases."
     from skimage.draw import polygon
     H, W = shape
     mask = np.zeros((H, W), np.uint8) if base is None else np.array(base, dtype=np.uint8)
     if mask.shape != (H, W): raise InputError(f"base has shape {mask.shape}, expected {(H, W)}")
+    drawn = np.zeros((H, W), bool)                   # pixels the strokes set (the rest still comes from `base`)
     for s in strokes:
+        if s.get('clear'): mask[:] = 0; drawn[:] = True; continue
         pts = np.asarray(s['points'], dtype=float).reshape(-1, 2) / scale - 0.5   # canvas px centres -> slice coords
         if not len(pts): continue
         rc = pts[:, ::-1]                                                          # (x, y) -> (row, col)
         value, r = int(s.get('label', 1)), float(s.get('radius', radius))
         if not 0 <= value <= 255: raise InputError(f"stroke label must be in 0..255, got {value}")
         if fill and is_closed(rc, r):                # an outline: the pixels whose centres it encloses
-            rr, cc = polygon(rc[:, 0], rc[:, 1], (H, W)); mask[rr, cc] = value
+            if replace and value: mask[(mask == value) & ~drawn] = 0   # the structure is here: not also where it was
+            rr, cc = polygon(rc[:, 0], rc[:, 1], (H, W)); mask[rr, cc] = value; drawn[rr, cc] = True
         else:                                        # a brush stroke (or a click) of radius r
-            for a, b in zip(rc, rc[1:]) if len(rc) > 1 else [(rc[0], rc[0])]: _brush(mask, a, b, r, value)
+            for a, b in zip(rc, rc[1:]) if len(rc) > 1 else [(rc[0], rc[0])]:
+                _brush(mask, a, b, r, value); _brush(drawn, a, b, r, True)
     return mask
 
-# %% ../nbs/70_notebook.ipynb 16
+# %% ../nbs/70_notebook.ipynb 19
 def seed_volume(masks: dict,     # {slice index: (H, W) labels} drawn on slices along `axis`
                 image: Volume,   # the image the seed belongs to
                 axis: int,       # slice axis of image.array
@@ -148,7 +233,111 @@ def seed_volume(masks: dict,     # {slice index: (H, W) labels} drawn on slices 
         stack[k] = m
     return image.with_array(np.ascontiguousarray(from_slices(stack, axis)))
 
-# %% ../nbs/70_notebook.ipynb 19
+# %% ../nbs/70_notebook.ipynb 22
+AUTOSAVE_FORMAT, AUTOSAVE_VERSION = 'flow2mask-autosave', 1
+AUTOSAVE_SUFFIX = '.flow2mask-autosave'
+
+def revision_to_json(rev: Revision | None) -> dict | None:
+    "A `session.Revision` as JSON-able data (label and slice keys as strings, sets as sorted lists)."
+    if rev is None: return None
+    plain = lambda v: v.item() if isinstance(v, np.generic) else list(v) if isinstance(v, (tuple, set)) else v
+    row = lambda r: {k: ([plain(x) for x in v] if isinstance(v, (list, tuple)) else plain(v)) for k, v in r.items()}
+    return dict(anchors={str(l): {str(k): d for k, d in a.items()} for l, a in rev.anchors.items()},
+                written={str(l): {str(k): sorted(d) for k, d in w.items()} for l, w in rev.written.items()},
+                records=[row(r) for r in rev.records], stops=[row(s) for s in rev.stops],
+                ends={str(l): list(map(int, e)) for l, e in rev.ends.items()},
+                marked={str(l): list(map(int, e)) for l, e in rev.marked.items()})
+
+def revision_from_json(d: dict | None) -> Revision | None:
+    "The `Revision` of `revision_to_json`."
+    if d is None: return None
+    ints = lambda m, f: {int(k): f(v) for k, v in m.items()}
+    return Revision(ints(d['anchors'], lambda a: ints(a, str)), ints(d['written'], lambda w: ints(w, set)),
+                    [dict(r) for r in d['records']], [dict(s) for s in d['stops']],
+                    ints(d['ends'], tuple), ints(d['marked'], tuple))
+
+def autosave_folder(output) -> pathlib.Path:
+    "The autosave folder of labels to be saved to `output`: beside it, 'liver.nii.gz' -> 'liver.flow2mask-autosave'."
+    p = pathlib.Path(output); s = _suffix(p)
+    stem = p.name[:-len(s)] if s and p.name.lower().endswith(s) else p.name
+    return p.parent / f'{stem}{AUTOSAVE_SUFFIX}'
+
+def autosave_index() -> pathlib.Path:
+    "The file saying where each image's autosave is (by image fingerprint)."
+    d = os.environ.get('FLOW2MASK_STATE_DIR') or \
+        os.path.join(os.environ.get('XDG_STATE_HOME') or os.path.expanduser('~/.local/state'), 'flow2mask')
+    return pathlib.Path(d) / 'autosaves.json'
+
+def _read_json(path) -> dict:
+    try: return json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError): return {}
+
+def _write_json(path, data):
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+
+def write_autosave(output,                  # where the user will save the labels (the autosave goes beside it)
+                   image: Volume,           # the image annotated
+                   axis: int,               # its slice axis
+                   stack,                   # (D, H, W) the labels now, slice axis first (drawn, corrected, accepted)
+                   revision: Revision | None = None,  # the last accepted run
+                   marks: dict | None = None,  # {label: [first, last]} slices marked as the ends
+                   flows=None, flows_meta: dict | None = None,  # the flows and their `flowfile.flows_meta` (written once)
+                   fingerprint: str | None = None,  # `image_fingerprint(image)`, if known
+                  ) -> pathlib.Path:        # the autosave folder
+    "Write the labels (image geometry), revision, marks and flows beside `output`, each atomically; index the folder."
+    folder = autosave_folder(output)
+    if not folder.parent.exists(): raise InputError(f"{folder.parent}: output folder does not exist")
+    folder.mkdir(exist_ok=True)
+    fp = fingerprint or image_fingerprint(image)
+    stack = np.asarray(stack)
+    state = _read_json(folder / 'state.json')
+    flows_info = state.get('flows') if state.get('fingerprint') == fp else None
+    if flows is not None and flows_meta is not None:
+        info = {k: flows_meta.get(k) for k in ('created', 'seconds', 'flow_source', 'depth', 'shape')}
+        if info != flows_info or not (folder / 'flows.safetensors').exists():
+            save_flows_file(folder / 'flows.safetensors', flows, flows_meta); flows_info = info
+    write_volume(image.with_array(np.ascontiguousarray(from_slices(stack, axis))), folder / 'labels.nii.gz',
+                 protect=[image.path], labels=True)
+    drawn = {str(l): sorted(ks) for l, ks in current_anchors(stack, revision).items()} if stack.any() else {}
+    _write_json(folder / 'state.json', dict(
+        format=AUTOSAVE_FORMAT, version=AUTOSAVE_VERSION, saved=time.strftime('%Y-%m-%d %H:%M:%S'), image=image.path,
+        fingerprint=fp, output=str(output), axis=int(axis), shape=list(stack.shape), drawn=drawn,
+        revision=revision_to_json(revision), marks={str(l): v for l, v in (marks or {}).items()}, flows=flows_info))
+    index = autosave_index(); where = str(folder.resolve())
+    known = _read_json(index)
+    if known.get(fp) != where:
+        index.parent.mkdir(parents=True, exist_ok=True); _write_json(index, {**known, fp: where})
+    return folder
+
+def read_autosave(folder, image: Volume | None = None) -> dict:
+    "An autosave: stack (D, H, W), revision, marks, flows (path or None), output, saved, drawn; checked against `image`."
+    folder = pathlib.Path(folder); state = _read_json(folder / 'state.json')
+    if state.get('format') != AUTOSAVE_FORMAT: raise InputError(f"{folder}: no flow2mask autosave here")
+    if image is not None and state['fingerprint'] != image_fingerprint(image):
+        raise InputError(f"{folder}: the autosave was made for another image ({state.get('image')})")
+    stack = np.ascontiguousarray(to_slices(read_volume(folder / 'labels.nii.gz').array, state['axis']))
+    flows = folder / 'flows.safetensors'
+    return dict(stack=stack, revision=revision_from_json(state['revision']), axis=state['axis'],
+                marks={int(l): v for l, v in state['marks'].items()}, flows=flows if flows.exists() else None,
+                output=state['output'], saved=state['saved'], drawn={int(l): v for l, v in state['drawn'].items()},
+                folder=folder)
+
+def find_autosave(image: Volume, fingerprint: str | None = None) -> pathlib.Path | None:
+    "The autosave folder of this image (found by its fingerprint, whatever its file name), or None."
+    fp = fingerprint or image_fingerprint(image)
+    where = _read_json(autosave_index()).get(fp)
+    if where is None or _read_json(pathlib.Path(where) / 'state.json').get('fingerprint') != fp: return None
+    return pathlib.Path(where)
+
+def autosave_note(saved: dict) -> str:
+    "One line offering an autosave: when, what was drawn, where."
+    n = sum(len(v) for v in saved['drawn'].values())
+    what = '; '.join(f"label {l} on slice{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}"
+                     for l, v in sorted(saved['drawn'].items()))
+    return (f"an autosave of {saved['saved']} was found ({n} drawn slice{'s' if n != 1 else ''}: {what or 'none'}"
+            f"{'; flows kept' if saved['flows'] else ''}), beside {saved['output']}")
+
+# %% ../nbs/70_notebook.ipynb 25
 def _ipywidgets():
     try: import ipywidgets
     except ImportError as e:
@@ -164,7 +353,7 @@ class SliceBrowser:
                  labels=None,             # (D, H, W) labels, or None
                  flows=None,              # `Flows` (any in-plane resolution), or None
                  records=None,            # per-slice report rows (`Revision.records`, `Propagation.records`), or None
-                 truth=None,              # (D, H, W) reference labels: adds the per-slice Dice (of the labels present)
+                 truth=None,              # (D, H, W) reference labels: adds the per-slice Dice (`truth_dice`)
                  start: int | None = None,  # first slice shown (default: the largest labelled slice)
                  view: ScreenView = ScreenView(),  # how a slice appears on screen (`orient.screen_view`)
                 ):
@@ -173,10 +362,9 @@ class SliceBrowser:
         self.flows, self.truth, self.records, self.view = flows, truth, list(records or []), view
         self.curves = {}
         if records: self.curves['confidence'] = slice_confidence(self.records, D)
-        if truth is not None and labels is not None:
-            from flow2mask_nb.metrics import per_slice_dice
-            truth = np.asarray(truth); ids = np.unique(self.labels[self.labels > 0])
-            self.curves['Dice vs truth'] = per_slice_dice(self.labels > 0, np.isin(truth, ids))  # labels propagated only
+        self.truth_note = ''
+        if truth is not None and labels is not None:   # each label vs the reference label it overlaps (numbers may differ)
+            self.curves['Dice vs truth'], self.truth_note = truth_dice(self.labels, truth)
         if start is None:
             start = int(np.argmax((self.labels > 0).sum((1, 2)))) if self.labels is not None else D // 2
         self.scale = _display_scale(self.slices.shape[1:])
@@ -233,6 +421,7 @@ class SliceBrowser:
         if self.labels is not None: parts.append(f'labelled pixels {int((self.labels[k] > 0).sum())}')
         for name, c in self.curves.items():
             if not np.isnan(c[k]): parts.append(f'{name} {c[k]:.2f}')
+        if self.truth_note: parts.append(self.truth_note)
         self.info.value = '<br>'.join(parts)
 
     def go_to_least_confident(self):
@@ -242,9 +431,9 @@ class SliceBrowser:
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/70_notebook.ipynb 23
+# %% ../nbs/70_notebook.ipynb 29
 class SeedCanvas:
-    "Draw labels on slices with the mouse (ipycanvas), over the current labels: outlines fill, label 0 erases, undo, clear."
+    "Draw labels on slices with the mouse (ipycanvas) over the labels: outlines fill (replacing their label there), 0 erases."
     def __init__(self, slices,            # (D, H, W) intensities normalised to [0, 1], slice axis first
                  index: int | None = None,  # slice shown first (default: the middle one)
                  label: int = 1,          # label painted first
@@ -258,6 +447,7 @@ class SeedCanvas:
         self.base = None                  # (D, H, W) labels the strokes are drawn on (the last result), or None
         self.strokes: dict = {}           # slice index -> list of stroke dicts (points in canvas pixels)
         self._current = None
+        self.on_change = None             # called after every stroke, undo or clear (e.g. to autosave)
         self._controls(len(self.slices) // 2 if index is None else index, label, radius)
         self.redraw()
 
@@ -274,7 +464,8 @@ class SeedCanvas:
         self.label = w.BoundedIntText(value=label, min=0, max=255, description='label', layout=w.Layout(width='150px'))
         self.radius = w.FloatSlider(value=radius, min=0.5, max=8, step=0.5, description='brush')
         self.fill = w.Checkbox(value=True, description='fill closed outlines', indent=False)
-        self.undo_button = w.Button(description='undo'); self.clear_button = w.Button(description='clear slice')
+        self.undo_button = w.Button(description='undo'); self.clear_button = w.Button(description='clear slice',
+                                                                     tooltip='empty this slice (undo brings it back)')
         self.status = w.HTML()
         self.slider.observe(lambda _: self.redraw(), 'value'); self.fill.observe(lambda _: self.redraw(), 'value')
         self.undo_button.on_click(lambda _: self.undo()); self.clear_button.on_click(lambda _: self.clear())
@@ -328,15 +519,18 @@ class SeedCanvas:
     def mouse_up(self, x=None, y=None):
         if self._current is None: return
         self.strokes.setdefault(self.index, []).append(self._current); self._current = None
-        self.redraw()
+        self.redraw(); self._changed()
 
     def undo(self):
         "Remove the last stroke on the current slice."
-        if self.strokes.get(self.index): self.strokes[self.index].pop(); self.redraw()
+        if self.strokes.get(self.index): self.strokes[self.index].pop(); self.redraw(); self._changed()
 
     def clear(self):
-        "Remove every stroke on the current slice (back to its base labels)."
-        self.strokes.pop(self.index, None); self.redraw()
+        "Empty the current slice: its strokes and the labels under them (one undo step)."
+        self.strokes.setdefault(self.index, []).append(dict(clear=True)); self.redraw(); self._changed()
+
+    def _changed(self):
+        if self.on_change is not None: self.on_change()
 
     def frame(self) -> np.ndarray:
         "The (rows, cols, 4) picture of the current slice as the canvas shows it (before upscaling)."
@@ -350,23 +544,31 @@ class SeedCanvas:
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/70_notebook.ipynb 27
+# %% ../nbs/70_notebook.ipynb 33
 class Annotator:
     "Draw, propagate, correct a slice, propagate again, browse: the notebook face of `session.Session`."
     def __init__(self, image: Volume,       # the image to annotate
                  axis: int | None = None,   # slice axis (default: automatic, as in `annotate`)
                  truth: Volume | None = None,  # reference labels, to show the per-slice Dice
                  background: bool = True,   # start computing the flows in a thread right away
+                 autosave=None,             # where the labels will be saved: the work is autosaved beside it
                  **session_kwargs):         # `Session`'s: size, flow_source, fit_steps, budget_s, model...
-        self.image, self.truth = image, truth
+        self.image, self.truth, self.output = image, truth, autosave
         self.session = Session(image, axis, **session_kwargs)
         self.prepared = self.session.prepare(); self.axis, self.view = self.prepared.axis, self.session.view
         self.labels = np.zeros(self.prepared.slices.shape, np.uint8)    # the accepted labels, slice axis first
         self.revision, self.history, self.browser = None, [], None      # history: (labels, revision) before each run
         self.marks, self.visited = {}, set()     # {label: [first, last]} ends marked; slices the advice moved to
         self._active, self._thread = set(), None                        # running Progress objects, worker thread
+        self.fingerprint = image_fingerprint(image)
+        self.found = find_autosave(image, self.fingerprint)             # an autosave of this image, to offer
         self.canvas = SeedCanvas(self.prepared.slices, view=self.view)
+        self.canvas.on_change = self.autosave
         self._controls()
+        if self.found is not None:
+            try: self.message.value = autosave_note(read_autosave(self.found, image)) + ': Restore brings it back'
+            except (Flow2MaskError, OSError, KeyError, ValueError) as e: self.found = None; self.message.value = f'autosave unreadable: {e}'
+        self.restore_button.layout.display = None if self.found is not None else 'none'
         if background: self._start(self._flows)
 
     def _controls(self):
@@ -375,22 +577,30 @@ class Annotator:
         self.cancel_button = w.Button(description='Cancel', icon='stop', disabled=True)
         self.undo_button = w.Button(description='Undo', icon='undo', disabled=True)
         self.bar = w.FloatProgress(value=0., min=0., max=1., description='', layout=w.Layout(width='220px'))
+        self.step = w.Label()                    # the step in words, and the time left (`StepClock`)
         self.first_button = w.Button(description='First slice here', tooltip="the brush label's first slice")
         self.last_button = w.Button(description='Last slice here', tooltip="the brush label's last slice")
         self.next_button = w.Button(description='Next slice to check', icon='forward', disabled=True)
-        self.message = w.HTML(); self.results = w.Box()
+        self.restore_button = w.Button(description='Restore autosave', icon='history')
+        self.message = w.HTML()                  # what just happened, or what to do next
+        self.report = w.HTML(layout=w.Layout(max_height='9em', overflow='auto'))   # the last run's stop decisions
+        self.results = w.Box()
         self.button.on_click(lambda _: self._start(self.run))
         self.cancel_button.on_click(lambda _: self.cancel()); self.undo_button.on_click(lambda _: self.undo())
         self.first_button.on_click(lambda _: self.mark('first')); self.last_button.on_click(lambda _: self.mark('last'))
-        self.next_button.on_click(lambda _: self.go_to_next())
-        self.widget = w.VBox([self.canvas.widget, w.HBox([self.button, self.cancel_button, self.undo_button, self.bar]),
-                              w.HBox([self.first_button, self.last_button, self.next_button]), self.message, self.results])
+        self.next_button.on_click(lambda _: self.go_to_next()); self.restore_button.on_click(lambda _: self.restore())
+        self.widget = w.VBox([self.canvas.widget,
+                              w.HBox([self.button, self.cancel_button, self.undo_button, self.bar, self.step]),
+                              w.HBox([self.first_button, self.last_button, self.next_button, self.restore_button]),
+                              self.message, self.report, self.results])
 
-    def _progress(self) -> Progress:
-        "A Progress that also moves the bar; Cancel cancels every active one."
+    def _progress(self, job: str) -> Progress:
+        "A Progress that also moves the bar and says the step in words, with the time left; Cancel cancels every one."
         prog = Progress(); self._active.add(prog)
+        clock = StepClock(limits={'fit': self.session.flow_kw.get('budget_s')})
         def report(stage, fraction):
-            prog(stage, fraction); self.bar.value = prog.fraction; self.bar.description = stage
+            prog(stage, fraction); clock.update(prog.stage, prog.fraction, prog.updated)
+            self.bar.value = prog.fraction; self.step.value = clock.text(job)
         report.progress = prog
         self.cancel_button.disabled = False
         return report
@@ -412,17 +622,25 @@ class Annotator:
         "Block until the background work (flows, a Propagate press) has finished."
         while self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(0.1)
+
+    def _ended(self, text: str, fraction: float):
+        "The bar at the end of a job: full when done, empty when cancelled or failed."
+        self.bar.value, self.step.value = fraction, text
+
     def _flows(self):
         "The background job: the session's flows, with the bar moving."
-        report = self._progress()
+        report = self._progress('flows')
         try:
             self.message.value = 'computing the flows in the background (you can draw meanwhile)...'
             self.session.compute_flows(report)
             m = self.session.flows_meta
-            self.bar.value, self.bar.description = 1., 'flows ready'
+            self._ended('flows ready', 1.)
             self.message.value = f"flows ready ({m['flow_source']}, {m['seconds']:.1f} s): draw, then Propagate"
-        except Cancelled: self.message.value = 'flows cancelled: Propagate computes them'
-        except Exception as e: self.message.value = f'flows failed: {e}'
+            self.autosave()
+        except Cancelled:
+            self._ended('cancelled', 0.)
+            if self.session.flows is None: self.message.value = 'flows cancelled: Propagate computes them'
+        except Exception as e: self._ended('failed', 0.); self.message.value = f'flows failed: {e}'
         finally: self._done(report)
 
     def run(self) -> Volume | None:
@@ -431,26 +649,30 @@ class Annotator:
         if not current.any():
             self.message.value = 'nothing drawn yet: outline the structure on a slice first'; return None
         if self._thread is not None and self._thread is not threading.current_thread(): self.wait()
-        report = self._progress(); self.button.disabled = True; t0 = time.perf_counter()
+        report = self._progress('propagate'); self.button.disabled = True; t0 = time.perf_counter()
         try: new, rev = self.session.propagate(current, self.revision, report, marked_extents(self.marks)[0])
         except Cancelled:
-            self.message.value = 'cancelled: nothing changed'; return None
-        except Exception as e:
-            self.message.value = f'failed: {e}'; raise
+            self._ended('cancelled', 0.); self.message.value = 'cancelled: nothing changed'; return None
+        except BaseException as e:
+            self._ended('failed', 0.)
+            if isinstance(e, Exception): self.message.value = f'failed: {e}'
+            raise
         finally: self.button.disabled = False; self._done(report)
         self._keep(new, rev, time.perf_counter() - t0)
         return self.result()
 
     def _keep(self, new, rev, seconds: float):
         changed = int((new != self.labels).any(axis=(1, 2)).sum())
-        self.history.append((self.labels, self.revision)); self.labels, self.revision = new, rev
-        self.canvas.set_labels(new); self.undo_button.disabled = False; self.next_button.disabled = False
+        if changed: self.history.append((self.labels, self.revision))   # a run that changes nothing is no undo step
+        self.labels, self.revision = new, rev
+        self.canvas.set_labels(new); self.undo_button.disabled = not self.history; self.next_button.disabled = False
         self.visited = set()
-        self.bar.value, self.bar.description = 1., 'done'
+        self._ended(f'done in {seconds:.1f} s', 1.)
         self._show()
-        stops = '<br>'.join(describe_stop(s) for s in rev.stops[:6])
         self.message.value = (f'done in {seconds:.1f} s: {changed} slices changed; correct any slice (or empty one '
-                              f'where the structure has ended) and Propagate again, or Undo<br>{stops}')
+                              'where the structure has ended) and Propagate again, or Undo') if changed else \
+                             f'nothing changed ({seconds:.1f} s): correct a slice, or mark an end, then Propagate'
+        self.autosave()
 
     def _show(self):
         truth = None if self.truth is None else to_slices(self.truth.array, self.axis)
@@ -458,6 +680,8 @@ class Annotator:
         self.browser = SliceBrowser(self.prepared.slices, self.labels, self.session.flows, recs, truth,
                                     start=self.canvas.index, view=self.view)
         self.results.children = [self.browser.widget]
+        stops = stop_lines(self.revision.stops) if self.revision is not None else []
+        self.report.value = '<br>'.join([f'<b>where propagation stopped ({len(stops)})</b>'] + stops) if stops else ''
 
     def mark(self, which: str) -> dict:
         "Mark the canvas's slice as the first or last slice of the brush's label: Propagate then fills exactly that range."
@@ -467,6 +691,7 @@ class Annotator:
         self.message.value = (f"label {label}: {which} slice {k} marked; " +
                               (f"Propagate fills slices {first}..{last} exactly" if None not in (first, last) else
                                f"mark its {'last' if which == 'first' else 'first'} slice too"))
+        self.autosave()
         return self.marks
 
     def go_to_next(self) -> dict | None:
@@ -486,10 +711,36 @@ class Annotator:
         self.labels, self.revision = self.history.pop()
         self.canvas.set_labels(self.labels); self._show()
         self.undo_button.disabled = not self.history; self.message.value = 'undone: the labels are as before the last run'
+        self.autosave()
 
     def cancel(self):
         "Stop the running work at its next step; the labels stay as they are."
         for p in list(self._active): p.cancel()
+
+    def autosave(self) -> pathlib.Path | None:
+        "Write the labels (drawn and accepted), the revision, the marks and the flows beside the output, if one was given."
+        if self.output is None: return None
+        try:
+            return write_autosave(self.output, self.image, self.axis, self.canvas.labels(), self.revision, self.marks,
+                                  self.session.flows, self.session.flows_meta, self.fingerprint)
+        except (Flow2MaskError, OSError) as e: self.message.value = f'autosave failed: {e}'
+
+    def restore(self) -> dict | None:
+        "Bring back the autosave of this image: labels, revision, marked ends, and its flows (nothing is fitted again)."
+        if self.found is None: self.message.value = 'no autosave of this image'; return None
+        saved = read_autosave(self.found, self.image)
+        if saved['flows'] is not None and self.session.flows is None:
+            self.cancel(); self.session.load_flows(saved['flows'])
+        self.history.append((self.labels, self.revision))
+        self.labels, self.revision, self.marks = saved['stack'].astype(np.uint8), saved['revision'], saved['marks']
+        self.canvas.set_labels(self.labels); self.undo_button.disabled = False
+        if self.output is None: self.output = saved['output']
+        if self.revision is not None: self._show(); self.next_button.disabled = False
+        n = sum(len(v) for v in saved['drawn'].values())
+        self.message.value = f"restored the autosave of {saved['saved']}: {n} drawn slices" + \
+                             (', flows kept' if saved['flows'] is not None else '') + '; Undo takes it back'
+        self.restore_button.layout.display = 'none'
+        return saved
 
     def result(self) -> Volume:
         "The accepted labels as a Volume on the image grid."
@@ -497,7 +748,7 @@ class Annotator:
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/70_notebook.ipynb 36
+# %% ../nbs/70_notebook.ipynb 46
 def nifti_bytes(volume: Volume, labels: bool = False) -> bytes:
     "The volume as gzipped NIfTI bytes (geometry kept; labels stored as uint8/uint16)."
     import SimpleITK as sitk

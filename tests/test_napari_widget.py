@@ -215,7 +215,7 @@ def test_napari_correction_loop(make_napari_viewer, phantom_files, qtbot):
     k = 8
     viewer, w, lab, truth = seed_propagated(make_napari_viewer, phantom_files, qtbot, k)
     assert PREVIEW in viewer.layers and viewer.layers[PREVIEW].contour > 0     # outlines, not a second fill
-    assert 'preview ready' in w.status.value and ('stopped at slice' in w.status.value or 'end of the volume' in w.status.value)
+    assert 'preview ready' in w.status.value and ('stopped at slice' in dock_text(w) or 'end of the volume' in dock_text(w))
     w.accept_btn.native.click()
     first = np.array(lab.data)
     span = np.nonzero((first == 1).any((1, 2)))[0]
@@ -361,7 +361,7 @@ def test_napari_emptied_slice_ends_the_label(make_napari_viewer, phantom_files, 
     rr, cc = np.nonzero(first[e] == 1)
     lab.data_setitem((np.full(rr.size, e), rr, cc), 0)           # the user empties slice e
     w.propagate_btn.native.click(); wait_idle(qtbot, w)
-    assert 'you emptied this slice' in w.status.value, w.status.value
+    assert 'you emptied this slice' in dock_text(w), dock_text(w)
     viewer.dims.set_current_step(0, e - 1 if e > k else e + 1)              # the last slice the label keeps
     save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_emptied_end.png')
     new = viewer.layers[PREVIEW].data
@@ -387,3 +387,244 @@ def test_napari_marked_ends_are_filled_exactly(make_napari_viewer, phantom_files
     w.accept_btn.native.click()
     z = np.nonzero((np.asarray(lab.data) == 1).any((1, 2)))[0]
     assert (z[0], z[-1]) == (first, last), (z, first, last)
+
+
+# ---- the annotator's desk (issue 20): bugs from a user trial, shortcuts, time estimates, autosave -----------------
+
+def dock_text(w) -> str:
+    "Everything the dock says in words: the status line and the report of the last run."
+    return '\n'.join(x.value for x in (w.status, getattr(w, 'report', None)) if x is not None)
+
+
+def phantom_dock(make_napari_viewer, qtbot, path, show=False):
+    "The dock on an opened phantom, TV-L1 flows ready, a new seed labels layer."
+    viewer = make_napari_viewer(show=show)
+    viewer.open(str(path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    tvl1_flows_ready(qtbot, w)
+    w.new_labels_btn.native.click()
+    return viewer, w, w.labels.value
+
+
+def paint(lab, truth, k, labels=None):
+    "Paint the true labels of slice k (all, or those in `labels`) into a labels layer, as a brush would."
+    for l in labels or [int(v) for v in np.unique(truth[k]) if v]:
+        rows, cols = np.nonzero(truth[k] == l)
+        lab.data_setitem((np.full(rows.size, k), rows, cols), l)
+
+
+def test_napari_suggest_after_cancelled_flows(make_napari_viewer, phantom_files, qtbot):
+    "Cancel the flows, then Suggest: the flows run as their own job first (Show flows then works), then the suggestion."
+    ph, img_path, _ = phantom_files
+    viewer = make_napari_viewer()
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    w.flow_source.value = 'tvl1'
+    w.cancel_btn.native.click(); wait_idle(qtbot, w, 5000)
+    assert w._session().flows is None and not w.flows_btn.enabled
+    w.suggest_btn.native.click()
+    assert w.job is not None and w.job[0] == 'flows', w.job    # not fitted inside the suggestion's job
+    wait_idle(qtbot, w)
+    assert w.suggestion is not None and w._session().flows is not None
+    assert w.flows_btn.enabled, 'Show flows stayed disabled'
+
+
+def test_napari_dock_keeps_its_width(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "Propagate with ten stop messages: the dock keeps its width, the image its canvas."
+    d = tmp_path
+    ph = make_phantom(n_slices=16, size=(48, 40), n_organs=5, seed=1)
+    write_volume(ph.image, d / 'five.nii.gz')
+    viewer, w, lab = phantom_dock(make_napari_viewer, qtbot, d / 'five.nii.gz', show=True)
+    qtbot.wait(300)
+    canvas = viewer.window._qt_viewer.canvas.native
+    before, canvas_before = w.native.width(), canvas.width()
+    paint(lab, to_layer(ph.labels.array, layer_meta(lab.metadata)), 6)
+    w.propagate_btn.native.click(); wait_idle(qtbot, w); qtbot.wait(300)
+    save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_dock_after_propagate.png')
+    print(f'dock {before} -> {w.native.width()} px, canvas {canvas_before} -> {canvas.width()} px')
+    assert abs(w.native.width() - before) <= 8 and abs(canvas.width() - canvas_before) <= 8, \
+        (before, w.native.width(), canvas_before, canvas.width())
+
+
+def test_napari_every_stop_is_shown_and_stays(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "Ten stop decisions: all ten are shown, and Next slice to check leaves them there."
+    from flow2mask_nb.session import describe_stop
+    ph = make_phantom(n_slices=16, size=(48, 40), n_organs=5, seed=1)
+    write_volume(ph.image, tmp_path / 'five.nii.gz')
+    viewer, w, lab = phantom_dock(make_napari_viewer, qtbot, tmp_path / 'five.nii.gz')
+    paint(lab, to_layer(ph.labels.array, layer_meta(lab.metadata)), 6)
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    stops = w.pending[3].stops
+    assert len(stops) == 10, len(stops)
+    missing = [describe_stop(s) for s in stops if describe_stop(s) not in dock_text(w)]
+    assert not missing, f'{len(missing)} of {len(stops)} stop messages not shown: {missing}'
+    w.next_btn.native.click()
+    assert 'correct it if it is wrong' in w.status.value, w.status.value
+    missing = [describe_stop(s) for s in stops if describe_stop(s) not in dock_text(w)]
+    assert not missing, f'Next slice to check hid {len(missing)} stop messages'
+
+
+def test_napari_progress_words_estimate_and_end(make_napari_viewer, phantom_files, qtbot, monkeypatch):
+    "A step over 2 s: plain words and the time left; the bar ends at 100 % when done and goes back to 0 on Cancel."
+    ph, img_path, _ = phantom_files
+    viewer, w, lab = phantom_dock(make_napari_viewer, qtbot, img_path)
+    paint(lab, to_layer(ph.labels.array, layer_meta(lab.metadata)), 8, [1])
+    sess = w._session(); real = sess.propagate; seen = []
+
+    def slow(labels, revision=None, callback=None, extents=None):   # finer flows for 3 s, then the real propagation
+        for i in range(30):
+            callback('local', 0.07 + 0.8 * i / 30); time.sleep(0.1)
+        out = real(labels, revision, None, extents)
+        callback('propagate', 0.9)
+        return out
+    monkeypatch.setattr(sess, 'propagate', slow)
+    w.propagate_btn.native.click()
+    qtbot.waitUntil(lambda: seen.append(w.status.value) or 'left' in w.status.value, timeout=6000)
+    status = w.status.value
+    print(seen[0], '|', status)
+    assert 'fitting finer flows' in status and 'local' not in status and not status.startswith('propagate:'), status
+    assert not any(s.startswith('propagate: local') for s in seen), seen
+    wait_idle(qtbot, w)
+    assert w.progress.value == 100, w.progress.value          # done: a full bar, not where the last poll left it
+    w.discard_btn.native.click()
+    w.propagate_btn.native.click(); qtbot.waitUntil(lambda: w.progress.value > 10, timeout=5000)
+    w.cancel_btn.native.click(); wait_idle(qtbot, w, 5000)
+    assert w.progress.value == 0 and 'cancelled' in w.status.value, (w.progress.value, w.status.value)
+
+
+def test_napari_no_preview_without_changes(make_napari_viewer, phantom_files, qtbot):
+    "Propagate, Accept, Propagate again with nothing changed: no preview is offered, the status says so."
+    ph, img_path, _ = phantom_files
+    viewer, w, lab = phantom_dock(make_napari_viewer, qtbot, img_path)
+    paint(lab, to_layer(ph.labels.array, layer_meta(lab.metadata)), 8, [1])
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    w.accept_btn.native.click()
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    assert PREVIEW not in viewer.layers and not w.accept_btn.enabled, w.status.value
+    assert 'nothing changed' in w.status.value, w.status.value
+
+
+CLOSE_WHILE_FITTING = '''
+import sys, time
+from qtpy.QtWidgets import QApplication
+from flow2mask_nb.napari_widget import open_viewer
+viewer, w = open_viewer(sys.argv[1])
+t = time.time()
+while time.time() - t < 3: QApplication.processEvents(); time.sleep(0.02)
+print('fitting:', w.job is not None and w.job[0] == 'flows', flush=True)
+viewer.close()
+print('closed', flush=True)
+'''
+
+
+def test_napari_close_while_fitting(phantom_files, tmp_path):
+    "Closing the viewer while the flows are fitting, then leaving Python (as a script does), exits cleanly."
+    import subprocess, sys
+    _, img_path, _ = phantom_files
+    script = tmp_path / 'close_while_fitting.py'; script.write_text(CLOSE_WHILE_FITTING)
+    t = time.monotonic()
+    p = subprocess.run([sys.executable, str(script), str(img_path)], capture_output=True, text=True, timeout=120)
+    print(f'{time.monotonic() - t:.1f} s; rc {p.returncode}; {p.stdout.strip()}')
+    assert 'fitting: True' in p.stdout, p.stdout + p.stderr[-2000:]
+    assert p.returncode == 0 and 'has been deleted' not in p.stderr, p.stderr[-3000:]
+
+
+def test_napari_closing_stops_the_fit(make_napari_viewer, phantom_files, qtbot):
+    "Closing the viewer while the flows are fitting cancels the fit and waits for its thread (none outlives Qt)."
+    _, img_path, _ = phantom_files
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    assert w.job is not None and w.job[0] == 'flows'
+    worker, prog = w.worker, w.job[1]
+    qtbot.waitUntil(lambda: prog.stage == 'fit', timeout=20_000)       # the fit is running in its thread
+    viewer.close()
+    assert prog.cancelled
+    from flow2mask_nb.napari_widget import CLOSE_WAIT_S
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=int(CLOSE_WAIT_S * 1000))   # ended, not left running
+
+
+def test_napari_shortcuts_and_help(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "Shift+P propagates, Shift+A accepts, Shift+N moves to the next slice to check, Shift+F/L mark ends, Shift+H helps."
+    from qtpy.QtCore import Qt
+    from flow2mask_nb.napari_core import SHORTCUTS, key_words
+    ph, img_path, _ = phantom_files
+    viewer, w, lab = phantom_dock(make_napari_viewer, qtbot, img_path, show=True)
+    paint(lab, to_layer(ph.labels.array, layer_meta(lab.metadata)), 8, [1])
+    canvas = viewer.window._qt_viewer.canvas.native
+    press = lambda key: qtbot.keyClick(canvas, getattr(Qt.Key, f'Key_{key}'), Qt.KeyboardModifier.ShiftModifier)
+    press('P'); wait_idle(qtbot, w)
+    assert PREVIEW in viewer.layers, w.status.value
+    press('A')
+    assert PREVIEW not in viewer.layers and 'accepted' in w.status.value, w.status.value
+    press('N')
+    assert 'correct it if it is wrong' in w.status.value and w.current_slice() != 8, w.status.value
+    lab.selected_label = 1
+    w.go_to_slice(4); press('F'); w.go_to_slice(11); press('L')
+    assert lab.metadata['flow2mask_marks'][1] == [4, 11], lab.metadata.get('flow2mask_marks')
+    press('H')
+    assert viewer.text_overlay.visible and all(key_words(k) in viewer.text_overlay.text for k, _, _ in SHORTCUTS)
+    save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_shortcuts_help.png')
+    press('H'); assert not viewer.text_overlay.visible
+
+
+DRAW_THEN_WAIT = '''
+import sys, numpy as np, napari
+from qtpy.QtCore import QTimer
+from flow2mask_nb.io import read_volume, read_labels
+from flow2mask_nb.napari_core import to_layer, layer_meta
+from flow2mask_nb.napari_widget import open_viewer
+image, truth, out, slices = sys.argv[1], sys.argv[2], sys.argv[3], [int(k) for k in sys.argv[4].split(',')]
+viewer, w = open_viewer(image)
+w.flow_source.value = 'tvl1'; w.save_path.value = out
+lab = w.labels.value
+true = to_layer(read_labels(truth, read_volume(image)).array, layer_meta(lab.metadata))
+def draw(i=0):                     # one slice every 0.3 s, as a brush would (through the layer's paint API)
+    if i == len(slices): return print('drawn', flush=True)
+    rows, cols = np.nonzero(true[slices[i]] == 1)
+    lab.data_setitem((np.full(rows.size, slices[i]), rows, cols), 1)
+    QTimer.singleShot(300, lambda: draw(i + 1))
+QTimer.singleShot(500, draw)
+napari.run()                       # until killed
+'''
+
+
+def test_napari_autosave_survives_sigkill(make_napari_viewer, phantom_files, qtbot, tmp_path, monkeypatch):
+    "Three slices drawn, the viewer's process killed (SIGKILL); reopening the image offers them back, flows included."
+    import json, signal, subprocess, sys
+    from flow2mask_nb.notebook import autosave_folder
+    ph, img_path, truth_path = phantom_files
+    monkeypatch.setenv('FLOW2MASK_STATE_DIR', str(tmp_path / 'state'))
+    out = tmp_path / 'organ.nii.gz'; state = autosave_folder(out) / 'state.json'
+    on = np.nonzero((ph.label_slices == 1).any((1, 2)))[0]
+    slices = [int(on[1]), int(on[len(on) // 2]), int(on[-2])]
+    script = tmp_path / 'draw_then_wait.py'; script.write_text(DRAW_THEN_WAIT)
+    p = subprocess.Popen([sys.executable, str(script), str(img_path), str(truth_path), str(out),
+                          ','.join(map(str, slices))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    saved, t0 = {}, time.monotonic()
+    try:
+        while time.monotonic() - t0 < 90 and p.poll() is None:
+            try: saved = json.loads(state.read_text())
+            except (OSError, ValueError): saved = {}
+            if saved.get('drawn') == {'1': slices} and saved.get('flows'): break
+            time.sleep(0.2)
+    finally:
+        p.send_signal(signal.SIGKILL); _, err = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, err[-2000:])
+    assert saved.get('drawn') == {'1': slices}, (saved, err[-2000:])
+    print(f'autosaved {slices} and the flows, then killed after {time.monotonic() - t0:.1f} s')
+
+    viewer = make_napari_viewer()                              # the user starts again and opens the image
+    viewer.open(str(img_path), plugin=PLUGIN)
+    w = dock_widget(viewer)
+    assert w.restore_btn.enabled and f'3 drawn slices: label 1 on slices {", ".join(map(str, slices))}' in \
+        w.saved_note.value, w.saved_note.value
+    w.restore_btn.native.click()
+    lab = w.labels.value; truth = to_layer(ph.labels.array, layer_meta(lab.metadata))
+    for k in range(truth.shape[0]):                           # the three slices are back, nothing else
+        assert np.array_equal(lab.data[k] == 1, (truth[k] == 1) & (k in slices)), k
+    sess = w._session()
+    assert sess.flows is not None and sess.flows_meta['flow_source'] == 'tvl1'   # the flows too: nothing to fit
+    assert pathlib.Path(w.save_path.value) == out and 'restored the autosave' in w.status.value, w.status.value
+    wait_idle(qtbot, w)
+    assert sess.flows_meta['flow_source'] == 'tvl1'
