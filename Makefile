@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python setup.py settings.ini
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[dev,notebook,browser,napari,guitest,interp]"
+	$(BIN)/python -m pip install -q -e ".[dev,notebook,browser,napari,guitest,interp,batch]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -12,8 +12,8 @@ from .orient import plane_name
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'parse_extents', 'command', 'cmd_info',
            'evaluate_files', 'cmd_evaluate', 'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest',
-           'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'demo_figure', 'run_demo',
-           'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
+           'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'cmd_batch', 'demo_figure',
+           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/60_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -401,6 +401,61 @@ def _flows_args(p):
     p.set_defaults(func=cmd_flows)
 
 # %% ../nbs/60_cli.ipynb 20
+def cmd_batch(args):
+    "Run `batch flows` or `batch complete` over DATASET and print the summary; non-zero exit when a case failed."
+    from flow2mask_nb.batch import Settings, run_batch, format_batch, exit_status
+    if args.scheduler and args.workers:
+        raise InputError("--workers sizes the local cluster; with --scheduler the cluster's own workers run the cases")
+    model = resolve_model(args.model)
+    labels = parse_labels(getattr(args, 'labels', None))
+    settings = Settings(every=getattr(args, 'every', None), labels=tuple(labels) if labels else None, axis=args.axis,
+                        flows=getattr(args, 'flows', None), reference=getattr(args, 'reference', None),
+                        model=model and str(model), flow_source=args.flow_source, fit_steps=args.fit_steps,
+                        budget_s=args.budget, size=args.size, modality=args.modality, window=parse_window(args.window),
+                        device=args.device, threads=args.threads)
+    summary = run_batch(args.step, args.dataset, args.output, settings, workers=args.workers, scheduler=args.scheduler,
+                        progress=not args.quiet)
+    print(format_batch(summary, args.output))
+    status = exit_status(summary)
+    if status: print(f"flow2mask: error: {summary['counts']['failed']} of {summary['cases']} cases failed "
+                     "(their reasons above and in the summary)", file=sys.stderr)
+    return status
+
+@command('batch', 'a whole dataset: every flows file, or every sparse annotation completed; resumable, on Dask')
+def _batch_args(p):
+    sub = p.add_subparsers(dest='step', metavar='STEP', parser_class=_Parser, required=True)
+    steps = {'flows': 'estimate and write every image\'s flows (FLOWS_DIR/<case>.safetensors) for later --flows runs',
+             'complete': 'complete every case\'s drawn slices into OUT/<case>.nii.gz, with a report per case and a summary'}
+    for step, help in steps.items():
+        q = sub.add_parser(step, help=help, description=help)
+        q.add_argument('dataset', help='nnU-Net/Decathlon folder (imagesTr/, labelsTr/), a cases.json (or its folder), '
+                                       'or a folder of case folders with image.* and label.*')
+        q.add_argument('-o', '--output', required=True, metavar='FLOWS_DIR' if step == 'flows' else 'OUT_DIR',
+                       help='output folder (created; a rerun skips the cases done with the same inputs and settings)')
+        if step == 'complete':
+            q.add_argument('--every', type=_positive(int, 'every', 2), default=None, metavar='K',
+                           help='the labels are dense: draw each structure on every K-th slice of its range, ends '
+                                'included (as benchmark --completion K), complete, and score against the dense labels')
+            q.add_argument('--flows', default=None, metavar='FLOWS_DIR', help='flows files <case>.safetensors (from '
+                           '`batch flows`): read when there, else made and written there')
+            q.add_argument('--reference', default=None, metavar='DIR',
+                           help='dense label maps named like the cases (<case>.nii.gz ...) to score the completion against')
+            q.add_argument('--labels', default=None, help='labels to complete, e.g. 1,5 (default: every structure)')
+        g = q.add_mutually_exclusive_group()
+        g.add_argument('--workers', type=_positive(int, 'workers'), default=None,
+                       help='worker processes of the local Dask cluster (default: one per core, within cases and memory)')
+        g.add_argument('--scheduler', default=None, metavar='ADDRESS',
+                       help='run on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://head:8786 (dask-jobqueue '
+                            'starts one on SLURM/PBS); its workers need flow2mask_nb and the same paths')
+        _flow_args(q)
+        _intensity_args(q)
+        for a in q._actions:     # the defaults that differ for a dataset
+            if a.dest == 'axis': a.help = 'slice axis of the cases that give none (default: the axis the labels are drawn across)'
+            if a.dest == 'threads': a.help = "torch threads per case (default: the worker's share of its machine's cores)"
+            if a.dest == 'quiet': a.help = 'no progress bar'
+        q.set_defaults(func=cmd_batch)
+
+# %% ../nbs/60_cli.ipynb 22
 def demo_figure(prepared, result, seed, truth, path=None, title=None):
     "The demo's figure: image with the seed, the result (truth as contours), the truth, shown radiologically."
     from flow2mask_nb.viz import propagation_figure
@@ -468,7 +523,7 @@ def _demo_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_demo)
 
-# %% ../nbs/60_cli.ipynb 22
+# %% ../nbs/60_cli.ipynb 24
 def collect_volumes(paths) -> list:
     "Expand files and folders into image paths (a folder of DICOM files is one volume)."
     from flow2mask_nb.io import IMAGE_SUFFIXES, _suffix
@@ -545,7 +600,7 @@ def _train_args(p):
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_train)
 
-# %% ../nbs/60_cli.ipynb 24
+# %% ../nbs/60_cli.ipynb 26
 def cmd_view(args):
     "Open napari with IMAGE (and --seed) and the flow2mask widget docked (needs the [napari] extra)."
     try: import napari
@@ -561,7 +616,7 @@ def _view_args(p):
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
     p.set_defaults(func=cmd_view)
 
-# %% ../nbs/60_cli.ipynb 26
+# %% ../nbs/60_cli.ipynb 28
 @command('info', 'describe an image: shape, spacing, orientation, slice axis, intensities')
 def _info_args(p):
     p.add_argument('image', help='NIfTI, NRRD, MHA/MHD, .npy/.npz file or DICOM series folder')
