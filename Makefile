@@ -18,13 +18,15 @@ $(VENV)/.installed: $(BIN)/python setup.py settings.ini
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[dev,notebook,browser,napari,guitest,interp,batch]"
+	$(BIN)/python -m pip install -q -e ".[dev,notebook,browser,napari,guitest,interp,batch,export]"
 	touch $@
 
 demo: $(VENV)/.installed
 	$(BIN)/flow2mask demo --out $(OUT)
 
+test: export FLOW2MASK_STATE_DIR := $(CURDIR)/build/test-state
 test: $(VENV)/.installed-dev
+	rm -rf $(FLOW2MASK_STATE_DIR)
 	$(BIN)/python tools/check_export.py
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider

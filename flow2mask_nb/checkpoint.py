@@ -15,7 +15,7 @@ from .model import FlowNetConfig, build_model, Flows
 
 # %% auto 0
 __all__ = ['FORMAT', 'VERSION', 'atomic_write_bytes', 'rng_state', 'set_rng_state', 'save_checkpoint', 'Checkpoint',
-           'load_checkpoint', 'load_model', 'as_network', 'save_flows', 'load_flows']
+           'load_checkpoint', 'load_model', 'as_network', 'save_flows', 'load_flows_meta', 'load_flows']
 
 # %% ../nbs/22_checkpoint.ipynb 5
 FORMAT = 'flow2mask-checkpoint'
@@ -184,12 +184,18 @@ def save_flows(path, flows: Flows, meta: dict | None = None) -> pathlib.Path:
                     metadata={'flow2mask_flows': json.dumps(meta or {})})
     atomic_write_bytes(path, data); return pathlib.Path(path)
 
+def load_flows_meta(path) -> dict:
+    "The metadata of a file written by `save_flows`, without reading the flows."
+    try:
+        with safe_open(str(path), framework='pt') as f: return json.loads((f.metadata() or {})['flow2mask_flows'])
+    except Exception as e:
+        raise Flow2MaskError(f"{path}: not a flow2mask flows file ({type(e).__name__}: {str(e)[:200]})") from None
+
 def load_flows(path) -> tuple[Flows, dict]:
     "Load `Flows` saved by `save_flows`: (flows, meta)."
     path = pathlib.Path(path)
-    try:
-        t = _st_load(path.read_bytes())
-        with safe_open(str(path), framework='pt') as f: meta = json.loads((f.metadata() or {})['flow2mask_flows'])
-        return Flows(t['forward'], t['backward']), meta
+    meta = load_flows_meta(path)
+    try: t = _st_load(path.read_bytes())
     except Exception as e:
         raise Flow2MaskError(f"{path}: not a flow2mask flows file ({type(e).__name__}: {str(e)[:200]})") from None
+    return Flows(t['forward'], t['backward']), meta

@@ -170,10 +170,11 @@ def describe_intensity(info: dict) -> str:
 
 def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
-    from flow2mask_nb.io import write_volume, check_output_path
+    from flow2mask_nb.segments import check_export_path, export_labels, parse_names
     from flow2mask_nb.pipeline import annotate, write_report
     protect = [args.image, args.seed, args.model, args.flows]
-    out = check_output_path(args.output, protect)      # fail before minutes of work, not after
+    out = check_export_path(args.output, protect, args.image)      # fail before minutes of work, not after
+    names = parse_names(args.names)
     if args.report and not pathlib.Path(args.report).parent.exists():
         raise InputError(f"{pathlib.Path(args.report).parent}: report folder does not exist")
     image = read_volume(args.image)
@@ -190,7 +191,7 @@ def cmd_propagate(args):
     ann = annotate(image, seed, labels=parse_labels(args.labels), extents=parse_extents(args.extent), model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
                    size=args.size, device=args.device, progress=not args.quiet, threads=args.threads, **opts)
-    write_volume(ann.labels, out, protect=protect, labels=True)
+    notes = export_labels(ann.labels, out, names, args.image, protect)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
           f"[{ann.info.get('flow_source', 'given')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
           f"propagation {ann.info['propagate_seconds']:.1f} s)")
@@ -201,6 +202,7 @@ def cmd_propagate(args):
         print(f"finer flows for label(s) {', '.join(map(str, lf['labels']))}: slices {lf['box'][0]}..{lf['box'][1]}, "
               f"a {lf['box'][3] - lf['box'][2]} x {lf['box'][5] - lf['box'][4]} box on a {lf['grid'][0]} x {lf['grid'][1]} grid")
     print(_stop_summary(ann.propagation.stops))
+    for note in notes: print(f"{out.name}: {note}")
     if args.report:
         c, j = write_report(ann, args.report); print(f"report: {c} and {j}")
 
@@ -208,7 +210,9 @@ def cmd_propagate(args):
 def _propagate_args(p):
     p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
     p.add_argument('--seed', required=True, help='label map, non-zero on the annotated slice(s)')
-    p.add_argument('-o', '--output', required=True, help='output label map (.nii.gz, .nrrd, .mha, .npz)')
+    p.add_argument('-o', '--output', required=True, help='output label map: .nii.gz, .nrrd, .mha, .npz; .seg.nrrd (3D '
+                   'Slicer, with names and colours); .dcm (DICOM SEG, for an image read from a DICOM folder)')
+    p.add_argument('--names', default=None, help='structure names kept in .seg.nrrd and DICOM SEG, e.g. 1=liver,5=spleen')
     p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     _flow_args(p)
     p.add_argument('--labels', default=None, help='labels to propagate, e.g. 1,5 (default: all in the seed)')

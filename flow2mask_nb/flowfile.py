@@ -4,17 +4,18 @@
 
 # %% ../nbs/44_flowfile.ipynb 3
 from __future__ import annotations
-import hashlib, json, pathlib, time
+import hashlib, json, os, pathlib, time
 import numpy as np
 import torch
-from .io import Volume, InputError, choose_slice_axis
+from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
 from .model import Flows
-from .checkpoint import save_flows, load_flows
+from .checkpoint import save_flows, load_flows, load_flows_meta
 from .orient import plane_name
 
 # %% auto 0
-__all__ = ['FLOWS_FORMAT', 'FLOWS_VERSION', 'FLOWS_SUFFIX', 'image_fingerprint', 'flows_meta', 'check_flows_path',
-           'save_flows_file', 'check_flows_meta', 'read_flows_file', 'make_flows']
+__all__ = ['FLOWS_FORMAT', 'FLOWS_VERSION', 'FLOWS_SUFFIX', 'image_fingerprint', 'state_dir', 'known_flows', 'remember_flows',
+           'flows_meta', 'check_flows_path', 'save_flows_file', 'check_flows_meta', 'read_flows_file', 'make_flows',
+           'usable_flows', 'find_flows']
 
 # %% ../nbs/44_flowfile.ipynb 6
 def image_fingerprint(vol: Volume) -> str:
@@ -27,6 +28,30 @@ def image_fingerprint(vol: Volume) -> str:
     return h.hexdigest()
 
 # %% ../nbs/44_flowfile.ipynb 9
+def state_dir() -> pathlib.Path:
+    "The folder where flow2mask remembers things between runs (autosaves, flows files), per user."
+    d = os.environ.get('FLOW2MASK_STATE_DIR') or \
+        os.path.join(os.environ.get('XDG_STATE_HOME') or os.path.expanduser('~/.local/state'), 'flow2mask')
+    return pathlib.Path(d)
+
+def _known_flows_file(fingerprint: str) -> pathlib.Path: return state_dir() / 'flows' / f'{fingerprint}.json'
+
+def known_flows(fingerprint: str) -> list:
+    "The flows files remembered for an image (by `image_fingerprint`), newest first, those still on disk."
+    try: paths = json.loads(_known_flows_file(fingerprint).read_text())
+    except (OSError, ValueError): return []
+    return [pathlib.Path(p) for p in paths if isinstance(p, str) and pathlib.Path(p).is_file()]
+
+def remember_flows(path, fingerprint: str) -> bool:
+    "Remember that `path` holds flows of the image with `fingerprint` (newest first); False if the state folder is read-only."
+    from flow2mask_nb.checkpoint import atomic_write_bytes
+    path = str(pathlib.Path(path).resolve())
+    paths = [path] + [str(p) for p in known_flows(fingerprint) if str(p) != path]
+    try: atomic_write_bytes(_known_flows_file(fingerprint), json.dumps(paths, indent=1).encode())
+    except OSError: return False
+    return True
+
+# %% ../nbs/44_flowfile.ipynb 12
 FLOWS_FORMAT, FLOWS_VERSION = 'flow2mask-flows', 1
 FLOWS_SUFFIX = '.safetensors'
 
@@ -63,14 +88,16 @@ def check_flows_path(path, protect=()) -> pathlib.Path:
     return path
 
 def save_flows_file(path, flows: Flows, meta: dict, protect=()) -> pathlib.Path:
-    "Write flows and their metadata (from `flows_meta`) to `path`, atomically."
+    "Write flows and their metadata (from `flows_meta`) to `path`, atomically, and remember it (`remember_flows`)."
     path = check_flows_path(path, protect)
     if meta.get('format') != FLOWS_FORMAT: raise ValueError("meta must come from flows_meta")
     if [flows.depth, *flows.shape] != [meta['depth'], *meta['shape']]:
         raise ValueError(f"flows {flows.depth} x {flows.shape} do not match meta {meta['depth']} x {meta['shape']}")
-    return save_flows(path, flows.detach().to('cpu', torch.float32), meta)
+    path = save_flows(path, flows.detach().to('cpu', torch.float32), meta)
+    remember_flows(path, meta['fingerprint'])     # found again by `find_flows`, whatever the image is called then
+    return path
 
-# %% ../nbs/44_flowfile.ipynb 10
+# %% ../nbs/44_flowfile.ipynb 13
 def check_flows_meta(meta: dict, image: Volume, axis: int | None = None, where: str = 'flows') -> int:
     "Refuse flows made for another image or slice axis, in one line; returns the flows' slice axis."
     if meta.get('format') != FLOWS_FORMAT:
@@ -97,7 +124,7 @@ def read_flows_file(path, image: Volume, axis: int | None = None) -> tuple:
         raise InputError(f"{path}: flows {flows.depth} x {flows.shape} disagree with their own metadata")
     return flows, meta
 
-# %% ../nbs/44_flowfile.ipynb 12
+# %% ../nbs/44_flowfile.ipynb 15
 def make_flows(image: Volume,                      # the image
                axis: int | None = None,             # slice axis (default: coarsest spacing)
                size: int | None = 128,              # working in-plane size
@@ -112,3 +139,29 @@ def make_flows(image: Volume,                      # the image
     flows, info = estimate_flows(prep, callback=callback, **flow_kw)
     settings = dict(size=size, **{k: flow_kw.get(k) for k in ('fit_steps', 'budget_s', 'model')})
     return prep, flows, flows_meta(image, prep, info, settings)
+
+# %% ../nbs/44_flowfile.ipynb 19
+def usable_flows(meta: dict,                 # a flows file's metadata
+                 axis: int,                  # the slice axis the session works along
+                 flow_source: str = 'auto', model=None, modality: str = 'auto', window=None,   # what the user chose
+                 **ignored) -> bool:         # the fit's steps, budget...: any fit of the image will do
+    "Whether flows with `meta` (made for this image) serve a session along `axis` with these explicit settings."
+    if int(meta.get('axis', -1)) != int(axis): return False
+    if flow_source not in (None, 'auto') and meta.get('flow_source') != flow_source: return False
+    if model is not None and isinstance(model, (str, pathlib.Path)) and meta.get('model') != pathlib.Path(model).name:
+        return False
+    if modality not in (None, 'auto') and meta.get('modality') != modality: return False
+    return window is None or [float(v) for v in window] == [float(v) for v in meta.get('window', [])]
+
+def find_flows(image: Volume,                # the image
+               axis: int,                    # the slice axis the session works along
+               fingerprint: str | None = None,   # `image_fingerprint(image)`, if known
+               **settings) -> pathlib.Path | None:   # `usable_flows`'s: flow_source, model, modality, window
+    "The newest remembered flows file made for `image` that `usable_flows` accepts, or None."
+    fp = fingerprint or image_fingerprint(image)
+    for path in known_flows(fp):
+        try: meta = load_flows_meta(path)
+        except Flow2MaskError: continue
+        if meta.get('format') != FLOWS_FORMAT or int(meta.get('version', 0)) > FLOWS_VERSION: continue
+        if meta.get('fingerprint') == fp and usable_flows(meta, axis, **settings): return path
+    return None

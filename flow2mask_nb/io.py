@@ -399,7 +399,8 @@ def check_output_path(path, protect=()) -> pathlib.Path:
     if not path.parent.exists(): raise InputError(f"{path.parent}: output folder does not exist")
     return path
 
-def write_volume(vol: Volume, path, protect=(), labels: bool = False):
+def write_volume(vol: Volume, path, protect=(), labels: bool = False,
+                 header: dict | None = None):     # extra header fields {key: text} (NRRD `key:=text`, e.g. Slicer's segments)
     "Write `vol` to `path` with its geometry, atomically; refuse any path in `protect` (e.g. the inputs)."
     path = check_output_path(path, protect)
     suffix = _suffix(path)
@@ -411,7 +412,10 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False):
         if suffix == '.npz':
             with open(tmp, 'wb') as f:
                 np.savez_compressed(f, array=array, spacing=vol.spacing, origin=vol.origin, direction=vol.direction)
-        else: sitk.WriteImage(volume_to_sitk(vol.with_array(array)), tmp, True)
+        else:
+            image = volume_to_sitk(vol.with_array(array))
+            for k, v in (header or {}).items(): image.SetMetaData(k, str(v))
+            sitk.WriteImage(image, tmp, True)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)

@@ -12,14 +12,15 @@ from .io import (Volume, InputError, Flow2MaskError, read_volume, write_volume, 
 from .model import Flows
 from .warp import jacobian_determinant
 from .orient import ScreenView, screen_view
+from .segments import export_labels, label_colour
 
 # %% auto 0
-__all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'SHORTCUTS', 'geometry_meta', 'layer_view', 'to_layer', 'from_layer',
-           'layer_to_slices', 'slices_to_layer', 'axis_labels', 'layer_scale', 'volume_from_layer', 'layer_meta',
-           'is_dicom_folder', 'can_read', 'looks_like_labels', 'volume_layer_data', 'read_layers', 'get_reader',
-           'labels_volume', 'write_labels', 'seed_candidates', 'default_seed', 'preview_changes', 'confidence_curves',
-           'slice_flow_fields', 'flow_vectors', 'arrow_length', 'key_words', 'shortcut_help', 'shortcut_clashes',
-           'sample_phantom']
+__all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'NAMES_KEY', 'SHORTCUTS', 'geometry_meta', 'layer_view', 'to_layer',
+           'from_layer', 'layer_to_slices', 'slices_to_layer', 'axis_labels', 'layer_scale', 'volume_from_layer',
+           'layer_meta', 'is_dicom_folder', 'can_read', 'looks_like_labels', 'volume_layer_data', 'read_layers',
+           'get_reader', 'labels_volume', 'save_labels', 'write_labels', 'label_colours', 'seed_candidates',
+           'default_seed', 'preview_changes', 'confidence_curves', 'slice_flow_fields', 'flow_vectors', 'arrow_length',
+           'key_words', 'shortcut_help', 'shortcut_clashes', 'sample_phantom']
 
 # %% ../nbs/80_napari_core.ipynb 6
 META_KEY = 'flow2mask'   # the key of our geometry in a layer's metadata
@@ -141,7 +142,8 @@ def get_reader(path):
     return read_layers if can_read(path) else None
 
 # %% ../nbs/80_napari_core.ipynb 16
-WRITE_SUFFIXES = ('.nii.gz', '.nii', '.nrrd', '.mha')
+WRITE_SUFFIXES = ('.nii.gz', '.nii', '.seg.nrrd', '.nrrd', '.mha', '.dcm')
+NAMES_KEY = 'flow2mask_names'   # labels layer metadata: {label: name}
 
 def labels_volume(data, metadata) -> Volume:
     "The label `Volume` (image geometry) of a napari labels layer's data and metadata."
@@ -151,13 +153,23 @@ def labels_volume(data, metadata) -> Volume:
                          "the flow2mask widget and save from there, or copy the image layer's metadata")
     return volume_from_layer(as_label_array(data, 'labels layer'), meta)
 
+def save_labels(path, data, metadata: dict, protect=()) -> tuple:   # (path written, notes for the user)
+    "Write a labels layer on its image's grid in the format its name asks for, with its structures' names and colours."
+    path = pathlib.Path(path)
+    if not path.name.lower().endswith(WRITE_SUFFIXES): path = path.with_name(path.name + '.nii.gz')
+    vol = labels_volume(data, metadata)
+    protect = [p for p in [vol.path, *protect] if p]            # the image, and any file the labels came from
+    notes = export_labels(vol.with_array(vol.array, path=None), path, (metadata or {}).get(NAMES_KEY) or {},
+                          source=vol.path, protect=protect)
+    return path, notes
+
 def write_labels(path: str, data, attributes: dict, protect=()) -> list:
     "napari writer hook: write a labels layer with its image's geometry (atomically); returns the paths written."
-    path = pathlib.Path(path)
-    if _suffix(path) not in WRITE_SUFFIXES: path = path.with_name(path.name + '.nii.gz')
-    vol = labels_volume(data, attributes.get('metadata'))
-    protect = [p for p in [vol.path, *protect] if p]            # the image, and any file the labels came from
-    return [str(write_volume(vol.with_array(vol.array, path=None), path, protect=protect, labels=True))]
+    return [str(save_labels(path, data, attributes.get('metadata'), protect)[0])]
+
+def label_colours(values=range(1, 256)) -> dict:
+    "{label: RGBA} in `segments.PALETTE` for napari's `DirectLabelColormap`: background clear, other labels grey."
+    return {None: (0.7, 0.7, 0.7, 1.), 0: (0., 0., 0., 0.), **{int(v): (*label_colour(v), 1.) for v in values if v > 0}}
 
 # %% ../nbs/80_napari_core.ipynb 19
 def _ours(layer) -> dict:

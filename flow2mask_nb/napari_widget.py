@@ -9,7 +9,7 @@ import atexit, pathlib, time
 import napari
 import numpy as np
 from magicgui.widgets import (Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox,
-                              TextEdit)
+                              TextEdit, LineEdit)
 from qtpy.QtCore import QObject, QEvent
 from .io import Flow2MaskError, Volume, read_volume, read_labels
 from .pipeline import Cancelled
@@ -17,10 +17,12 @@ from .session import Session, Progress, advise, mark_end, marked_extents
 from .flowfile import image_fingerprint
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
                                    autosave_folder, autosave_note)   # what both faces say (no ipywidgets imported)
-from .napari_core import (META_KEY, layer_meta, layer_view, layer_to_slices, slices_to_layer, axis_labels,
+from .segments import parse_names, label_colour
+from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer_meta, layer_view,
+                                      layer_to_slices, slices_to_layer, axis_labels,
                                       geometry_meta, volume_from_layer, volume_layer_data, seed_candidates,
                                       default_seed, preview_changes, confidence_curves, slice_flow_fields,
-                                      flow_vectors, arrow_length, write_labels, SHORTCUTS, shortcut_help, key_words)
+                                      flow_vectors, arrow_length, SHORTCUTS, shortcut_help, key_words)
 
 # %% auto 0
 __all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'MARKS_KEY', 'POLL_MS', 'AUTOSAVE_DELAY_MS', 'CLOSE_WAIT_S',
@@ -51,6 +53,11 @@ def _abandon(job: dict):
     for sig in ((w.returned, w.errored, w.finished) if w is not None else ()):
         try: sig.disconnect()
         except (TypeError, RuntimeError): pass
+
+def _palette(layer):
+    "Colour a labels layer with the palette of the plots and exports (`segments.PALETTE`)."
+    from napari.utils.colormaps import DirectLabelColormap
+    layer.colormap = DirectLabelColormap(color_dict=label_colours())
 
 def _wait_for_threads(seconds: float) -> bool:
     "Wait (at most `seconds`) until the workers of Qt's thread pool have returned, their last signals emitted."
@@ -199,7 +206,8 @@ class _Jobs:
     def _flows_ready(self, sess):
         self.flows_btn.enabled = True
         m = sess.flows_meta
-        self._set_status(f"flows ready ({m['flow_source']}, {m['seconds']:.1f} s for {m['depth']} {m['plane']} slices): "
+        made = f"read from {sess.flows_path.name}, made before" if sess.flows_path is not None else f"{m['seconds']:.1f} s"
+        self._set_status(f"flows ready ({m['flow_source']}, {made} for {m['depth']} {m['plane']} slices): "
                          "paint the structure on a slice, then Propagate")
         self.autosave()
 
@@ -266,6 +274,7 @@ class _Actions:
         p = self.viewer.add_labels(data, name=PREVIEW_NAME, scale=img.scale, translate=img.translate, opacity=1.,
                                    metadata={META_KEY: {**meta, 'preview': True}})
         p.contour = 2                      # outlines, so the preview never looks like the labels it would change
+        _palette(p)
         for b in (self.accept_btn, self.discard_btn, self.next_btn): b.enabled = True
 
     def accept(self):
@@ -368,8 +377,9 @@ class _Actions:
             lab = self._labels_layer(); p = _path(self.save_path.value)
             if p is None: raise Flow2MaskError("choose a file to save to (save to ...)")
             inputs = [getattr(getattr(l, 'source', None), 'path', None) for l in self.viewer.layers]
-            out, = write_labels(str(p), lab.data, dict(metadata=lab.metadata), protect=inputs)
-            self._set_status(f'saved {out}')
+            self._names_changed()                              # the names as typed, even mid-edit
+            out, notes = save_labels(p, lab.data, lab.metadata, protect=inputs)
+            self._set_status('; '.join([f'saved {out}', *notes]))
             return out
         return self._guard(run)
 
@@ -459,11 +469,19 @@ class _Actions:
                                 lambda e: e.xdata is not None and self.go_to_slice(int(round(e.xdata))))
         self.native.layout().addWidget(self.canvas)
 
+    def _move_marker(self, event=None):
+        "The plot's dotted line follows the slice shown."
+        marker = getattr(self, '_marker', None)
+        if marker is None or self.image.value is None or not self.canvas.isVisible(): return
+        k = self.current_slice(); marker.set_xdata([k, k]); self.canvas.draw_idle()
+
     def _plot_confidence(self, records: list, D: int):
         from matplotlib.ticker import MaxNLocator
         self.figure.clear(); ax = self.figure.add_subplot()
-        for l, c in confidence_curves(records, D).items():
-            ax.plot(np.arange(D), c, marker='.', lw=1, label=f'label {l}')
+        names = self._names()
+        for l, c in confidence_curves(records, D).items():    # the colour of the label on the canvas
+            ax.plot(np.arange(D), c, marker='.', lw=1, color=label_colour(l), label=names.get(l, f'label {l}'))
+        self._marker = ax.axvline(self.current_slice(), color='0.4', lw=0.8, ls=':')   # the slice shown (`_move_marker`)
         ax.set_ylim(0, 1.05); ax.set_xlim(-0.5, D - 0.5); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"{self._image_meta().get('plane', '')} slice", fontsize=8)
         ax.set_ylabel('confidence', fontsize=8); ax.tick_params(labelsize=7); ax.grid(alpha=0.3)
@@ -525,7 +543,9 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.last_btn = PushButton(text='Last slice here',
                                    tooltip=f"{keys['mark_last']}: mark the slice shown as the brush label's last")
         self.help_btn = PushButton(text='Shortcuts', tooltip=f"{keys['toggle_help']}: the keys, over the image")
-        self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.nrrd *.mha', nullable=True, value=None,
+        self.names = LineEdit(label='names', value='', tooltip='structure names, e.g. 1=liver, 2=spleen: in the plot, '
+                              'in .seg.nrrd (3D Slicer) and .dcm (DICOM SEG) files')
+        self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.seg.nrrd *.nrrd *.mha *.dcm', nullable=True, value=None,
                                   tooltip='the work is also autosaved beside this file as you go')
         self.save_btn = PushButton(text='Save labels')
         self.restore_btn = PushButton(text='Restore autosave', enabled=False,
@@ -543,7 +563,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.report.native.setMinimumHeight(48); self.report.native.setMaximumHeight(110)   # scrolls beyond
         self.saved_note.visible = False
         self.extend([self.image, self.labels, self.new_labels_btn, self.flow_source, self.model, self.fit_budget,
-                     self.flows_file, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
+                     self.flows_file, self.names, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
                      self.progress, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
                      HBox(widgets=[self.first_btn, self.last_btn], labels=False),
                      HBox(widgets=[self.flows_btn, self.next_btn, self.help_btn], labels=False), self.save_path,
@@ -563,6 +583,9 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.flows_file.changed.connect(self._flows_file_changed)
         self.save_path.changed.connect(lambda *_: self.autosave())
         self.labels.changed.connect(self._watch_labels)
+        self.labels.changed.connect(self._labels_changed)
+        self.names.changed.connect(self._names_changed)
+        self.viewer.dims.events.current_step.connect(self._move_marker)
         for ev in ('inserted', 'removed', 'reordered'):
             getattr(self.viewer.layers.events, ev).connect(self._refresh_choices)
 
@@ -603,6 +626,26 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self._guard(self._start_flows)
         self._offer_restore()
 
+    def _names(self) -> dict:
+        "The structure names typed in the names box ({label: name}); a typo leaves the names as they were."
+        try: return parse_names(self.names.value.replace(', ', ','))
+        except Flow2MaskError: lab = self.labels.value; return dict(lab.metadata.get(NAMES_KEY, {})) if lab is not None else {}
+
+    def _names_changed(self, value=None):
+        "Keep the typed names in the labels layer (saved with it) and in the plot's legend."
+        lab = self.labels.value
+        try: names = parse_names(self.names.value.replace(', ', ','))
+        except Flow2MaskError as e: return self._set_status(str(e))
+        if lab is not None: lab.metadata[NAMES_KEY] = names
+
+    def _labels_changed(self, value=None):
+        "Another labels layer picked: its names in the box, its colours the palette's."
+        lab = self.labels.value
+        if lab is None: return
+        names = lab.metadata.get(NAMES_KEY) or {}
+        self.names.value = ', '.join(f'{v}={n}' for v, n in sorted(names.items()))
+        if layer_meta(lab.metadata) is not None and lab.metadata.get(META_KEY, {}).get('seed_for'): _palette(lab)
+
     def _image_meta(self) -> dict:
         layer = self.image.value
         if layer is None: raise Flow2MaskError("pick an image layer first")
@@ -627,6 +670,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         meta = self._image_meta(); img = self.image.value
         lab = self.viewer.add_labels(np.zeros(img.data.shape, np.uint8), name=f'{img.name} seed', scale=img.scale,
                                      translate=img.translate, metadata={META_KEY: {**meta, 'seed_for': img.name}})
+        _palette(lab)
         self.labels.reset_choices(); self.labels.value = lab
         self.viewer.layers.selection.active = lab
         lab.mode = 'paint'

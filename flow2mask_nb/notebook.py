@@ -13,7 +13,7 @@ from .session import (Session, Progress, Revision, least_confident, describe_sto
                                   marked_extents, current_anchors)
 from .pipeline import Cancelled
 from .checkpoint import atomic_write_bytes
-from .flowfile import image_fingerprint, save_flows_file
+from .flowfile import image_fingerprint, save_flows_file, state_dir
 
 # %% auto 0
 __all__ = ['STEP_WORDS', 'JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX',
@@ -258,15 +258,13 @@ def revision_from_json(d: dict | None) -> Revision | None:
 
 def autosave_folder(output) -> pathlib.Path:
     "The autosave folder of labels to be saved to `output`: beside it, 'liver.nii.gz' -> 'liver.flow2mask-autosave'."
-    p = pathlib.Path(output); s = _suffix(p)
+    p = pathlib.Path(output); s = '.seg.nrrd' if p.name.lower().endswith('.seg.nrrd') else _suffix(p)
     stem = p.name[:-len(s)] if s and p.name.lower().endswith(s) else p.name
     return p.parent / f'{stem}{AUTOSAVE_SUFFIX}'
 
 def autosave_index() -> pathlib.Path:
-    "The file saying where each image's autosave is (by image fingerprint)."
-    d = os.environ.get('FLOW2MASK_STATE_DIR') or \
-        os.path.join(os.environ.get('XDG_STATE_HOME') or os.path.expanduser('~/.local/state'), 'flow2mask')
-    return pathlib.Path(d) / 'autosaves.json'
+    "The file saying where each image's autosave is (by image fingerprint), in `flowfile.state_dir`."
+    return state_dir() / 'autosaves.json'
 
 def _read_json(path) -> dict:
     try: return json.loads(pathlib.Path(path).read_text())
@@ -635,7 +633,8 @@ class Annotator:
             self.session.compute_flows(report)
             m = self.session.flows_meta
             self._ended('flows ready', 1.)
-            self.message.value = f"flows ready ({m['flow_source']}, {m['seconds']:.1f} s): draw, then Propagate"
+            made = f"read from {self.session.flows_path.name}, made before" if self.session.flows_path else f"{m['seconds']:.1f} s"
+            self.message.value = f"flows ready ({m['flow_source']}, {made}): draw, then Propagate"
             self.autosave()
         except Cancelled:
             self._ended('cancelled', 0.)

@@ -4,15 +4,15 @@
 
 # %% ../nbs/45_session.ipynb 3
 from __future__ import annotations
-import hashlib, threading, time
+import hashlib, pathlib, threading, time
 from dataclasses import dataclass, field, replace
 import numpy as np
-from .io import Volume, InputError, choose_slice_axis
+from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
 from .model import Flows, LocalFlows
 from .propagate import propagate, Propagation, StopRule, STOP_REASONS
 from .select import suggest_slice
 from .pipeline import Cancelled
-from .flowfile import make_flows, read_flows_file
+from .flowfile import make_flows, read_flows_file, find_flows
 from .orient import ScreenView, screen_view
 
 # %% auto 0
@@ -336,8 +336,10 @@ class Session:
                  size: int | None = 128,        # working in-plane size of the flows
                  local: bool = True,            # finer flows around small structures (`pipeline.local_flows`)
                  flows: Flows | None = None,    # flows already estimated for this image along `axis`, same intensities
+                 reuse_flows: bool = True,      # use a flows file made before for this image (`flowfile.find_flows`)
                  **flow_kw):                    # how flows are made and the intensities: as `flowfile.make_flows`
-        self.image, self._axis, self.size, self.flow_kw = image, axis, size, flow_kw
+        self.image, self._axis, self.size, self.flow_kw, self.reuse_flows = image, axis, size, flow_kw, reuse_flows
+        self.flows_path = None                  # the flows file the flows came from, if any
         self.local = local and flow_kw.get('flow_source') != 'tvl1'   # finer flows around small structures, as `annotate`
         self.prepared = self.flows_meta = None
         self.flows = flows
@@ -361,7 +363,12 @@ class Session:
         return self.prepared
 
     def compute_flows(self, callback=None) -> Flows:
-        "The image's flows, estimated on the first call (progress through `callback(stage, fraction)`)."
+        "The image's flows on the first call: a file made for it before (`find_flows`), else estimated (with progress)."
+        if self.flows is None and self.reuse_flows:
+            found = find_flows(self.image, self.axis, **self.flow_kw)
+            if found is not None:
+                try: self.load_flows(found)
+                except Flow2MaskError: pass          # changed since it was found: estimate them
         if self.flows is None:
             prep = self.prepare()
             _, flows, meta = make_flows(self.image, self._axis, self.size, callback=callback, prepared=prep, **self.flow_kw)
@@ -373,7 +380,7 @@ class Session:
         from flow2mask_nb.pipeline import prepare
         flows, meta = read_flows_file(path, self.image, self._axis)
         self.prepared = prepare(self.image, meta['axis'], meta['modality'], meta['window'], meta['size'])
-        self.flows, self.flows_meta = flows, meta
+        self.flows, self.flows_meta, self.flows_path = flows, meta, pathlib.Path(path)
 
     def suggest(self, slice_range=None, callback=None) -> dict:
         "The slice to annotate (`select.suggest_slice` on the working grid), with the slice axis."

@@ -8,14 +8,14 @@ import numpy as np
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.colors import hsv_to_rgb, ListedColormap
+from .segments import PALETTE
 
 # %% auto 0
 __all__ = ['label_rgba', 'show_slice', 'flow_to_rgb', 'show_flow', 'show_quiver', 'show_warped_grid', 'show_jacobian',
            'plot_curves', 'plot_training', 'propagation_figure']
 
 # %% ../nbs/50_viz.ipynb 5
-_LABEL_COLOURS = np.array([[0, 0, 0, 0], [0.95, 0.3, 0.3, 1], [0.3, 0.8, 0.3, 1], [0.3, 0.5, 0.95, 1],
-                           [0.95, 0.8, 0.2, 1], [0.8, 0.4, 0.9, 1], [0.2, 0.85, 0.85, 1], [1, 0.6, 0.3, 1]])
+_LABEL_COLOURS = np.array([[0, 0, 0, 0]] + [[*c, 1] for c in PALETTE])   # background, then `segments.PALETTE`
 
 def label_rgba(labels, alpha: float = 0.5) -> np.ndarray:
     "RGBA image (H, W, 4) colouring each label value, transparent background."
@@ -34,7 +34,7 @@ def show_slice(image, labels=None, ax=None, alpha: float = 0.45, contour=None, t
     if labels is not None and np.any(labels): ax.imshow(label_rgba(labels, alpha), interpolation='nearest')
     if contour is not None and np.any(contour):
         for l in np.unique(contour[contour > 0]):
-            ax.contour(contour == l, levels=[0.5], colors=[_LABEL_COLOURS[(l - 1) % 7 + 1][:3]], linewidths=1)
+            ax.contour(contour == l, levels=[0.5], colors=[_LABEL_COLOURS[(l - 1) % len(PALETTE) + 1][:3]], linewidths=1)
     if title: ax.set_title(title, fontsize=9)
     ax.set_axis_off()
     return ax

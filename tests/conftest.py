@@ -11,6 +11,11 @@ def data_dir():
     if d is None: pytest.skip('real data not found: ../shared/data (or $FLOW2MASK_DATA) is absent')
     return d
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path_factory, monkeypatch):
+    "Each test remembers flows files and autosaves in a folder of its own: none sees another's, nor the user's."
+    monkeypatch.setenv('FLOW2MASK_STATE_DIR', str(tmp_path_factory.mktemp('state')))
+
 def flow2mask_exe():
     exe = pathlib.Path(sys.executable).parent / 'flow2mask'
     return str(exe) if exe.exists() else shutil.which('flow2mask')

@@ -185,3 +185,17 @@ def test_every_k_matches_the_benchmark_completion_on_real_cases(data_dir, tmp_pa
     for case in load_cases(tmp_path / 'cases.json'):
         want = completion_case(case, 5, fit_steps=40, interpolation=False)
         assert got[case.name] == pytest.approx({l: s['dice'] for l, s in want['flow2mask'].items()}, abs=1e-9)
+
+
+def test_flows_of_a_batch_are_picked_up_by_an_annotator(tmp_path):
+    "`batch flows` over a dataset, then an annotator opens one of its images: the session reads those flows, no fit."
+    from flow2mask_nb.session import Session
+    ds = nnunet_dataset(tmp_path / 'ds', 2)
+    rc, out, err = run('batch', 'flows', ds, '-o', tmp_path / 'flows', '--flow-source', 'tvl1', '--workers', '1', '-q')
+    assert rc == 0, err[-3000:]
+    sess = Session(read_volume(ds / 'imagesTr' / 'case_001_0000.nii.gz'))
+    stages = []
+    sess.compute_flows(lambda stage, fraction: stages.append(stage))
+    assert sess.flows_path == (tmp_path / 'flows' / 'case_001.safetensors').resolve(), sess.flows_path
+    assert 'flows' not in stages and 'fit' not in stages, stages           # nothing estimated
+    assert sess.flows.depth == 16                                           # one per slice

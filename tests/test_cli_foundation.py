@@ -1,6 +1,7 @@
 "Foundation checks through the installed console script, on the shared real CT."
 import json
 import numpy as np
+import pytest
 from flow2mask_nb.io import read_volume, read_labels
 
 
@@ -84,3 +85,34 @@ def test_propagate_fills_a_marked_extent_exactly(cli, tmp_path):
     assert 'the seed is drawn across it' in out and f"you marked the structure's end slice" in out, out
     code, _, err = cli('propagate', img, '--seed', seed, '-o', tmp_path / 'o2.nii.gz', '--extent', f'{l}:9-3', '-q')
     assert code == 2 and 'FIRST <= LAST' in err
+
+
+def test_propagate_exports_dicom_seg_and_slicer_segmentation(cli, data_dir, tmp_path):
+    "The DICOM series propagated to a DICOM SEG and a seg.nrrd: read back (highdicom, slicerio) with names, colours, voxels."
+    pytest.importorskip('highdicom', reason='DICOM SEG export needs the [export] extra')
+    slicerio = pytest.importorskip('slicerio', reason='reading seg.nrrd back needs the [export] extra')
+    from flow2mask_nb.io import write_volume
+    from flow2mask_nb.metrics import oracle_seed
+    from flow2mask_nb.segments import read_dicom_seg, read_structures, label_colour
+    series = data_dir / 'abdomen_ct_dicom' / 'series'
+    image = read_volume(series)
+    labels = read_labels(data_dir / 'abdomen_ct_dicom' / 'labels.nii.gz', image)
+    seed = write_volume(labels.with_array(oracle_seed(labels.array, [5], axis=2)), tmp_path / 'seed.nii.gz', labels=True)
+    outs = {}
+    for name in ('liver.dcm', 'liver.seg.nrrd'):
+        code, out, err = cli('propagate', series, '--seed', seed, '-o', tmp_path / name, '--names', '5=liver',
+                             '--flow-source', 'tvl1', '-q')
+        assert code == 0, err
+        outs[name] = out
+    assert 'StudyInstanceUID' in outs['liver.dcm'], outs['liver.dcm']      # the anonymised series: said, not hidden
+    seg, named = read_dicom_seg(tmp_path / 'liver.dcm', series)
+    nrrd = read_volume(tmp_path / 'liver.seg.nrrd')
+    assert [(s.value, s.name) for s in named] == [(5, 'liver')] == [(s.value, s.name) for s in read_structures(nrrd.path)]
+    np.testing.assert_allclose(named[0].colour, label_colour(5), atol=0.01)   # 8-bit CIELab in DICOM
+    np.testing.assert_array_equal(seg.array, nrrd.array)
+    assert nrrd.same_grid(image) and (seg.array == 5).sum() > 10_000
+    back = slicerio.read_segmentation(str(tmp_path / 'liver.seg.nrrd'))
+    assert [(s['labelValue'], s['name']) for s in back['segments']] == [(5, 'liver')]
+    np.testing.assert_allclose(back['segments'][0]['color'], label_colour(5), atol=1e-5)
+    code, out, err = cli('propagate', data_dir / 'abdomen_ct' / 'ct.nii.gz', '--seed', seed, '-o', tmp_path / 'x.dcm')
+    assert code == 2 and 'save as .seg.nrrd' in err, err                   # refused before any work

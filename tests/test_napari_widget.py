@@ -289,7 +289,7 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     w.next_btn.native.click()                     # the next advice is another slice: the first was visited
     assert w.current_slice() != tip['slice']
     ax, = w.figure.axes
-    assert w.canvas.isVisible() and len(ax.lines) == 1
+    assert w.canvas.isVisible() and len([c for c in ax.lines if not c.get_label().startswith('_')]) == 1   # + the slice marker
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
@@ -628,3 +628,52 @@ def test_napari_autosave_survives_sigkill(make_napari_viewer, phantom_files, qtb
     assert pathlib.Path(w.save_path.value) == out and 'restored the autosave' in w.status.value, w.status.value
     wait_idle(qtbot, w)
     assert sess.flows_meta['flow_source'] == 'tvl1'
+
+
+def test_napari_picks_up_flows_made_before(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "An image whose flows were made before (`flow2mask flows`, `batch flows`) is ready at once: read, not fitted."
+    from flow2mask_nb.flowfile import make_flows, save_flows_file
+    ph, img_path, _ = phantom_files
+    _, flows, meta = make_flows(read_volume(img_path), flow_source='tvl1', size=None)
+    save_flows_file(tmp_path / 'made-before.safetensors', flows, meta)
+    renamed = tmp_path / 'opened-later.nii.gz'; shutil.copy(img_path, renamed)     # another name, the same image
+    viewer = make_napari_viewer()
+    viewer.open(str(renamed), plugin=PLUGIN)
+    w = dock_widget(viewer); wait_idle(qtbot, w)
+    sess = w._session()
+    assert sess.flows_path is not None and sess.flows_path.name == 'made-before.safetensors', sess.flows_path
+    assert 'read from made-before.safetensors' in w.status.value, w.status.value
+    assert w.flows_btn.enabled
+
+
+def test_napari_named_structures_colours_and_seg_nrrd(make_napari_viewer, phantom_files, qtbot, tmp_path):
+    "Names typed once: in the plot's legend, in the saved seg.nrrd (read by slicerio); canvas and plot share colours."
+    from flow2mask_nb.segments import label_colour, read_structures
+    ph, img_path, _ = phantom_files
+    viewer, w, lab = phantom_dock(make_napari_viewer, qtbot, img_path, show=True)
+    meta = layer_meta(lab.metadata)
+    for l in ph.organ_ids[:2]: paint(lab, to_layer(ph.labels.array, meta), 7, [l])
+    a, b = ph.organ_ids[:2]
+    w.names.value = f'{a}=liver, {b}=left kidney'
+    np.testing.assert_allclose(lab.colormap.map(np.array([a]))[0][:3], label_colour(a), atol=1e-6)   # canvas colour
+    w.propagate_btn.native.click(); wait_idle(qtbot, w)
+    ax = w.figure.axes[0]
+    legend = {t.get_text(): l.get_color() for t, l in zip(ax.get_legend().get_texts(), ax.get_lines())}
+    assert set(legend) == {'liver', 'left kidney'}, legend
+    np.testing.assert_allclose(matplotlib_rgb(legend['liver']), label_colour(a), atol=1e-6)   # the plot's colour
+    w.go_to_slice(10)
+    assert w._marker.get_xdata()[0] == 10                                 # the plot's marker follows the slice shown
+    w.accept_btn.native.click()
+    w.save_path.value = tmp_path / 'organs.seg.nrrd'; w.save_btn.native.click()
+    assert 'saved' in w.status.value, w.status.value
+    named = {s.value: s.name for s in read_structures(tmp_path / 'organs.seg.nrrd')}
+    assert named[a] == 'liver' and named[b] == 'left kidney', named
+    slicerio = pytest.importorskip('slicerio')
+    seg = slicerio.read_segmentation(str(tmp_path / 'organs.seg.nrrd'))
+    assert {s['name'] for s in seg['segments']} == {'liver', 'left kidney'}
+    save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_named_structures.png')
+
+
+def matplotlib_rgb(colour):
+    from matplotlib.colors import to_rgb
+    return to_rgb(colour)
