@@ -13,14 +13,15 @@ from .model import Flows
 from .warp import jacobian_determinant
 from .orient import ScreenView, screen_view
 from .segments import export_labels, label_colour
+from .viz import arrow_step, arrow_length
 
 # %% auto 0
 __all__ = ['META_KEY', 'READ_SUFFIXES', 'WRITE_SUFFIXES', 'NAMES_KEY', 'SHORTCUTS', 'geometry_meta', 'layer_view', 'to_layer',
            'from_layer', 'layer_to_slices', 'slices_to_layer', 'axis_labels', 'layer_scale', 'volume_from_layer',
            'layer_meta', 'is_dicom_folder', 'can_read', 'looks_like_labels', 'volume_layer_data', 'read_layers',
            'get_reader', 'labels_volume', 'save_labels', 'write_labels', 'label_colours', 'seed_candidates',
-           'default_seed', 'preview_changes', 'confidence_curves', 'slice_flow_fields', 'flow_vectors', 'arrow_length',
-           'key_words', 'shortcut_help', 'shortcut_clashes', 'sample_phantom']
+           'default_seed', 'preview_changes', 'confidence_curves', 'slice_flow_fields', 'flow_vectors',
+           'stack_flow_fields', 'key_words', 'shortcut_help', 'shortcut_clashes', 'sample_phantom']
 
 # %% ../nbs/80_napari_core.ipynb 6
 META_KEY = 'flow2mask'   # the key of our geometry in a layer's metadata
@@ -216,22 +217,35 @@ def slice_flow_fields(flows: Flows, k: int, shape: tuple, view: ScreenView = Scr
                 magnitude=np.hypot(f[0], f[1]).astype(np.float32), jacobian=det.astype(np.float32),
                 folding=float((det <= 0).mean()))
 
-def _arrow_step(shape) -> int: return max(2, min(shape) // 24)
-
 def flow_vectors(flow, k: int, step: int | None = None) -> np.ndarray:
     "napari Vectors data (N, 2, 3) for a (2, H, W) flow shown on layer slice `k`, every `step` pixels."
     H, W = flow.shape[1:]
-    step = step or _arrow_step((H, W))
+    step = step or arrow_step((H, W))
     yy, xx = np.mgrid[step // 2:H:step, step // 2:W:step]
     pos = np.stack([np.full(yy.size, k), yy.ravel(), xx.ravel()], -1)
     vec = np.stack([np.zeros(yy.size), flow[0][yy, xx].ravel(), flow[1][yy, xx].ravel()], -1)
     return np.stack([pos, vec], 1).astype(np.float32)
 
-def arrow_length(flow, step: int | None = None) -> float:
-    "Display multiplier making the longest arrows (99th percentile) about 0.8 grid steps long (never below 1)."
-    step = step or _arrow_step(flow.shape[1:])
-    big = float(np.percentile(np.hypot(flow[0], flow[1]), 99))
-    return max(1., 0.8 * step / big) if big > 0 else 1.
+def stack_flow_fields(flows: Flows,               # the session's flows (working grid)
+                      shape: tuple,               # the native (H, W) of a slice, volume order
+                      view: ScreenView = ScreenView(),   # the layer's screen view
+                      max_voxels: float = 2e7,    # above this, the fields are shown on a grid `factor` times coarser
+                     ) -> dict:
+    "Every slice's flow fields for napari: magnitude, jacobian, folding (D, h, w), arrows (N, 2, 3; not the tiny), factor."
+    D = flows.depth
+    factor = max(1, int(np.ceil(np.sqrt(D * shape[0] * shape[1] / max_voxels))))
+    small = (-(-shape[0] // factor), -(-shape[1] // factor))
+    fields = [slice_flow_fields(flows, k, small, view) for k in range(D)]
+    step = max(1, arrow_step(fields[0]['flow'].shape[1:]))
+    arrows = np.concatenate([flow_vectors(f['flow'], k, step) for k, f in enumerate(fields)])
+    arrows[:, 0, 1:] = arrows[:, 0, 1:] * factor + (factor - 1) / 2    # positions and lengths in native layer pixels
+    arrows[:, 1, 1:] *= factor
+    flow_all = np.concatenate([f['flow'] for f in fields], axis=1) * factor
+    length = np.hypot(arrows[:, 1, 1], arrows[:, 1, 2])
+    arrows = arrows[length >= 0.1 * max(float(np.percentile(length, 99)), 1e-6)]   # no dots where nothing moves
+    return dict(magnitude=np.stack([f['magnitude'] for f in fields]) * factor, jacobian=np.stack([f['jacobian'] for f in fields]),
+                folding=np.stack([f['jacobian'] <= 0 for f in fields]).astype(np.uint8), arrows=arrows, factor=factor,
+                gain=arrow_length(flow_all, step * factor))
 
 # %% ../nbs/80_napari_core.ipynb 31
 SHORTCUTS = (   # (napari key, widget method, what it does)

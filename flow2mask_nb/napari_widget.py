@@ -21,8 +21,8 @@ from .segments import parse_names, label_colour
 from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer_meta, layer_view,
                                       layer_to_slices, slices_to_layer, axis_labels,
                                       geometry_meta, volume_from_layer, volume_layer_data, seed_candidates,
-                                      default_seed, preview_changes, confidence_curves, slice_flow_fields,
-                                      flow_vectors, arrow_length, SHORTCUTS, shortcut_help, key_words)
+                                      default_seed, preview_changes, confidence_curves, stack_flow_fields,
+                                      SHORTCUTS, shortcut_help, key_words)
 
 # %% auto 0
 __all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'MARKS_KEY', 'POLL_MS', 'AUTOSAVE_DELAY_MS', 'CLOSE_WAIT_S',
@@ -348,26 +348,31 @@ class _Actions:
         return not showing
 
     def show_flows(self):
-        "Arrows, displacement magnitude and Jacobian determinant of the flow into the current slice."
+        "Arrows, displacement magnitude and Jacobian determinant of the flows, for every slice, with colour bars."
         def run():
             sess = self._session()
             if sess.flows is None: raise Flow2MaskError("the flows are not ready yet: see the progress bar")
-            img = self.image.value; k = self.current_slice(); meta = self._image_meta()
-            ff = slice_flow_fields(sess.flows, k, sess.prepared.slices.shape[1:], layer_view(meta))
-            at = dict(scale=img.scale, translate=np.asarray(img.translate) + np.r_[k * img.scale[0], 0, 0])
+            img = self.image.value; meta = self._image_meta()
+            ff = stack_flow_fields(sess.flows, sess.prepared.slices.shape[1:], layer_view(meta))
+            f = ff['factor']; scale = np.asarray(img.scale) * [1, f, f]      # a coarser grid on big volumes, same extent
+            at = dict(scale=scale, translate=np.asarray(img.translate) + np.r_[0, (f - 1) / 2 * np.asarray(img.scale[1:])])
             for name in ('flow magnitude', 'jacobian', 'folding', 'flow arrows'):
                 if name in self.viewer.layers: self.viewer.layers.remove(name)
-            self.viewer.add_image(ff['magnitude'][None], name='flow magnitude', colormap='magma', opacity=0.6,
-                                  visible=False, **at)
-            self.viewer.add_image(ff['jacobian'][None], name='jacobian', colormap='coolwarm', contrast_limits=(0, 2),
-                                  opacity=0.6, visible=False, **at)
-            self.viewer.add_labels((ff['jacobian'] <= 0)[None].astype(np.uint8), name='folding', **at)
-            gain = arrow_length(ff['flow'])
-            self.viewer.add_vectors(flow_vectors(ff['flow'], k), name='flow arrows', edge_color='yellow',
-                                    edge_width=0.6 * min(img.scale[1:]), vector_style='arrow', length=gain, scale=img.scale,
-                                    translate=img.translate)
-            self._set_status(f"flow into {meta.get('plane', '')} slice {k} from slice {ff['source']}: max "
-                             f"{ff['magnitude'].max():.1f} px, folding {ff['folding']:.2%}; arrows drawn {gain:.0f}x longer")
+            mag = self.viewer.add_image(ff['magnitude'], name='flow magnitude', colormap='magma', opacity=0.6,
+                                        visible=False, **at)
+            jac = self.viewer.add_image(ff['jacobian'], name='jacobian', colormap='coolwarm', contrast_limits=(0, 2),
+                                        opacity=0.6, visible=False, **at)
+            for layer, where in ((mag, 'top_right'), (jac, 'bottom_right')):   # shown with their layer
+                layer.colorbar.visible = True; layer.colorbar.position = where
+            self.viewer.add_labels(ff['folding'], name='folding', **at)
+            self.viewer.add_vectors(ff['arrows'], name='flow arrows', edge_color='yellow',
+                                    edge_width=0.3 * min(img.scale[1:]) * f, vector_style='arrow', length=ff['gain'],
+                                    scale=img.scale, translate=img.translate)
+            k = self.current_slice()
+            self._set_status(f"flows of all {sess.flows.depth} {meta.get('plane', '')} slices (the arrow points to where "
+                             f"the content comes from in the previous slice): arrows drawn {ff['gain']:.0f}x longer; "
+                             f"slice {k}: max {ff['magnitude'][k].max():.1f} px, folding {(ff['folding'][k]).mean():.2%}. "
+                             "Show 'flow magnitude' (px) or 'jacobian' (1 keeps, <1 shrinks, >1 grows) for their colour bars")
             return ff
         return self._guard(run)
 

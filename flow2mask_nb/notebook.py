@@ -7,13 +7,14 @@ from __future__ import annotations
 import importlib.util, io, json, math, os, pathlib, tempfile, threading, time
 import numpy as np
 from .io import Volume, InputError, Flow2MaskError, to_slices, from_slices, volume_to_sitk, read_volume, write_volume, _suffix
-from .viz import label_rgba, flow_to_rgb, plot_curves, _LABEL_COLOURS
+from .viz import label_rgba, flow_to_rgb, plot_curves, wheel_key, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
 from .session import (Session, Progress, Revision, least_confident, describe_stop, advise, mark_end,
                                   marked_extents, current_anchors)
 from .pipeline import Cancelled
 from .checkpoint import atomic_write_bytes
 from .flowfile import image_fingerprint, save_flows_file, state_dir
+from .segments import check_export_path, export_labels
 
 # %% auto 0
 __all__ = ['STEP_WORDS', 'JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX',
@@ -379,10 +380,12 @@ class SliceBrowser:
         self.worst = w.Button(description='least confident slice', disabled=least_confident(self.records) is None)
         self.image = w.Image(format='png')
         self.curve = w.Image(format='png')
+        self.key = w.Image(value=to_png((255 * wheel_key(48)).astype(np.uint8)), format='png',
+                           layout=w.Layout(display='none'))     # the colour wheel's key, shown with the flow overlay
         self.info = w.HTML()
         for c in (self.slider, self.opacity, self.flow_box): c.observe(lambda _: self.update(), 'value')
         self.worst.on_click(lambda _: self.go_to_least_confident())
-        right = [self.curve] if self.curves else []
+        right = ([self.curve] if self.curves else []) + [self.key]
         self.widget = w.VBox([w.HBox([self.slider, self.opacity, self.flow_box, self.worst]),
                               w.HBox([self.image, w.VBox(right + [self.info])])])
         self.widget.add_class('flow2mask-browser')
@@ -420,6 +423,12 @@ class SliceBrowser:
         for name, c in self.curves.items():
             if not np.isnan(c[k]): parts.append(f'{name} {c[k]:.2f}')
         if self.truth_note: parts.append(self.truth_note)
+        shown = self.flow_box.value and self.flows is not None
+        self.key.layout.display = None if shown else 'none'
+        if shown:
+            m = float(np.hypot(*_resize_flow(self.flow_at(k), self.slices.shape[1:])).max())
+            parts.append(f'flow from slice {k - 1 if k else 1}: hue = the direction the content comes from (key), '
+                         f'saturation = length, full at {m:.1f} px')
         self.info.value = '<br>'.join(parts)
 
     def go_to_least_confident(self):
@@ -438,8 +447,9 @@ class SeedCanvas:
                  radius: float = 1.5,     # brush radius in slice pixels
                  scale: int | None = None,  # canvas pixels per slice pixel (default: about 384 px)
                  view: ScreenView = ScreenView(),  # how a slice appears on screen (`orient.screen_view`)
+                 pixel_mm: float | None = None,  # in-plane pixel size: the brush is then set in mm
                 ):
-        self.slices, self.view = np.asarray(slices), view
+        self.slices, self.view, self.pixel_mm = np.asarray(slices), view, pixel_mm
         self.screen_shape = self.view.to_screen(self.slices[0]).shape       # (rows, cols) on screen
         self.scale = scale or _display_scale(self.screen_shape)
         self.base = None                  # (D, H, W) labels the strokes are drawn on (the last result), or None
@@ -460,7 +470,11 @@ class SeedCanvas:
         self.slider = w.IntSlider(value=index, min=0, max=len(self.slices) - 1, description=f'{self.view.plane} slice',
                                   style={'description_width': 'initial'})
         self.label = w.BoundedIntText(value=label, min=0, max=255, description='label', layout=w.Layout(width='150px'))
-        self.radius = w.FloatSlider(value=radius, min=0.5, max=8, step=0.5, description='brush')
+        mm = self.pixel_mm or 1.          # the slider speaks mm when the pixel size is known, else pixels
+        self.radius = w.FloatSlider(value=round(radius * mm, 1), min=round(0.5 * mm, 1), max=round(12 * mm, 1),
+                                    step=round(0.5 * mm, 2) or 0.1, description='brush mm' if self.pixel_mm else 'brush px')
+        self.eraser = w.ToggleButton(value=False, description='eraser', icon='eraser',
+                                     tooltip='strokes erase (label 0) while pressed')
         self.fill = w.Checkbox(value=True, description='fill closed outlines', indent=False)
         self.undo_button = w.Button(description='undo'); self.clear_button = w.Button(description='clear slice',
                                                                      tooltip='empty this slice (undo brings it back)')
@@ -470,7 +484,8 @@ class SeedCanvas:
         self.canvas.on_mouse_down(self.mouse_down); self.canvas.on_mouse_move(self.mouse_move)
         self.canvas.on_mouse_up(self.mouse_up); self.canvas.on_mouse_out(self.mouse_up)
         self.widget = w.VBox([w.HBox([self.slider, self.label, self.radius]),
-                              w.HBox([self.fill, self.undo_button, self.clear_button, self.status]), self.canvas])
+                              w.HBox([self.fill, self.eraser, self.undo_button, self.clear_button, self.status]),
+                              self.canvas])
         self.widget.add_class('flow2mask-seed-canvas')
 
     @property
@@ -502,8 +517,13 @@ class SeedCanvas:
         "The labels (drawn slices on top of the base) as a Volume on `image`'s grid (slices along `axis`)."
         return seed_volume({k: m for k, m in enumerate(self.labels()) if m.any()}, image, axis)
 
+    def brush_pixels(self) -> float:
+        "The brush radius in slice pixels (the slider is in mm when the pixel size is known)."
+        return float(self.radius.value) / (self.pixel_mm or 1.)
+
     def mouse_down(self, x, y):
-        self._current = dict(points=[(x, y)], label=int(self.label.value), radius=float(self.radius.value))
+        label = 0 if self.eraser.value else int(self.label.value)
+        self._current = dict(points=[(x, y)], label=label, radius=self.brush_pixels())
 
     def mouse_move(self, x, y):
         if self._current is None: return
@@ -560,7 +580,8 @@ class Annotator:
         self._active, self._thread = set(), None                        # running Progress objects, worker thread
         self.fingerprint = image_fingerprint(image)
         self.found = find_autosave(image, self.fingerprint)             # an autosave of this image, to offer
-        self.canvas = SeedCanvas(self.prepared.slices, view=self.view)
+        in_plane = [s for k, s in enumerate(image.spacing) if k != self.axis]
+        self.canvas = SeedCanvas(self.prepared.slices, view=self.view, pixel_mm=float(min(in_plane)))
         self.canvas.on_change = self.autosave
         self._controls()
         if self.found is not None:
@@ -580,6 +601,10 @@ class Annotator:
         self.last_button = w.Button(description='Last slice here', tooltip="the brush label's last slice")
         self.next_button = w.Button(description='Next slice to check', icon='forward', disabled=True)
         self.restore_button = w.Button(description='Restore autosave', icon='history')
+        self.save_path = w.Text(value=str(self.output or ''), placeholder='labels.nii.gz, organs.seg.nrrd, seg.dcm',
+                                description='save to', layout=w.Layout(width='360px'))
+        self.save_button = w.Button(description='Save', icon='save', tooltip='the accepted labels (asks before replacing)')
+        self._replace = None                     # the existing file a second Save press may replace
         self.message = w.HTML()                  # what just happened, or what to do next
         self.report = w.HTML(layout=w.Layout(max_height='9em', overflow='auto'))   # the last run's stop decisions
         self.results = w.Box()
@@ -587,10 +612,11 @@ class Annotator:
         self.cancel_button.on_click(lambda _: self.cancel()); self.undo_button.on_click(lambda _: self.undo())
         self.first_button.on_click(lambda _: self.mark('first')); self.last_button.on_click(lambda _: self.mark('last'))
         self.next_button.on_click(lambda _: self.go_to_next()); self.restore_button.on_click(lambda _: self.restore())
+        self.save_button.on_click(lambda _: self.save())
         self.widget = w.VBox([self.canvas.widget,
                               w.HBox([self.button, self.cancel_button, self.undo_button, self.bar, self.step]),
                               w.HBox([self.first_button, self.last_button, self.next_button, self.restore_button]),
-                              self.message, self.report, self.results])
+                              w.HBox([self.save_path, self.save_button]), self.message, self.report, self.results])
 
     def _progress(self, job: str) -> Progress:
         "A Progress that also moves the bar and says the step in words, with the time left; Cancel cancels every one."
@@ -744,6 +770,21 @@ class Annotator:
     def result(self) -> Volume:
         "The accepted labels as a Volume on the image grid."
         return self.image.with_array(np.ascontiguousarray(from_slices(self.labels, self.axis)))
+
+    def save(self, path=None, names: dict | None = None) -> pathlib.Path | None:
+        "Write the accepted labels (`segments.export_labels`: NIfTI, NRRD, .seg.nrrd, DICOM SEG); asks before replacing."
+        if not (path or self.save_path.value.strip()): self.message.value = 'type a file name to save to'; return None
+        path = pathlib.Path(path or self.save_path.value.strip())
+        try:
+            path = check_export_path(path, [self.image.path], self.image.path)
+            if path.exists() and self._replace != path:
+                self._replace = path
+                self.message.value = f'{path} exists: press Save again to replace it'; return None
+            notes = export_labels(self.result(), path, names or {}, self.image.path, [self.image.path])
+        except (Flow2MaskError, OSError, ImportError) as e:
+            self.message.value = f'not saved: {e}'; return None
+        self._replace = None; self.output = self.output or path
+        self.message.value = '; '.join([f'saved {path}', *notes]); return path
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 

@@ -11,8 +11,8 @@ from matplotlib.colors import hsv_to_rgb, ListedColormap
 from .segments import PALETTE
 
 # %% auto 0
-__all__ = ['label_rgba', 'show_slice', 'flow_to_rgb', 'show_flow', 'show_quiver', 'show_warped_grid', 'show_jacobian',
-           'plot_curves', 'plot_training', 'propagation_figure']
+__all__ = ['label_rgba', 'show_slice', 'flow_to_rgb', 'wheel_key', 'show_flow', 'arrow_step', 'arrow_length', 'show_quiver',
+           'show_warped_grid', 'show_jacobian', 'show_magnitude', 'plot_curves', 'plot_training', 'propagation_figure']
 
 # %% ../nbs/50_viz.ipynb 5
 _LABEL_COLOURS = np.array([[0, 0, 0, 0]] + [[*c, 1] for c in PALETTE])   # background, then `segments.PALETTE`
@@ -49,20 +49,48 @@ def flow_to_rgb(flow, max_magnitude: float | None = None) -> np.ndarray:
     hue = (np.arctan2(dy, dx) / (2 * np.pi)) % 1.0
     return hsv_to_rgb(np.stack([hue, np.clip(mag / m, 0, 1), np.ones_like(mag)], -1))
 
-def show_flow(flow, ax=None, max_magnitude=None, title='flow (hue: direction, saturation: magnitude)'):
-    "Show a flow as a colour-wheel image."
-    ax = _ax(ax); ax.imshow(flow_to_rgb(flow, max_magnitude)); ax.set_title(title, fontsize=9); ax.set_axis_off()
+def wheel_key(size: int = 64) -> np.ndarray:
+    "The colour wheel's key (size, size, 4): each direction in its hue, saturation growing to the rim, clear outside."
+    r = np.linspace(-1, 1, size); yy, xx = np.meshgrid(r, r, indexing='ij')
+    rgba = np.concatenate([flow_to_rgb(np.stack([yy, xx]), 1.), np.ones((size, size, 1))], -1)
+    rgba[np.hypot(yy, xx) > 1, 3] = 0.
+    return rgba
+
+def _wheel_inset(ax, max_magnitude: float):
+    "The key in the axes' corner: a wheel whose rim is `max_magnitude` pixels, arrows' directions named."
+    key = ax.inset_axes([0.70, 0.70, 0.28, 0.28]); key.imshow(wheel_key()); key.set_axis_off()
+    key.set_title(f'rim: {max_magnitude:.2g} px', fontsize=7, pad=1)
+    return key
+
+def show_flow(flow, ax=None, max_magnitude=None, title='flow (hue: direction, saturation: magnitude)', key: bool = True):
+    "Show a flow as a colour-wheel image, with the wheel's key (direction -> hue, rim = the saturating magnitude)."
+    ax = _ax(ax); m = max_magnitude or max(float(np.hypot(*np.asarray(flow, float)).max()), 1e-6)
+    ax.imshow(flow_to_rgb(flow, m)); ax.set_title(title, fontsize=9); ax.set_axis_off()
+    if key: _wheel_inset(ax, m)
     return ax
 
+def arrow_step(shape, arrows: int = 20) -> int:
+    "Grid step giving about `arrows` arrows across the shorter side (never denser than every 2nd pixel)."
+    return max(2, min(shape) // arrows)
+
+def arrow_length(flow, step: int | None = None) -> float:
+    "Display multiplier making the longest arrows (99th percentile) about 0.8 grid steps long (never below 1)."
+    step = step or arrow_step(np.shape(flow)[1:])
+    big = float(np.percentile(np.hypot(flow[0], flow[1]), 99))
+    return max(1., 0.8 * step / big) if big > 0 else 1.
+
 def show_quiver(flow, image=None, ax=None, step: int | None = None, colour='yellow', title='flow arrows'):
-    "Arrows of a flow (2, H, W) on a subsampled grid, over an optional image; arrows point where content comes from."
+    "Readable arrows of a flow (2, H, W): subsampled, lengthened to be seen, with a scale note; over an optional image."
     flow = np.asarray(flow); H, W = flow.shape[1:]
-    step = step or max(1, min(H, W) // 20)
+    step = step or arrow_step((H, W)); gain = arrow_length(flow, step)
     ax = _ax(ax)
     if image is not None: ax.imshow(image, cmap='gray', vmin=0, vmax=1)
-    yy, xx = np.mgrid[0:H:step, 0:W:step]
-    ax.quiver(xx, yy, flow[1, ::step, ::step], flow[0, ::step, ::step], color=colour, angles='xy',
-              scale_units='xy', scale=1, width=0.004)
+    yy, xx = np.mgrid[step // 2:H:step, step // 2:W:step]
+    q = ax.quiver(xx, yy, flow[1][yy, xx], flow[0][yy, xx], color=colour, angles='xy', scale_units='xy',
+                  scale=1 / gain, width=0.006, headwidth=4, headlength=5, minlength=0.5, edgecolor='k', linewidth=0.3)
+    ref = max(float(np.percentile(np.hypot(flow[0], flow[1]), 99)), 1e-3)
+    ax.quiverkey(q, 0.80, -0.05, ref, f'{ref:.2g} px' + (f' (drawn {gain:.0f}x longer)' if gain > 1.5 else ''),
+                 labelpos='E', coordinates='axes', fontproperties=dict(size=7))
     ax.set_xlim(-0.5, W - 0.5); ax.set_ylim(H - 0.5, -0.5); ax.set_title(title, fontsize=9); ax.set_axis_off()
     return ax
 
@@ -87,7 +115,15 @@ def show_jacobian(det, ax=None, title=None):
     fold = det <= 0
     if fold.any(): ax.imshow(np.where(fold[..., None], [0, 0, 0, 1], [0, 0, 0, 0]).astype(float))
     ax.set_title(title or f'Jacobian determinant (folding {fold.mean():.1%})', fontsize=9); ax.set_axis_off()
-    plt.colorbar(im, ax=ax, fraction=0.046)
+    bar = plt.colorbar(im, ax=ax, fraction=0.046); bar.set_ticks([0, 1, 2])
+    bar.set_ticklabels(['0 shrinks\n(<= 0 folds)', '1 keeps', '2 grows'], fontsize=7)
+    return ax
+
+def show_magnitude(flow, ax=None, title='displacement (px)'):
+    "Displacement length per pixel, with its colour bar in pixels."
+    mag = np.hypot(*np.asarray(flow, dtype=float))
+    ax = _ax(ax); im = ax.imshow(mag, cmap='magma', vmin=0); ax.set_title(title, fontsize=9); ax.set_axis_off()
+    plt.colorbar(im, ax=ax, fraction=0.046).set_label('px', fontsize=7)
     return ax
 
 # %% ../nbs/50_viz.ipynb 13

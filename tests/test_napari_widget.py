@@ -296,10 +296,11 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     w.go_to_slice(k + 1)
     w.flows_btn.native.click()
     arrows = viewer.layers['flow arrows']
-    assert arrows.data.shape[1:] == (2, 3) and np.all(arrows.data[:, 0, 0] == k + 1)
+    assert arrows.data.shape[1:] == (2, 3) and set(arrows.data[:, 0, 0]) == set(range(img.data.shape[0]))   # every slice
     assert arrows.length > 1 and 'longer' in w.status.value, (arrows.length, w.status.value)
-    assert viewer.layers['jacobian'].data.shape == (1,) + img.data.shape[1:]
-    assert 'flow into axial slice' in w.status.value
+    assert viewer.layers['jacobian'].data.shape == img.data.shape      # the whole stack: the layers follow the slider
+    assert viewer.layers['jacobian'].colorbar.visible and viewer.layers['flow magnitude'].colorbar.visible
+    assert 'flows of all' in w.status.value and 'axial' in w.status.value, w.status.value
 
     out = tmp_path / 'liver.nii.gz'
     w.save_path.value = out
