@@ -22,7 +22,7 @@ __all__ = ['STEP_WORDS', 'JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AU
            'stop_lines', 'match_truth', 'truth_dice', 'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json',
            'revision_from_json', 'autosave_folder', 'autosave_index', 'write_autosave', 'read_autosave',
            'find_autosave', 'autosave_note', 'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes',
-           'niivue_label_colormap', 'available_viewers', 'view3d']
+           'niivue_label_colormap', 'itk_image', 'flow_magnitude_volume', 'available_viewers', 'view3d']
 
 # %% ../nbs/70_notebook.ipynb 6
 def _resize_flow(flow, shape) -> np.ndarray:
@@ -808,6 +808,26 @@ def niivue_label_colormap(ids) -> dict:
     cm.update(I=[i for i, _ in rows], labels=['background'] + [f'label {i}' for i in ids])
     return cm
 
+def itk_image(volume: Volume, labels: bool = False):
+    "The volume as an `itk.Image` with its spacing, origin and direction: what the itkwidgets face renders."
+    import itk
+    arr = np.asarray(volume.array)
+    if labels: arr = arr.astype(np.uint8 if arr.max(initial=0) < 256 else np.uint16)
+    image = itk.image_from_array(np.ascontiguousarray(arr.transpose(2, 1, 0)))   # ITK's arrays are (z, y, x)
+    image.SetSpacing([float(v) for v in volume.spacing]); image.SetOrigin([float(v) for v in volume.origin])
+    image.SetDirection(itk.matrix_from_array(np.ascontiguousarray(volume.direction, dtype=np.float64)))
+    return image
+
+def flow_magnitude_volume(flows,          # `Flows` on the working grid, slices along `axis`
+                          image: Volume,  # the image they were made for
+                          axis: int,      # their slice axis
+                         ) -> Volume:     # displacement length (native pixels) of the flow into each slice
+    "The flows' displacement length as a volume on the image grid, to view in 3D beside the labels."
+    shape = to_slices(np.empty(image.shape, bool), axis).shape[1:]
+    mags = [np.hypot(*_resize_flow((flows.forward[k - 1] if k else flows.backward[0]).detach().cpu().numpy(), shape))
+            for k in range(flows.depth)]
+    return image.with_array(np.ascontiguousarray(from_slices(np.stack(mags).astype(np.float32), axis)))
+
 def available_viewers() -> list:
     "The 3D viewers installed: 'niivue' (ipyniivue) and/or 'itk' (itkwidgets)."
     return [n for n, mod in (('niivue', 'ipyniivue'), ('itk', 'itkwidgets')) if importlib.util.find_spec(mod)]
@@ -826,13 +846,14 @@ def view3d(image: Volume,               # the image
     if viewer not in ('niivue', 'itk'): raise InputError(f"viewer must be 'auto', 'niivue' or 'itk', got {viewer!r}")
     if viewer not in have:
         raise ImportError({'niivue': "viewer 'niivue' needs ipyniivue: pip install ipyniivue",
-                           'itk': "viewer 'itk' needs itkwidgets, which is optional and not installed"}[viewer])
+                           'itk': "viewer 'itk' needs itkwidgets: pip install 'flow2mask_nb[itk]' (it renders "
+                                  "from the network)"}[viewer])
     if labels is not None and not labels.same_grid(image):
         raise InputError("the labels are not on the image grid; read them with read_labels(path, image)")
-    if viewer == 'itk':
+    if viewer == 'itk':      # its viewer loads from the network when shown: ipyniivue stays the offline default
         import itkwidgets
-        kw = dict(image=volume_to_sitk(image))
-        if labels is not None: kw['label_image'] = volume_to_sitk(labels)
+        kw = dict(image=itk_image(image))
+        if labels is not None: kw['label_image'] = itk_image(labels, labels=True)
         return itkwidgets.view(**kw)
     from ipyniivue import NiiVue, SliceType, ShowRender
     nv = NiiVue(height=height, slice_type=SliceType.MULTIPLANAR, multiplanar_show_render=ShowRender.ALWAYS,
