@@ -257,6 +257,7 @@ SHORTCUTS = (   # (napari key, widget method, what it does)
     ('Shift-L', 'mark_last', 'Last slice (brush label)'),
     ('Shift-S', 'suggest', 'Suggest a slice'),
     ('Shift-C', 'cancel', 'Cancel the job'),
+    ('Shift-T', 'toggle_3d', '3D view on/off'),
     ('Shift-H', 'toggle_help', 'Show/hide these keys'),
 )
 

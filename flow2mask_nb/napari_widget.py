@@ -340,6 +340,13 @@ class _Actions:
     def mark_first(self): return self.mark('first')
     def mark_last(self): return self.mark('last')
 
+    def toggle_3d(self):
+        "Look at the image and labels in 3D (rotate with the mouse), or back to slices."
+        d = self.viewer.dims; d.ndisplay = 2 if d.ndisplay == 3 else 3
+        self._set_status('3D view: drag to rotate; Shift+T or the 3D button again for slices' if d.ndisplay == 3 else
+                         'slices again')
+        return d.ndisplay
+
     def toggle_help(self):
         "Show (or hide) the keyboard shortcuts over the canvas."
         ov = self.viewer.text_overlay; text = shortcut_help()
@@ -548,6 +555,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.last_btn = PushButton(text='Last slice here',
                                    tooltip=f"{keys['mark_last']}: mark the slice shown as the brush label's last")
         self.help_btn = PushButton(text='Shortcuts', tooltip=f"{keys['toggle_help']}: the keys, over the image")
+        self.view3d_btn = PushButton(text='3D', tooltip=f"{keys['toggle_3d']}: the image and labels in 3D, or slices")
         self.names = LineEdit(label='names', value='', tooltip='structure names, e.g. 1=liver, 2=spleen: in the plot, '
                               'in .seg.nrrd (3D Slicer) and .dcm (DICOM SEG) files')
         self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.seg.nrrd *.nrrd *.mha *.dcm', nullable=True, value=None,
@@ -571,7 +579,8 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
                      self.flows_file, self.names, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
                      self.progress, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
                      HBox(widgets=[self.first_btn, self.last_btn], labels=False),
-                     HBox(widgets=[self.flows_btn, self.next_btn, self.help_btn], labels=False), self.save_path,
+                     HBox(widgets=[self.flows_btn, self.next_btn, self.view3d_btn, self.help_btn], labels=False),
+                     self.save_path,
                      HBox(widgets=[self.save_btn, self.restore_btn], labels=False), self.saved_note,
                      self.status, self.report])
 
@@ -581,7 +590,8 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
                         (self.accept_btn, self.accept), (self.discard_btn, self.discard),
                         (self.flows_btn, self.show_flows), (self.next_btn, self.go_to_next),
                         (self.first_btn, self.mark_first), (self.last_btn, self.mark_last),
-                        (self.help_btn, self.toggle_help), (self.save_btn, self.save), (self.restore_btn, self.restore)):
+                        (self.help_btn, self.toggle_help), (self.view3d_btn, self.toggle_3d), (self.save_btn, self.save),
+                        (self.restore_btn, self.restore)):
             btn.clicked.connect(fn)
         self.image.changed.connect(self._image_changed)
         for w in (self.flow_source, self.model, self.fit_budget): w.changed.connect(self._settings_changed)

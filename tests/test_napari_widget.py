@@ -567,6 +567,9 @@ def test_napari_shortcuts_and_help(make_napari_viewer, phantom_files, qtbot, tmp
     assert viewer.text_overlay.visible and all(key_words(k) in viewer.text_overlay.text for k, _, _ in SHORTCUTS)
     save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_shortcuts_help.png')
     press('H'); assert not viewer.text_overlay.visible
+    press('T'); assert viewer.dims.ndisplay == 3 and '3D view' in w.status.value      # a 3D look at the result
+    qtbot.wait(200); save_shot(viewer.screenshot(canvas_only=True, flash=False), tmp_path, 'napari_3d.png')
+    w.view3d_btn.native.click(); assert viewer.dims.ndisplay == 2
 
 
 DRAW_THEN_WAIT = '''
