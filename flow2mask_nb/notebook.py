@@ -380,8 +380,8 @@ class SliceBrowser:
         self.worst = w.Button(description='least confident slice', disabled=least_confident(self.records) is None)
         self.image = w.Image(format='png')
         self.curve = w.Image(format='png')
-        self.key = w.Image(value=to_png((255 * wheel_key(48)).astype(np.uint8)), format='png',
-                           layout=w.Layout(display='none'))     # the colour wheel's key, shown with the flow overlay
+        self.key = w.Image(value=to_png((255 * wheel_key(48)).astype(np.uint8)), format='png',   # the colour wheel's key,
+                           layout=w.Layout(display='none', width='72px', height='72px', flex='0 0 auto'))  # with the overlay
         self.info = w.HTML()
         for c in (self.slider, self.opacity, self.flow_box): c.observe(lambda _: self.update(), 'value')
         self.worst.on_click(lambda _: self.go_to_least_confident())

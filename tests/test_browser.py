@@ -86,6 +86,31 @@ def marker_lab(tmp_path):
     yield from _serve(tmp_path, path)
 
 
+DESK_CELLS = [
+    "import os, pathlib, torch, numpy as np\nfrom flow2mask_nb.phantom import make_phantom\nfrom flow2mask_nb.model import Flows\n"
+    "from flow2mask_nb.notebook import Annotator, SliceBrowser\n"
+    "OUT = pathlib.Path(os.environ['FLOW2MASK_DESK_OUT'])\n"
+    "ph = make_phantom(n_slices=12, size=(48, 40), n_organs=2, seed=2)\n"
+    "an = Annotator(ph.image, flow_source='tvl1', size=None, background=False, autosave=OUT / 'organ.nii.gz')\n"
+    "an.save_path.value = str(OUT / 'saved.seg.nrrd'); an.canvas.slider.value = 6",
+    "an.widget",
+    "flows = Flows(torch.from_numpy(ph.forward).float(), torch.from_numpy(ph.backward).float())\n"
+    "sb = SliceBrowser((ph.slices - ph.slices.min()) / np.ptp(ph.slices), ph.label_slices, flows)\nsb.widget"]
+
+
+@pytest.fixture
+def desk_lab(tmp_path, monkeypatch):
+    "JupyterLab serving a notebook with the Annotator (autosaving into tmp_path/out) and a slice browser with flows."
+    out = tmp_path / 'out'; out.mkdir()
+    monkeypatch.setenv('FLOW2MASK_DESK_OUT', str(out))
+    nb = dict(nbformat=4, nbformat_minor=5, metadata=dict(kernelspec=dict(name='python3', display_name='Python 3',
+              language='python')), cells=[dict(cell_type='code', metadata={}, source=s, outputs=[],
+                                              execution_count=None) for s in DESK_CELLS])
+    path = tmp_path / 'src' / 'desk.ipynb'; path.parent.mkdir()
+    path.write_text(json.dumps(nb))
+    for served in _serve(tmp_path, path): yield (*served, out)
+
+
 def _serve(tmp_path, notebook):
     "Start JupyterLab on 127.0.0.1 serving a copy of `notebook`; yields (base url, token, notebook name)."
     reason = _missing()
@@ -273,3 +298,58 @@ def test_browser_tutorial_widgets(jupyterlab, tmp_path):
     outside = sorted({u for u in requests if not _is_local(u)})
     assert not outside, f'requests left localhost: {outside[:20]}'
     assert any(u.startswith(base) for u in requests)
+
+
+def _outline(page, canvas, pts):
+    "Draw a stroke through `pts` (fractions of the canvas) with the mouse."
+    box = canvas.bounding_box(); x0, y0, w, h = box['x'], box['y'], box['width'], box['height']
+    page.mouse.move(x0 + pts[0][0] * w, y0 + pts[0][1] * h); page.mouse.down()
+    for fx, fy in pts[1:]: page.mouse.move(x0 + fx * w, y0 + fy * h, steps=4)
+    page.mouse.up()
+
+
+def test_browser_annotators_desk(desk_lab, tmp_path):
+    "In Chromium: an outline is drawn and autosaved, the eraser erases, Save writes and asks before replacing, the flow key shows."
+    from playwright.sync_api import sync_playwright
+    import re
+    base, token, name, out = desk_lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_context(viewport={'width': 1400, 'height': 1400}).new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            _run_all(page, base, token, name)
+            seed = page.locator('.flow2mask-seed-canvas canvas').first; seed.scroll_into_view_if_needed()
+            status = page.locator('.flow2mask-seed-canvas .widget-html').first
+            drawn = lambda: int((re.search(r'6: (\d+)', status.inner_text()) or [0, 0])[1])
+            _outline(page, seed, [(0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6), (0.2, 0.21)])
+            page.wait_for_function('el => /6: \\d+/.test(el.textContent)', arg=status.element_handle())
+            filled = drawn(); assert filled > 50, status.inner_text()
+            state = out / 'organ.flow2mask-autosave' / 'state.json'
+            deadline = time.time() + 30
+            while not (state.exists() and json.loads(state.read_text())['drawn'].get('1') == [6]) and time.time() < deadline:
+                time.sleep(0.3)
+            assert json.loads(state.read_text())['drawn'] == {'1': [6]}                 # autosaved as drawn
+            page.locator('.flow2mask-seed-canvas button', has_text='eraser').click()
+            _outline(page, seed, [(0.15, 0.4), (0.65, 0.4)])                            # an eraser stroke across it
+            page.wait_for_function(f'el => {{ const m = /6: (\\d+)/.exec(el.textContent); return m && +m[1] < {filled}; }}',
+                                   arg=status.element_handle())
+            _save(tmp_path, 'browser_desk_canvas.png', seed.screenshot())
+            save = page.locator('button.widget-button').filter(has_text=re.compile(r'^\s*Save\s*$'))
+            message = page.locator('.widget-html').filter(has_text=re.compile('saved|Save again'))
+            save.click(); message.first.wait_for()
+            assert 'saved' in message.first.inner_text() and (out / 'saved.seg.nrrd').exists()
+            save.click()
+            page.get_by_text('press Save again to replace it').first.wait_for()        # asks before replacing
+            box = page.locator('.flow2mask-browser .widget-checkbox', has_text='flow overlay')
+            box.scroll_into_view_if_needed(); box.locator('input').check()
+            page.get_by_text('full at').first.wait_for()                               # the wheel's key, in words
+            key = page.locator('.flow2mask-browser img').last
+            assert key.is_visible()
+            _save(tmp_path, 'browser_desk.png', page.screenshot(full_page=True))
+        except Exception:
+            try: _save(tmp_path, 'browser_desk_failure.png', page.screenshot(full_page=True))
+            except Exception: pass
+            raise
+        finally:
+            browser.close()
