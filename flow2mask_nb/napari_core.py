@@ -144,7 +144,7 @@ def get_reader(path):
 
 # %% ../nbs/80_napari_core.ipynb 16
 WRITE_SUFFIXES = ('.nii.gz', '.nii', '.seg.nrrd', '.nrrd', '.mha', '.dcm')
-NAMES_KEY = 'flow2mask_names'   # labels layer metadata: {label: name}
+NAMES_KEY = 'flow2mask_names'   # labels layer metadata: {label: `segments.Structure`} (name, colour)
 
 def labels_volume(data, metadata) -> Volume:
     "The label `Volume` (image geometry) of a napari labels layer's data and metadata."
@@ -168,9 +168,11 @@ def write_labels(path: str, data, attributes: dict, protect=()) -> list:
     "napari writer hook: write a labels layer with its image's geometry (atomically); returns the paths written."
     return [str(save_labels(path, data, attributes.get('metadata'), protect)[0])]
 
-def label_colours(values=range(1, 256)) -> dict:
-    "{label: RGBA} in `segments.PALETTE` for napari's `DirectLabelColormap`: background clear, other labels grey."
-    return {None: (0.7, 0.7, 0.7, 1.), 0: (0., 0., 0., 0.), **{int(v): (*label_colour(v), 1.) for v in values if v > 0}}
+def label_colours(values=range(1, 256), structures: dict | None = None) -> dict:
+    "{label: RGBA} for napari's `DirectLabelColormap`: the structures' colours, else `segments.PALETTE`; background clear."
+    mine = {int(v): s.colour for v, s in (structures or {}).items()}
+    return {None: (0.7, 0.7, 0.7, 1.), 0: (0., 0., 0., 0.),
+            **{int(v): (*mine.get(int(v), label_colour(v)), 1.) for v in sorted({*values, *mine}) if v > 0}}
 
 # %% ../nbs/80_napari_core.ipynb 19
 def _ours(layer) -> dict:

@@ -17,7 +17,7 @@ from .session import Session, Progress, advise, mark_end, marked_extents
 from .flowfile import image_fingerprint
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
                                    autosave_folder, autosave_note)   # what both faces say (no ipywidgets imported)
-from .segments import parse_names, label_colour
+from .segments import parse_names, describe_structures, Structure
 from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer_meta, layer_view,
                                       layer_to_slices, slices_to_layer, axis_labels,
                                       geometry_meta, volume_from_layer, volume_layer_data, seed_candidates,
@@ -54,10 +54,10 @@ def _abandon(job: dict):
         try: sig.disconnect()
         except (TypeError, RuntimeError): pass
 
-def _palette(layer):
-    "Colour a labels layer with the palette of the plots and exports (`segments.PALETTE`)."
+def _palette(layer, structures: dict | None = None):
+    "Colour a labels layer as the plots and exports do: the structures' colours, else `segments.PALETTE`."
     from napari.utils.colormaps import DirectLabelColormap
-    layer.colormap = DirectLabelColormap(color_dict=label_colours())
+    layer.colormap = DirectLabelColormap(color_dict=label_colours(structures=structures))
 
 def _wait_for_threads(seconds: float) -> bool:
     "Wait (at most `seconds`) until the workers of Qt's thread pool have returned, their last signals emitted."
@@ -274,7 +274,7 @@ class _Actions:
         p = self.viewer.add_labels(data, name=PREVIEW_NAME, scale=img.scale, translate=img.translate, opacity=1.,
                                    metadata={META_KEY: {**meta, 'preview': True}})
         p.contour = 2                      # outlines, so the preview never looks like the labels it would change
-        _palette(p)
+        _palette(p, self._names())
         for b in (self.accept_btn, self.discard_btn, self.next_btn): b.enabled = True
 
     def accept(self):
@@ -492,7 +492,8 @@ class _Actions:
         self.figure.clear(); ax = self.figure.add_subplot()
         names = self._names()
         for l, c in confidence_curves(records, D).items():    # the colour of the label on the canvas
-            ax.plot(np.arange(D), c, marker='.', lw=1, color=label_colour(l), label=names.get(l, f'label {l}'))
+            s = names.get(l) or Structure(l)
+            ax.plot(np.arange(D), c, marker='.', lw=1, color=s.colour, label=s.name)
         self._marker = ax.axvline(self.current_slice(), color='0.4', lw=0.8, ls=':')   # the slice shown (`_move_marker`)
         ax.set_ylim(0, 1.05); ax.set_xlim(-0.5, D - 0.5); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"{self._image_meta().get('plane', '')} slice", fontsize=8)
@@ -556,8 +557,8 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
                                    tooltip=f"{keys['mark_last']}: mark the slice shown as the brush label's last")
         self.help_btn = PushButton(text='Shortcuts', tooltip=f"{keys['toggle_help']}: the keys, over the image")
         self.view3d_btn = PushButton(text='3D', tooltip=f"{keys['toggle_3d']}: the image and labels in 3D, or slices")
-        self.names = LineEdit(label='names', value='', tooltip='structure names, e.g. 1=liver, 2=spleen: in the plot, '
-                              'in .seg.nrrd (3D Slicer) and .dcm (DICOM SEG) files')
+        self.names = LineEdit(label='names', value='', tooltip='structure names and colours, e.g. 1=liver, 2=spleen #e0a040: '
+                              'on the canvas, in the plot, in .seg.nrrd (3D Slicer) and .dcm (DICOM SEG) files')
         self.save_path = FileEdit(label='save to', mode='w', filter='*.nii.gz *.seg.nrrd *.nrrd *.mha *.dcm', nullable=True, value=None,
                                   tooltip='the work is also autosaved beside this file as you go')
         self.save_btn = PushButton(text='Save labels')
@@ -642,24 +643,24 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self._offer_restore()
 
     def _names(self) -> dict:
-        "The structure names typed in the names box ({label: name}); a typo leaves the names as they were."
+        "The structures typed in the names box ({label: Structure}); a typo leaves them as they were."
         try: return parse_names(self.names.value.replace(', ', ','))
         except Flow2MaskError: lab = self.labels.value; return dict(lab.metadata.get(NAMES_KEY, {})) if lab is not None else {}
 
     def _names_changed(self, value=None):
-        "Keep the typed names in the labels layer (saved with it) and in the plot's legend."
+        "Keep the typed structures in the labels layer (saved with it), its colours and the plot's legend."
         lab = self.labels.value
         try: names = parse_names(self.names.value.replace(', ', ','))
         except Flow2MaskError as e: return self._set_status(str(e))
-        if lab is not None: lab.metadata[NAMES_KEY] = names
+        if lab is not None: lab.metadata[NAMES_KEY] = names; _palette(lab, names)
 
     def _labels_changed(self, value=None):
         "Another labels layer picked: its names in the box, its colours the palette's."
         lab = self.labels.value
         if lab is None: return
         names = lab.metadata.get(NAMES_KEY) or {}
-        self.names.value = ', '.join(f'{v}={n}' for v, n in sorted(names.items()))
-        if layer_meta(lab.metadata) is not None and lab.metadata.get(META_KEY, {}).get('seed_for'): _palette(lab)
+        self.names.value = describe_structures(names.values())
+        if layer_meta(lab.metadata) is not None and lab.metadata.get(META_KEY, {}).get('seed_for'): _palette(lab, names)
 
     def _image_meta(self) -> dict:
         layer = self.image.value

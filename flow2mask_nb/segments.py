@@ -2,15 +2,15 @@
 
 # %% ../nbs/04_segments.ipynb 2
 from __future__ import annotations
-import dataclasses, pathlib
+import dataclasses, pathlib, re
 import numpy as np
 import SimpleITK as sitk
 from .io import Volume, InputError, read_volume, write_volume, as_label_array, check_output_path, _same_file
 
 # %% auto 0
-__all__ = ['PALETTE', 'SEG_NRRD_SUFFIX', 'label_colour', 'Structure', 'structures_for', 'parse_names', 'slicer_header',
-           'write_seg_nrrd', 'read_structures', 'check_export_path', 'dicom_sources', 'write_dicom_seg',
-           'read_dicom_seg', 'export_labels']
+__all__ = ['PALETTE', 'SEG_NRRD_SUFFIX', 'label_colour', 'Structure', 'structures_for', 'parse_names', 'describe_structures',
+           'slicer_header', 'write_seg_nrrd', 'read_structures', 'check_export_path', 'dicom_sources',
+           'write_dicom_seg', 'read_dicom_seg', 'export_labels']
 
 # %% ../nbs/04_segments.ipynb 5
 PALETTE = ((0.95, 0.3, 0.3), (0.3, 0.8, 0.3), (0.3, 0.5, 0.95), (0.95, 0.8, 0.2), (0.8, 0.4, 0.9), (0.2, 0.85, 0.85),
@@ -42,19 +42,27 @@ def structures_for(values,                 # label values present
                   ) -> tuple:              # one `Structure` per value, sorted
     "A `Structure` for every label value: the user's where given, else 'label N' in its palette colour."
     mine = {s.value: s for s in given} if not isinstance(given, dict) else \
-           {int(v): Structure(int(v), n) for v, n in given.items()}
+           {int(v): n if isinstance(n, Structure) else Structure(int(v), n) for v, n in given.items()}
     return tuple(mine.get(int(v), Structure(int(v))) for v in sorted({int(v) for v in values if int(v) > 0}))
 
 def parse_names(text: str | None) -> dict:
-    "'1=liver,5=left kidney' -> {1: 'liver', 5: 'left kidney'} (the command line's --names)."
+    "'1=liver, 5=left kidney #e0a040' -> {1: Structure(1, 'liver'), 5: Structure(5, 'left kidney', (0.88, 0.63, 0.25))}."
     if not text: return {}
     out = {}
     for item in text.split(','):
         value, sep, name = item.partition('=')
-        if not sep or not value.strip().isdigit() or not name.strip():
-            raise InputError(f"--names: {item.strip()!r} is not LABEL=NAME (e.g. 1=liver,5=spleen)")
-        out[int(value)] = name.strip()
+        name, _, colour = name.partition('#')
+        hexes = colour.strip()
+        if not sep or not value.strip().isdigit() or not name.strip() or (_ and not re.fullmatch(r'[0-9a-fA-F]{6}', hexes)):
+            raise InputError(f"names: {item.strip()!r} is not LABEL=NAME or LABEL=NAME #RRGGBB (e.g. 1=liver, 5=spleen #e0a040)")
+        rgb = tuple(int(hexes[i:i + 2], 16) / 255 for i in (0, 2, 4)) if _ else ()
+        out[int(value)] = Structure(int(value), name.strip(), rgb)
     return out
+
+def describe_structures(structures) -> str:
+    "The text `parse_names` reads back: '1=liver, 5=spleen #e0a040' (a colour only where it is not the palette's)."
+    hexed = lambda s: '' if s.colour == label_colour(s.value) else ' #' + ''.join(f'{round(255 * c):02x}' for c in s.colour)
+    return ', '.join(f'{s.value}={s.name}{hexed(s)}' for s in sorted(structures, key=lambda s: s.value))
 
 # %% ../nbs/04_segments.ipynb 8
 SEG_NRRD_SUFFIX = '.seg.nrrd'

@@ -658,20 +658,24 @@ def test_napari_named_structures_colours_and_seg_nrrd(make_napari_viewer, phanto
     meta = layer_meta(lab.metadata)
     for l in ph.organ_ids[:2]: paint(lab, to_layer(ph.labels.array, meta), 7, [l])
     a, b = ph.organ_ids[:2]
-    w.names.value = f'{a}=liver, {b}=left kidney'
+    w.names.value = f'{a}=liver, {b}=left kidney #0080ff'                # the kidney in a colour of the user's
     np.testing.assert_allclose(lab.colormap.map(np.array([a]))[0][:3], label_colour(a), atol=1e-6)   # canvas colour
+    kidney = (0., 128 / 255, 1.)
+    np.testing.assert_allclose(lab.colormap.map(np.array([b]))[0][:3], kidney, atol=1e-6)
     w.propagate_btn.native.click(); wait_idle(qtbot, w)
     ax = w.figure.axes[0]
     legend = {t.get_text(): l.get_color() for t, l in zip(ax.get_legend().get_texts(), ax.get_lines())}
     assert set(legend) == {'liver', 'left kidney'}, legend
-    np.testing.assert_allclose(matplotlib_rgb(legend['liver']), label_colour(a), atol=1e-6)   # the plot's colour
+    np.testing.assert_allclose(matplotlib_rgb(legend['liver']), label_colour(a), atol=1e-6)   # the plot's colours
+    np.testing.assert_allclose(matplotlib_rgb(legend['left kidney']), kidney, atol=1e-6)
     w.go_to_slice(10)
     assert w._marker.get_xdata()[0] == 10                                 # the plot's marker follows the slice shown
     w.accept_btn.native.click()
     w.save_path.value = tmp_path / 'organs.seg.nrrd'; w.save_btn.native.click()
     assert 'saved' in w.status.value, w.status.value
-    named = {s.value: s.name for s in read_structures(tmp_path / 'organs.seg.nrrd')}
-    assert named[a] == 'liver' and named[b] == 'left kidney', named
+    named = {s.value: s for s in read_structures(tmp_path / 'organs.seg.nrrd')}
+    assert named[a].name == 'liver' and named[b].name == 'left kidney', named
+    np.testing.assert_allclose(named[b].colour, kidney, atol=1e-5)                  # the file keeps the colour
     slicerio = pytest.importorskip('slicerio')
     seg = slicerio.read_segmentation(str(tmp_path / 'organs.seg.nrrd'))
     assert {s['name'] for s in seg['segments']} == {'liver', 'left kidney'}
