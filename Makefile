@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 OUT ?= flow2mask_demo
 
-.PHONY: demo test export clean
+.PHONY: demo test test-fast export clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python tools/check_export.py
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+test-fast: export FLOW2MASK_STATE_DIR := $(CURDIR)/build/test-state
+test-fast: $(VENV)/.installed-dev
+	rm -rf $(FLOW2MASK_STATE_DIR)
+	$(BIN)/python tools/check_export.py
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not slow and not gui"
 
 export: $(VENV)/.installed-dev
 	$(BIN)/nbdev_export

@@ -31,12 +31,21 @@ def cli():
     return run
 
 
+GUI_FILES = ('test_napari_widget.py', 'test_browser.py')   # napari under Xvfb, JupyterLab in Chromium
+
+
 def pytest_configure(config):
     config.addinivalue_line('markers', 'cuda: needs a CUDA GPU; skipped where torch sees none (run them with `pytest -m cuda`)')
+    config.addinivalue_line('markers', 'slow: takes over 4 s on a 2-core machine (`make test-fast` leaves it out)')
+    config.addinivalue_line('markers', 'gui: drives napari or a browser (marked by file)')
+    config.addinivalue_line('markers', 'data: reads ../shared/data (marked by the data_dir fixture)')
 
 
 def pytest_collection_modifyitems(config, items):
     import torch
+    for item in items:
+        if pathlib.Path(str(item.fspath)).name in GUI_FILES: item.add_marker(pytest.mark.gui)
+        if 'data_dir' in getattr(item, 'fixturenames', ()): item.add_marker(pytest.mark.data)
     if torch.cuda.is_available(): return
     skip = pytest.mark.skip(reason='needs a CUDA device (torch.cuda.is_available() is False)')
     for item in items:

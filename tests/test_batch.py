@@ -56,6 +56,7 @@ def kill_group(pgid: int):
     except ProcessLookupError: pass
 
 
+@pytest.mark.slow
 def test_killed_and_restarted_recomputes_nothing_finished(tmp_path):
     n = 6
     data = nnunet_dataset(tmp_path / 'data', n, n_slices=24)
@@ -98,6 +99,7 @@ def test_killed_and_restarted_recomputes_nothing_finished(tmp_path):
         assert read_volume(out / f'case_{i:03d}.nii.gz').array.max() == 2
 
 
+@pytest.mark.slow
 def test_bad_cases_are_reported_and_the_rest_completed(tmp_path):
     data = nnunet_dataset(tmp_path / 'data', 5)
     img = data / 'imagesTr' / 'case_002_0000.nii.gz'                  # corrupt: the gzip stream cut in half
@@ -140,6 +142,7 @@ def free_port() -> int:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_runs_on_a_separately_started_dask_scheduler_and_worker(tmp_path):
     data = nnunet_dataset(tmp_path / 'data', 3)
     port = free_port()
@@ -173,6 +176,7 @@ def test_runs_on_a_separately_started_dask_scheduler_and_worker(tmp_path):
         for f in logs.values(): f.close()
 
 
+@pytest.mark.slow
 def test_every_k_matches_the_benchmark_completion_on_real_cases(data_dir, tmp_path):
     from flow2mask_nb.benchmark import completion_case, load_cases
     names = ('spinal_cord_t2', 'lung_tumour_ct_02')             # slice axis 1 and 2; a short fit keeps it quick
@@ -187,6 +191,7 @@ def test_every_k_matches_the_benchmark_completion_on_real_cases(data_dir, tmp_pa
         assert got[case.name] == pytest.approx({l: s['dice'] for l, s in want['flow2mask'].items()}, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_flows_of_a_batch_are_picked_up_by_an_annotator(tmp_path):
     "`batch flows` over a dataset, then an annotator opens one of its images: the session reads those flows, no fit."
     from flow2mask_nb.session import Session

@@ -51,6 +51,7 @@ def test_dicom_labels_need_physical_mapping(data_dir):
     assert labels.same_grid(image) and labels.array.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_written_labels_keep_geometry(cli, data_dir, tmp_path):
     from flow2mask_nb.io import write_volume
     image = read_volume(data_dir / 'abdomen_ct_dicom' / 'series')
@@ -87,6 +88,7 @@ def test_propagate_fills_a_marked_extent_exactly(cli, tmp_path):
     assert code == 2 and 'FIRST <= LAST' in err
 
 
+@pytest.mark.slow
 def test_propagate_exports_dicom_seg_and_slicer_segmentation(cli, data_dir, tmp_path):
     "The DICOM series propagated to a DICOM SEG and a seg.nrrd: read back (highdicom, slicerio) with names, colours, voxels."
     pytest.importorskip('highdicom', reason='DICOM SEG export needs the [export] extra')

@@ -29,6 +29,7 @@ def _torchrun(tmp_path, *args):
                            str(script), str(tmp_path), *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_gives_identical_weights(tmp_path):
     res = _torchrun(tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -39,6 +40,7 @@ def test_two_process_ddp_gives_identical_weights(tmp_path):
     assert (tmp_path / 'model.safetensors').exists()   # rank 0 wrote the final model
 
 
+@pytest.mark.slow
 def test_ddp_time_budget_stops_the_ranks_together(tmp_path):
     "With a time budget the ranks agree on when to stop (else DDP would hang on a missing all-reduce)."
     res = _torchrun(tmp_path, '2')

@@ -52,6 +52,7 @@ def run(inputs, name, hash_seed):
     return out, json.loads(p.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_same_output_bit_for_bit(inputs):
     before = {p: sha(p) for p in inputs[1:]}
     a, info_a = run(inputs, 'a.nii.gz', 1)

@@ -134,6 +134,7 @@ def _show(runs):
              'mid-write' if r['mid_write'] else 'after the write' if r['late'] else '') for r in runs]
 
 
+@pytest.mark.slow
 def test_sigint(setup):
     s = setup
     runs = []
@@ -156,6 +157,7 @@ def test_sigint(setup):
     for r in hit: assert r['kept_old'], r                              # stopped before os.replace: old file stands
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun(setup):
     s = setup
     runs = [interrupt(s, signal.SIGKILL, f * s['work_s']) for f in (0.3, 0.7)]

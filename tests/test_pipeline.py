@@ -15,6 +15,7 @@ def largest_slice_seed(truth, ids):
     return oracle_seed(truth, ids, axis=2)
 
 
+@pytest.mark.slow
 def test_cli_propagate_real_ct(cli, data_dir, tmp_path):
     "The default command (no model: fit on the volume), all five organs in one call, whole-volume Dice."
     image = read_volume(data_dir / 'abdomen_ct' / 'ct.nii.gz')
@@ -38,6 +39,7 @@ def test_cli_propagate_real_ct(cli, data_dir, tmp_path):
     assert 'slice axis 2 (axial): the seed is drawn across it' in stdout
 
 
+@pytest.mark.slow
 def test_cli_dicom_keeps_geometry(cli, data_dir, tmp_path):
     "A DICOM series in, a label map out on the series' grid (labels mapped in physical space)."
     series = data_dir / 'abdomen_ct_dicom' / 'series'
@@ -54,6 +56,7 @@ def test_cli_dicom_keeps_geometry(cli, data_dir, tmp_path):
     assert dice(pred.array == 5, truth == 5) > 0.85
 
 
+@pytest.mark.slow
 def test_cli_suggest_in_range(cli, data_dir):
     code, out, err = cli('suggest', data_dir / 'abdomen_ct' / 'ct.nii.gz', '--range', '5:20', '--fit-steps', '40',
                          '--json', '-q')
@@ -63,6 +66,7 @@ def test_cli_suggest_in_range(cli, data_dir):
     assert res['error'] == min(res['errors'])
 
 
+@pytest.mark.slow
 def test_phantom_multilabel_and_stop():
     "A long phantom whose small organs span 30-40 of 160 slices: the stop decides whole-volume Dice."
     ph = make_phantom(n_slices=160, size=(64, 64), n_organs=3, span=(0.2, 0.25), seed=1)
@@ -97,6 +101,7 @@ def test_mask_completion_between_anchors():
     assert complete(ph.image, sparse, flows=ann.flows).shape == truth.shape
 
 
+@pytest.mark.slow
 def test_cli_trained_model_improves_the_result(cli, tmp_path):
     """A model from `flow2mask train` changes what `propagate --model` gives, for the better: with the same few fit steps,
     starting from the network's flows beats starting from zero flows; the network's flows alone beat copying the seed."""
@@ -125,6 +130,7 @@ def test_cli_trained_model_improves_the_result(cli, tmp_path):
     assert alone > copy + 0.1, (alone, copy)
 
 
+@pytest.mark.slow
 def test_cli_demo(cli, tmp_path):
     code, out, err = cli('demo', '--out', tmp_path / 'demo', '-q')
     assert code == 0, err
@@ -135,6 +141,7 @@ def test_cli_demo(cli, tmp_path):
     assert 'mean Dice' in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name, bar', [('lesion_ct_01', 0.90), ('sarcoma_001_ct', 0.955)])
 def test_completion_on_real_cases(data_dir, name, bar):
     """Mask completion from every 5th slice (ends included) on real cases, above bars that the former fill-in missed:
@@ -148,6 +155,7 @@ def test_completion_on_real_cases(data_dir, name, bar):
     assert max(s['past'] for s in r['flow2mask'].values()) <= 2, r['flow2mask']
 
 
+@pytest.mark.slow
 def test_emptied_slices_end_an_iso_intense_tumour(data_dir):
     """The MR sarcoma is iso-intense with the muscle it grows in: no stop cue ends it (bench/stop_limits.py) and the
     default carries it 23 slices past its ends. An annotator who empties the first slice past each end (chosen from

@@ -19,6 +19,7 @@ def run(kind, **kw):
     return ann, dice(ann.labels.array == 1, truth == 1), (int(z[0]), int(z[-1])) if len(z) else None
 
 
+@pytest.mark.slow
 def test_two_pixel_wide_tube_survives():
     "A structure two pixels wide over 24 slices is neither erased by the refinement nor lost by the stop."
     ann, d, extent = run('tube')
@@ -26,6 +27,7 @@ def test_two_pixel_wide_tube_survives():
     assert extent[1] - extent[0] >= 20
 
 
+@pytest.mark.slow
 def test_fading_structure_stops_near_its_end():
     "Contrast fading to a fifth of the seed's over the last slices: stop within two slices of the true end (31)."
     ann, d, extent = run('fade')
@@ -37,6 +39,7 @@ def test_fading_structure_stops_near_its_end():
     assert extent_never[1] > 35                    # the flows alone carry the mask on towards the volume's end
 
 
+@pytest.mark.slow
 def test_bias_field_keeps_the_extent():
     "A bias field brightening the image by half along the slices does not cut the structure short."
     ann, d, extent = run('bias')
@@ -72,6 +75,7 @@ def test_structure_on_every_slice_of_a_short_crop_is_kept():
     assert hasty.labels.array[..., :4].sum() == 0, hasty.propagation.stops
 
 
+@pytest.mark.slow
 def test_seed_drawn_on_axial_slices_sets_the_slice_axis():
     "Pixels coarser than the slices (3.9 x 3.9 x 2.5 mm): a seed drawn on one axial slice propagates along that axis."
     from flow2mask_nb.io import Volume

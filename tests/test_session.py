@@ -1,6 +1,7 @@
 """The correction loop as an annotator meets it: a corrected slice lifts its neighbours, and the finer flows fitted
 for one structure never serve another one drawn elsewhere with the same label value."""
 import numpy as np
+import pytest
 import torch
 from scipy import ndimage
 from flow2mask_nb.io import Volume
@@ -41,6 +42,7 @@ def two_small_lesions():
     return Volume(image, ph.image.spacing, ph.image.origin, ph.image.direction), np.moveaxis(labels, 2, 0)
 
 
+@pytest.mark.slow
 def test_finer_flows_follow_what_was_drawn_not_the_label_value():
     "A lesion drawn with label value 1 after another structure was annotated with value 1: as good as in a fresh session."
     image, truth = two_small_lesions()

@@ -9,6 +9,7 @@ from flow2mask_nb.testing import shifted_texture, endpoint_error
 SMALL = dict(size=32, enc=(16, 32, 32), dec=(32, 32, 32))
 
 
+@pytest.mark.slow
 def test_network_test_time_training_recovers_known_shift():
     "FlowNet3D trained on the volume itself (`fit_network`) recovers a known per-slice shift."
     torch.manual_seed(0)
@@ -44,6 +45,7 @@ def test_flownet2d_test_time_training():
     assert hist[-1]['loss'] < 0.5 * hist[0]['loss']
 
 
+@pytest.mark.slow
 def test_refinement_from_a_model_beats_the_same_steps_from_zero(tmp_path):
     "A few fit steps started from a trained network's flows end closer to the truth than as many from zero flows."
     data = [shifted_texture(10, 40, 40, 0.8, -0.6, seed=s) for s in range(4)]
@@ -56,6 +58,7 @@ def test_refinement_from_a_model_beats_the_same_steps_from_zero(tmp_path):
     assert endpoint_error(warm, 0.8, -0.6) < 0.7 * endpoint_error(cold, 0.8, -0.6)
 
 
+@pytest.mark.slow
 def test_cli_benchmark_trains_on_the_cases_images_then_uses_the_model(cli, tmp_path):
     "`flow2mask benchmark CASES --train SECONDS`: a model trained on the cases' images (labels unused) is used."
     import json
