@@ -408,7 +408,7 @@ class _Actions:
             meta = self._image_meta(); sess = self._session()
             folder = write_autosave(p, sess.image, meta['axis'], layer_to_slices(lab.data, meta),
                                     lab.metadata.get(REVISION_KEY), lab.metadata.get(MARKS_KEY), sess.flows,
-                                    sess.flows_meta, self._fingerprint(sess))
+                                    sess.flows_meta, self._fingerprint(sess), lab.metadata.get(NAMES_KEY))
         except (Flow2MaskError, OSError) as e:
             self._note(f'autosave failed: {e}'); return None
         if folder is not None and not self.restore_btn.enabled:
@@ -453,6 +453,7 @@ class _Actions:
             data = slices_to_layer(saved['stack'], meta)
             lab.data = np.ascontiguousarray(data if data.max(initial=0) > 255 else data.astype(np.uint8))
             lab.metadata[REVISION_KEY], lab.metadata[MARKS_KEY] = saved['revision'], dict(saved['marks'])
+            lab.metadata[NAMES_KEY] = saved['structures']; self._labels_changed()     # names and colours back
             self.found = None; self.restore_btn.enabled = False
             if saved['flows'] is not None and sess.flows is None: self.flows_file.value = saved['flows']  # no refit
             self.save_path.value = saved['output']
@@ -652,7 +653,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         lab = self.labels.value
         try: names = parse_names(self.names.value.replace(', ', ','))
         except Flow2MaskError as e: return self._set_status(str(e))
-        if lab is not None: lab.metadata[NAMES_KEY] = names; _palette(lab, names)
+        if lab is not None: lab.metadata[NAMES_KEY] = names; _palette(lab, names); self.autosave()
 
     def _labels_changed(self, value=None):
         "Another labels layer picked: its names in the box, its colours the palette's."

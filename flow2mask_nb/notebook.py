@@ -14,7 +14,7 @@ from .session import (Session, Progress, Revision, least_confident, describe_sto
 from .pipeline import Cancelled
 from .checkpoint import atomic_write_bytes
 from .flowfile import image_fingerprint, save_flows_file, state_dir
-from .segments import check_export_path, export_labels
+from .segments import check_export_path, export_labels, parse_names, describe_structures
 
 # %% auto 0
 __all__ = ['STEP_WORDS', 'JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX',
@@ -282,6 +282,7 @@ def write_autosave(output,                  # where the user will save the label
                    marks: dict | None = None,  # {label: [first, last]} slices marked as the ends
                    flows=None, flows_meta: dict | None = None,  # the flows and their `flowfile.flows_meta` (written once)
                    fingerprint: str | None = None,  # `image_fingerprint(image)`, if known
+                   structures: dict | None = None,  # {label: `segments.Structure`}: the names and colours chosen
                   ) -> pathlib.Path:        # the autosave folder
     "Write the labels (image geometry), revision, marks and flows beside `output`, each atomically; index the folder."
     folder = autosave_folder(output)
@@ -301,7 +302,8 @@ def write_autosave(output,                  # where the user will save the label
     _write_json(folder / 'state.json', dict(
         format=AUTOSAVE_FORMAT, version=AUTOSAVE_VERSION, saved=time.strftime('%Y-%m-%d %H:%M:%S'), image=image.path,
         fingerprint=fp, output=str(output), axis=int(axis), shape=list(stack.shape), drawn=drawn,
-        revision=revision_to_json(revision), marks={str(l): v for l, v in (marks or {}).items()}, flows=flows_info))
+        revision=revision_to_json(revision), marks={str(l): v for l, v in (marks or {}).items()}, flows=flows_info,
+        structures=describe_structures((structures or {}).values())))
     index = autosave_index(); where = str(folder.resolve())
     known = _read_json(index)
     if known.get(fp) != where:
@@ -319,7 +321,7 @@ def read_autosave(folder, image: Volume | None = None) -> dict:
     return dict(stack=stack, revision=revision_from_json(state['revision']), axis=state['axis'],
                 marks={int(l): v for l, v in state['marks'].items()}, flows=flows if flows.exists() else None,
                 output=state['output'], saved=state['saved'], drawn={int(l): v for l, v in state['drawn'].items()},
-                folder=folder)
+                structures=parse_names(state.get('structures')), folder=folder)
 
 def find_autosave(image: Volume, fingerprint: str | None = None) -> pathlib.Path | None:
     "The autosave folder of this image (found by its fingerprint, whatever its file name), or None."

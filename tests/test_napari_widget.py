@@ -581,7 +581,7 @@ from flow2mask_nb.napari_widget import open_viewer
 image, truth, out, slices = sys.argv[1], sys.argv[2], sys.argv[3], [int(k) for k in sys.argv[4].split(',')]
 viewer, w = open_viewer(image)
 w.flow_source.value = 'tvl1'; w.save_path.value = out
-lab = w.labels.value
+lab = w.labels.value; w.names.value = '1=liver #00ff80'
 true = to_layer(read_labels(truth, read_volume(image)).array, layer_meta(lab.metadata))
 def draw(i=0):                     # one slice every 0.3 s, as a brush would (through the layer's paint API)
     if i == len(slices): return print('drawn', flush=True)
@@ -610,7 +610,7 @@ def test_napari_autosave_survives_sigkill(make_napari_viewer, phantom_files, qtb
         while time.monotonic() - t0 < 90 and p.poll() is None:
             try: saved = json.loads(state.read_text())
             except (OSError, ValueError): saved = {}
-            if saved.get('drawn') == {'1': slices} and saved.get('flows'): break
+            if saved.get('drawn') == {'1': slices} and saved.get('flows') and saved.get('structures'): break
             time.sleep(0.2)
     finally:
         p.send_signal(signal.SIGKILL); _, err = p.communicate(timeout=30)
@@ -627,6 +627,8 @@ def test_napari_autosave_survives_sigkill(make_napari_viewer, phantom_files, qtb
     lab = w.labels.value; truth = to_layer(ph.labels.array, layer_meta(lab.metadata))
     for k in range(truth.shape[0]):                           # the three slices are back, nothing else
         assert np.array_equal(lab.data[k] == 1, (truth[k] == 1) & (k in slices)), k
+    assert w.names.value == '1=liver #00ff80', w.names.value                # the names and colours too
+    np.testing.assert_allclose(lab.colormap.map(np.array([1]))[0][:3], (0., 1., 128 / 255), atol=1e-6)
     sess = w._session()
     assert sess.flows is not None and sess.flows_meta['flow_source'] == 'tvl1'   # the flows too: nothing to fit
     assert pathlib.Path(w.save_path.value) == out and 'restored the autosave' in w.status.value, w.status.value
