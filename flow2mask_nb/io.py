@@ -11,9 +11,9 @@ import SimpleITK as sitk
 
 # %% auto 0
 __all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
-           'Volume', 'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule', 'choose_slice_axis',
-           'to_slices', 'from_slices', 'slices_spacing', 'read_volume', 'as_label_array', 'resample_labels_to',
-           'read_labels', 'check_output_path', 'write_volume', 'describe']
+           'Cancelled', 'Volume', 'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule',
+           'choose_slice_axis', 'to_slices', 'from_slices', 'slices_spacing', 'read_volume', 'as_label_array',
+           'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume', 'describe']
 
 # %% ../nbs/00_io.ipynb 6
 class Flow2MaskError(Exception):
@@ -24,6 +24,9 @@ class InputError(Flow2MaskError, ValueError):
 
 class GeometryError(InputError):
     "Two images whose physical geometry cannot be matched."
+
+class Cancelled(Flow2MaskError):
+    "Raised when a progress callback asks to stop (e.g. the napari Cancel button)."
 
 # %% ../nbs/00_io.ipynb 8
 _LABEL_DTYPES = (np.uint8, np.uint16)

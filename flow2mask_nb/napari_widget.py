@@ -12,7 +12,7 @@ from magicgui.widgets import (Container, ComboBox, PushButton, ProgressBar, File
                               TextEdit, LineEdit)
 from qtpy.QtCore import QObject, QEvent
 from .io import Flow2MaskError, Volume, read_volume, read_labels
-from .pipeline import Cancelled
+from .io import Cancelled
 from .session import Session, Progress, advise, mark_end, marked_extents
 from .flowfile import image_fingerprint
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,

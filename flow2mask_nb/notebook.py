@@ -11,7 +11,7 @@ from .viz import label_rgba, flow_to_rgb, plot_curves, wheel_key, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
 from .session import (Session, Progress, Revision, least_confident, describe_stop, advise, mark_end,
                                   marked_extents, current_anchors)
-from .pipeline import Cancelled
+from .io import Cancelled
 from .checkpoint import atomic_write_bytes
 from .flowfile import image_fingerprint, save_flows_file, state_dir
 from .segments import check_export_path, export_labels, parse_names, describe_structures

@@ -8,8 +8,8 @@ import csv, io, json, pathlib, tempfile, time
 from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
-from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, slice_axis_rule, to_slices, from_slices, slices_spacing,
-                             as_label_array)
+from .io import (Volume, InputError, Flow2MaskError, Cancelled, choose_slice_axis, slice_axis_rule, to_slices,
+                             from_slices, slices_spacing, as_label_array)
 from .preprocess import intensity_window, working_shape, resize_slices
 from .model import Flows, LocalFlows
 from .propagate import (propagate, StopRule, Propagation, seed_slices as check_seed, seed_model, drawn_box,
@@ -20,13 +20,10 @@ from .checkpoint import atomic_write_bytes, as_network
 from .warp import auto_threads
 
 # %% auto 0
-__all__ = ['REACH', 'REPORT_COLUMNS', 'Cancelled', 'Prepared', 'prepare', 'tvl1_flows', 'model_fit_kwargs', 'estimate_flows',
-           'needs_local', 'fit_local', 'local_flows', 'Annotation', 'annotate', 'complete', 'suggest', 'write_report']
+__all__ = ['REACH', 'REPORT_COLUMNS', 'Prepared', 'prepare', 'tvl1_flows', 'model_fit_kwargs', 'estimate_flows', 'needs_local',
+           'fit_local', 'local_flows', 'Annotation', 'annotate', 'complete', 'suggest', 'write_report']
 
 # %% ../nbs/42_pipeline.ipynb 5
-class Cancelled(Flow2MaskError):
-    "Raised when a progress callback asks to stop (e.g. the napari Cancel button)."
-
 @dataclass
 class Prepared:
     "A volume ready for flow estimation: slice axis first, normalised, and a working-resolution copy."

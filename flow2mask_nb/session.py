@@ -11,7 +11,7 @@ from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
 from .model import Flows, LocalFlows
 from .propagate import propagate, Propagation, StopRule, STOP_REASONS
 from .select import suggest_slice
-from .pipeline import Cancelled
+from .io import Cancelled
 from .flowfile import make_flows, read_flows_file, find_flows
 from .orient import ScreenView, screen_view
 
