@@ -12,7 +12,7 @@ from flow2mask_nb.io import read_volume, read_labels, to_slices
 from flow2mask_nb.testing import shared_data_dir, shifted_texture
 from flow2mask_nb.pipeline import prepare
 from flow2mask_nb.preprocess import resize_slices
-from flow2mask_nb.model import Flows, chain_flows_from
+from flow2mask_nb.flows import Flows, chain_flows_from
 from flow2mask_nb.losses import l2g_loss
 from flow2mask_nb.warp import warp
 from flow2mask_nb.train import fit, fit_network

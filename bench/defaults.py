@@ -20,7 +20,7 @@ import flow2mask_nb.propagate as propagate_module
 from flow2mask_nb.benchmark import run_case, completion_case, summarise
 from flow2mask_nb.cli import _jsonable
 from flow2mask_nb.testing import shared_data_dir
-from flow2mask_nb.model import Flows
+from flow2mask_nb.flows import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
 from flow2mask_nb.propagate import StopRule
 from flow2mask_nb.io import read_volume, choose_slice_axis

@@ -79,7 +79,7 @@ def big_volume(n=100, factor=4, base=128, seed=0):
     "512 x 512 x n slices in HU (slice axis first, as `Prepared.raw`), labels, the phantom's true flows (128-px grid)."
     import torch, torch.nn.functional as F
     from flow2mask_nb.phantom import make_phantom
-    from flow2mask_nb.model import Flows
+    from flow2mask_nb.flows import Flows
     ph = make_phantom(n_slices=n, size=(base, base), n_organs=3, seed=seed)
     rng = np.random.default_rng(seed)
     x = F.interpolate(torch.from_numpy(ph.slices)[:, None], scale_factor=factor, mode='bilinear')[:, 0].numpy()

@@ -26,7 +26,7 @@ import flow2mask_nb.propagate as propagate_module
 from flow2mask_nb.benchmark import run_case, seed_slice_for, load_case
 from flow2mask_nb.cli import _jsonable
 from flow2mask_nb.io import to_slices
-from flow2mask_nb.model import Flows
+from flow2mask_nb.flows import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
 from flow2mask_nb.testing import shared_data_dir
 

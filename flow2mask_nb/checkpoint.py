@@ -11,7 +11,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as _st_save, load as _st_load
 from .io import Flow2MaskError
-from .model import FlowNetConfig, build_model, Flows
+from .model import FlowNetConfig, build_model
+from .flows import Flows
 
 # %% auto 0
 __all__ = ['FORMAT', 'VERSION', 'atomic_write_bytes', 'rng_state', 'set_rng_state', 'save_checkpoint', 'Checkpoint',

@@ -8,7 +8,7 @@ import hashlib, json, os, pathlib, time
 import numpy as np
 import torch
 from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
-from .model import Flows
+from .flows import Flows
 from .checkpoint import save_flows, load_flows, load_flows_meta
 from .orient import plane_name
 

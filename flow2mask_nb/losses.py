@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 from .warp import warp, compose_flows
-from .model import Flows
+from .flows import Flows
 
 # %% auto 0
 __all__ = ['SIMILARITIES', 'L2G_GROWTH', 'mse', 'ncc', 'ssim', 'get_similarity', 'l2g_loss', 'error_by_distance', 'l2g_reach',

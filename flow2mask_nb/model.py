@@ -12,108 +12,12 @@ import torch.nn.functional as F
 from .warp import compose_flows, warp
 from .io import InputError
 from .preprocess import resize_flow
+from .flows import pick_device, Flows, LocalFlows, chain_flow, chain_flows_from
 
 # %% auto 0
-__all__ = ['pick_device', 'Flows', 'LocalFlows', 'chain_flow', 'chain_flows_from', 'FlowNetConfig', 'FlowNet3D', 'n_params',
-           'FlowNet2D', 'build_model']
+__all__ = ['FlowNetConfig', 'FlowNet3D', 'n_params', 'FlowNet2D', 'build_model']
 
 # %% ../nbs/20_model.ipynb 6
-def pick_device(device: str | torch.device = 'auto') -> torch.device:
-    "'auto' picks CUDA, then Apple MPS, then CPU; an explicit choice is validated."
-    if isinstance(device, torch.device): return device
-    if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda')
-        mps = getattr(torch.backends, 'mps', None)
-        if mps is not None and mps.is_available(): return torch.device('mps')
-        return torch.device('cpu')
-    kind = str(device).split(':')[0]
-    if kind not in ('cpu', 'cuda', 'mps'):
-        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
-    # a user's choice, so a user's error (CLI exit 2); InputError is also a ValueError
-    if kind == 'cuda' and not torch.cuda.is_available(): raise InputError("device 'cuda' requested but CUDA is not available")
-    if kind == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise InputError("device 'mps' requested but MPS is not available")
-    return torch.device(device)
-
-# %% ../nbs/20_model.ipynb 9
-@dataclass
-class Flows:
-    "Inter-slice flows of one volume: `forward`/`backward`, each (D-1, 2, H, W) in pixels (see the contract above)."
-    forward: torch.Tensor   # forward[i]: warp(I_i, forward[i]) ~ I_(i+1), on slice i+1's grid
-    backward: torch.Tensor  # backward[i]: warp(I_(i+1), backward[i]) ~ I_i, on slice i's grid
-    local: list = field(default_factory=list, repr=False, compare=False)  # `LocalFlows` near small structures
-
-    def __post_init__(self):
-        for name in ('forward', 'backward'):
-            t = getattr(self, name)
-            if not torch.is_tensor(t) or t.ndim != 4 or t.shape[1] != 2:
-                raise ValueError(f"Flows.{name} must be a tensor (D-1, 2, H, W), got "
-                                 f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
-        if self.forward.shape != self.backward.shape:
-            raise ValueError(f"Flows.forward {tuple(self.forward.shape)} and backward {tuple(self.backward.shape)} differ")
-
-    @property
-    def depth(self) -> int: return self.forward.shape[0] + 1   # number of slices D
-    @property
-    def shape(self) -> tuple: return tuple(self.forward.shape[2:])  # (H, W)
-
-    def to(self, device=None, dtype=None) -> 'Flows':
-        "Move both tensors (device and/or dtype); local refinements stay as they are."
-        return Flows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype), self.local)
-
-    def detach(self) -> 'Flows': return Flows(self.forward.detach(), self.backward.detach(), self.local)
-
-    def resize(self, h: int, w: int) -> 'Flows':
-        "On an h x w grid (bilinear, align_corners=True), vectors rescaled by (new-1)/(old-1); itself if already h x w."
-        if self.shape == (h, w): return self
-        return Flows(resize_flow(self.forward, (h, w)), resize_flow(self.backward, (h, w)))
-
-@dataclass
-class LocalFlows:
-    "Finer flows in a box of the native grid, fitted around small structures (where they are and what they look like)."
-    flows: Flows     # depth z1 - z0 + 1, on a grid of any size that spans the box
-    box: tuple       # (z0, z1, y0, y1, x0, x1): slices z0..z1 inclusive, native rows y0:y1 and columns x0:x1
-    labels: tuple    # the label values they were first fitted for (a record: `serves` decides their use)
-    window: tuple    # the intensity window (low, high) of the fit
-
-    def covers(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> bool:
-        "Whether this box contains the given one."
-        b = self.box
-        return b[0] <= z0 and z1 <= b[1] and b[2] <= y0 and y1 <= b[3] and b[4] <= x0 and x1 <= b[5]
-
-    def serves(self, box: tuple, window: tuple) -> bool:
-        "Whether a structure drawn in `box` with intensities in `window` can use these flows: inside, and seen alike."
-        # keyed by what was drawn, not by its label value: another structure drawn later with the same value elsewhere
-        # (or with other intensities) gets flows of its own; the middle third of its window must be inside the fit's
-        lo, hi = window
-        third = (hi - lo) / 3
-        return self.covers(*box) and self.window[0] <= lo + third and hi - third <= self.window[1]
-
-# %% ../nbs/20_model.ipynb 13
-def chain_flow(flows: Flows, i: int, j: int) -> torch.Tensor:
-    "Composed flow U(i->j), (2, H, W): warp(I_i, U(i->j)) ~ I_j; forward[i..j-1] if j > i, backward[i-1..j] if j < i."
-    D = flows.depth
-    if not (0 <= i < D and 0 <= j < D): raise ValueError(f"slices i={i}, j={j} must lie in [0, {D - 1}]")
-    if i == j: return torch.zeros_like(flows.forward[0])
-    steps = [flows.forward[k:k + 1] for k in range(i, j)] if j > i else [flows.backward[k:k + 1] for k in range(i - 1, j - 1, -1)]
-    u = steps[0]
-    for f in steps[1:]: u = compose_flows(u, f)
-    return u[0]
-
-def chain_flows_from(flows: Flows, s: int) -> torch.Tensor:
-    "All composed flows from slice `s`: (D, 2, H, W) with entry j = U(s->j) (zero at j = s); one pass each way."
-    D = flows.depth
-    if not 0 <= s < D: raise ValueError(f"slice s={s} must lie in [0, {D - 1}]")
-    out = [None] * D; out[s] = torch.zeros_like(flows.forward[0])
-    u = None
-    for k in range(s, D - 1):
-        f = flows.forward[k:k + 1]; u = f if u is None else compose_flows(u, f); out[k + 1] = u[0]
-    u = None
-    for k in range(s - 1, -1, -1):
-        f = flows.backward[k:k + 1]; u = f if u is None else compose_flows(u, f); out[k] = u[0]
-    return torch.stack(out)
-
-# %% ../nbs/20_model.ipynb 17
 @dataclass
 class FlowNetConfig:
     "Architecture of a flow network; saved with checkpoints."
@@ -148,7 +52,7 @@ class FlowNetConfig:
         if extra: raise ValueError(f"unknown FlowNetConfig fields {sorted(extra)}")
         return cls(**d)
 
-# %% ../nbs/20_model.ipynb 20
+# %% ../nbs/20_model.ipynb 9
 class _UNet(nn.Module):
     def __init__(self, cfg: FlowNetConfig, in_ch: int, out_ch: int, dims: int):
         super().__init__()
@@ -196,7 +100,7 @@ def _as_stack(x):
         raise ValueError(f"expected a volume (D, H, W) with D >= 2 (or (1, 1, D, H, W), (D, 1, H, W)), got {tuple(x.shape)}")
     return x.float() if not x.is_floating_point() else x
 
-# %% ../nbs/20_model.ipynb 22
+# %% ../nbs/20_model.ipynb 11
 class FlowNet3D(nn.Module):
     "Whole-volume 3D U-Net: normalised volume (D, H, W) -> `Flows` (pooling in-plane only, any D >= 2)."
     def __init__(self, cfg: FlowNetConfig | None = None):
@@ -220,7 +124,7 @@ def n_params(model: nn.Module) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/20_model.ipynb 27
+# %% ../nbs/20_model.ipynb 16
 class FlowNet2D(nn.Module):
     "Pairwise 2D U-Net: (source, target) slices -> flow reconstructing target from source; same `Flows` output."
     def __init__(self, cfg: FlowNetConfig | None = None):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from .io import (Volume, InputError, Flow2MaskError, read_volume, write_volume, choose_slice_axis,
                              as_label_array, to_slices, from_slices, IMAGE_SUFFIXES, _suffix)
-from .model import Flows
+from .flows import Flows
 from .warp import jacobian_determinant
 from .orient import ScreenView, screen_view
 from .segments import export_labels, label_colour

@@ -11,7 +11,7 @@ import torch
 from .io import (Volume, InputError, Flow2MaskError, Cancelled, choose_slice_axis, slice_axis_rule, to_slices,
                              from_slices, slices_spacing, as_label_array)
 from .preprocess import intensity_window, working_shape, resize_slices
-from .model import Flows, LocalFlows
+from .flows import Flows, LocalFlows
 from .propagate import (propagate, StopRule, Propagation, seed_slices as check_seed, seed_model, drawn_box,
                                     drawn_window)
 from .select import suggest_slice

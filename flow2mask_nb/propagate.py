@@ -13,7 +13,7 @@ from scipy import ndimage
 from .io import InputError
 from .warp import compose_flows, cycle_error, torch_threads
 from .metrics import largest_slice
-from .model import Flows, LocalFlows
+from .flows import Flows, LocalFlows
 
 # %% auto 0
 __all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'FAR', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',

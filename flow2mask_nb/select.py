@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from .io import InputError
 from .warp import warp
-from .model import Flows, chain_flows_from
+from .flows import Flows, chain_flows_from
 
 # %% auto 0
 __all__ = ['parse_range', 'reconstruction_errors', 'suggest_slice']

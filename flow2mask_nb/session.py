@@ -8,7 +8,7 @@ import hashlib, pathlib, threading, time
 from dataclasses import dataclass, field, replace
 import numpy as np
 from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
-from .model import Flows, LocalFlows
+from .flows import Flows, LocalFlows
 from .propagate import propagate, Propagation, StopRule, STOP_REASONS
 from .select import suggest_slice
 from .io import Cancelled

@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from .io import Flow2MaskError, InputError, read_volume, choose_slice_axis, to_slices
 from .warp import warp, compose_flows, torch_threads
 from .preprocess import normalize_intensity, working_shape
-from .model import Flows, FlowNetConfig, FlowNet3D, build_model, pick_device, chain_flow
+from .model import FlowNetConfig, FlowNet3D, build_model
+from .flows import Flows, pick_device, chain_flow
 from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
                                  vol2flow_loss, get_similarity)
 from .checkpoint import save_checkpoint, load_checkpoint, as_network, atomic_write_bytes

@@ -87,7 +87,7 @@ def marker_lab(tmp_path):
 
 
 DESK_CELLS = [
-    "import os, pathlib, torch, numpy as np\nfrom flow2mask_nb.phantom import make_phantom\nfrom flow2mask_nb.model import Flows\n"
+    "import os, pathlib, torch, numpy as np\nfrom flow2mask_nb.phantom import make_phantom\nfrom flow2mask_nb.flows import Flows\n"
     "from flow2mask_nb.notebook import Annotator, SliceBrowser\n"
     "OUT = pathlib.Path(os.environ['FLOW2MASK_DESK_OUT'])\n"
     "ph = make_phantom(n_slices=12, size=(48, 40), n_organs=2, seed=2)\n"

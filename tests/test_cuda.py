@@ -3,7 +3,8 @@ Run on a GPU machine with `pytest -m cuda tests/test_cuda.py` (and `nbdev_test -
 import numpy as np
 import pytest
 import torch
-from flow2mask_nb.model import FlowNetConfig, Flows
+from flow2mask_nb.model import FlowNetConfig
+from flow2mask_nb.flows import Flows
 from flow2mask_nb.train import fit, train, TrainConfig, model_flows, default_arch
 from flow2mask_nb.testing import shifted_texture, endpoint_error
 from flow2mask_nb.checkpoint import load_model

@@ -6,7 +6,7 @@ import torch
 from scipy import ndimage
 from flow2mask_nb.io import Volume
 from flow2mask_nb.metrics import dice, per_slice_dice
-from flow2mask_nb.model import Flows
+from flow2mask_nb.flows import Flows
 from flow2mask_nb.phantom import make_phantom, structure_phantom
 from flow2mask_nb.session import Session
 

@@ -1,7 +1,8 @@
 "Slower training checks (about 1-2 minutes in all on 2 idle CPU cores)."
 import torch
 import pytest
-from flow2mask_nb.model import FlowNetConfig, FlowNet3D, FlowNet2D, Flows
+from flow2mask_nb.model import FlowNetConfig, FlowNet3D, FlowNet2D
+from flow2mask_nb.flows import Flows
 from flow2mask_nb.losses import l2g_loss
 from flow2mask_nb.train import fit, fit_network, train, TrainConfig, model_flows
 from flow2mask_nb.testing import shifted_texture, endpoint_error
