@@ -439,7 +439,8 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
         raise InputError(f"steps must be >= 1 and budget_s > 0, got {steps}, {budget_s}")
     world, rank, local = _dist_info()
     distributed = world > 1
-    if distributed and not torch.distributed.is_initialized():
+    own_group = distributed and not torch.distributed.is_initialized()   # ours to destroy at the end
+    if own_group:
         torch.distributed.init_process_group('nccl' if torch.cuda.is_available() and str(device) in ('auto', 'cuda') else 'gloo')
     dev = pick_device(device)
     if distributed and dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
@@ -477,6 +478,7 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
         if rank == 0: _finish(st.history, out)
     finally:
         bar.close()
+        if own_group: torch.distributed.destroy_process_group()   # gloo's threads left running can abort the exit
     return st.model.eval(), st.history
 
 def _finish(history, out):
