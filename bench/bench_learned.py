@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE))
 from cases import all_cases                                         # noqa: E402  (the benchmark's case list)
 from flow2mask_nb.testing import shared_data_dir                    # noqa: E402
 from flow2mask_nb.benchmark import run_case                         # noqa: E402
-from flow2mask_nb.cli import _jsonable, main as cli_main            # noqa: E402
+from flow2mask_nb.cli import main as cli_main                          # noqa: E402
+from flow2mask_nb.io import json_ready                              # noqa: E402
 from flow2mask_nb.io import read_volume                             # noqa: E402
 from flow2mask_nb.pipeline import prepare                           # noqa: E402
 from flow2mask_nb.flows import Flows                                # noqa: E402
@@ -121,7 +122,7 @@ def cmd_curve(a):
             print(f"{name} {path.name}: {seconds / 60:.1f} min, step {step}: held-out MSE d=1..6 "
                   + ' | '.join(f"{k} {np.mean(v):.5f}" for k, v in rec.items())
                   + f"; Dice alone CT {d.get('abdomen_ct', float('nan')):.3f} dev {_dev_mean(d):.3f} (load {load()})", flush=True)
-        (OUT / f'{name}.curve{a.tag}.json').write_text(json.dumps(_jsonable(dict(name=name, run=run, points=points)), indent=1))
+        (OUT / f'{name}.curve{a.tag}.json').write_text(json.dumps(json_ready(dict(name=name, run=run, points=points)), indent=1))
 
 
 def _dev_mean(d: dict) -> float:
@@ -152,7 +153,7 @@ def cmd_infer(a):
         rows.append(row)
         print(c.name + ': ' + ', '.join(f"{k} {v['dice']:.3f} ({v['seconds']:.1f} s)" for k, v in row.items() if k != 'case')
               + f" (load {load()})", flush=True)
-    (OUT / f'{a.name}.infer{a.tag}.json').write_text(json.dumps(_jsonable(dict(name=a.name, steps=steps, rows=rows)), indent=1))
+    (OUT / f'{a.name}.infer{a.tag}.json').write_text(json.dumps(json_ready(dict(name=a.name, steps=steps, rows=rows)), indent=1))
 
 
 LABELS = {  # what each run of the curve tried (all: `flow2mask train` on the eight images; options beside the recipe's)

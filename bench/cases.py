@@ -15,7 +15,7 @@ Writes bench/results/cases.json and the per-case bar plot bench/figures/cases.pn
 import argparse, json, pathlib, sys
 import numpy as np
 from flow2mask_nb.benchmark import Case, load_cases, run_case, completion_case, summarise, format_cases, plot_cases
-from flow2mask_nb.cli import _jsonable
+from flow2mask_nb.io import json_ready
 from flow2mask_nb.testing import shared_data_dir
 
 HERE = pathlib.Path(__file__).parent
@@ -99,7 +99,7 @@ def main():
         print(format_cases(s))
         print(structure_table(results))
     (HERE / 'results').mkdir(exist_ok=True); (HERE / 'figures').mkdir(exist_ok=True)
-    (HERE / 'results' / 'cases.json').write_text(json.dumps(_jsonable(out), indent=1))
+    (HERE / 'results' / 'cases.json').write_text(json.dumps(json_ready(out), indent=1))
     import matplotlib; matplotlib.use('Agg')
     plot_cases(out['largest']['summary'], HERE / 'figures' / 'cases.png',
                title='mean Dice per case, each structure seeded on one slice (largest)')

@@ -18,7 +18,7 @@ import argparse, contextlib, json, pathlib, sys, time
 import numpy as np
 import flow2mask_nb.propagate as propagate_module
 from flow2mask_nb.benchmark import run_case, completion_case, summarise
-from flow2mask_nb.cli import _jsonable
+from flow2mask_nb.io import json_ready
 from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.flows import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
@@ -125,7 +125,7 @@ def main():
     out = pathlib.Path(__file__).parent / 'results'; out.mkdir(exist_ok=True)
     parts = dict(propagation=table if rows else None, completion=None if a.no_completion else completion)
     name = 'defaults.json' if rows and not a.no_completion else f"defaults_{'completion' if not rows else 'propagation'}.json"
-    (out / name).write_text(json.dumps(_jsonable({k: v for k, v in parts.items() if v is not None}), indent=1))
+    (out / name).write_text(json.dumps(json_ready({k: v for k, v in parts.items() if v is not None}), indent=1))
 
 if __name__ == '__main__':
     main()

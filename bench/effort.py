@@ -18,7 +18,8 @@ sys.path.insert(0, str(HERE))
 
 def main():
     from flow2mask_nb.effort import effort_case, summarise_effort, format_effort, plot_effort, slices_to_reach
-    from flow2mask_nb.cli import case_flows, _jsonable
+    from flow2mask_nb.cli import case_flows
+    from flow2mask_nb.io import json_ready
     from flow2mask_nb.testing import shared_data_dir
     from cases import all_cases
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -41,7 +42,7 @@ def main():
     summary = summarise_effort(results)
     print('\n' + format_effort(summary))
     out = HERE / 'results'; out.mkdir(exist_ok=True)
-    (out / 'effort.json').write_text(json.dumps(_jsonable(dict(results=results, summary=summary)), indent=1))
+    (out / 'effort.json').write_text(json.dumps(json_ready(dict(results=results, summary=summary)), indent=1))
     import matplotlib; matplotlib.use('Agg')
     (HERE / 'figures').mkdir(exist_ok=True)
     plot_effort(results, HERE / 'figures' / 'effort.png',

@@ -24,7 +24,7 @@ import numpy as np, torch
 from scipy import ndimage
 import flow2mask_nb.propagate as propagate_module
 from flow2mask_nb.benchmark import run_case, seed_slice_for, load_case
-from flow2mask_nb.cli import _jsonable
+from flow2mask_nb.io import json_ready
 from flow2mask_nb.io import to_slices
 from flow2mask_nb.flows import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
@@ -203,7 +203,7 @@ def main():
     print(f"\n{a.tune_on}: one seed {remedy['one_seed']:.3f}; the first slice past each end emptied "
           f"({remedy['emptied_slices']} slices): {remedy['after_emptying']:.3f}, in {remedy['seconds']:.2f} s")
     out = pathlib.Path(__file__).parent / 'results'; out.mkdir(exist_ok=True)
-    (out / 'stop_limits.json').write_text(json.dumps(_jsonable(dict(
+    (out / 'stop_limits.json').write_text(json.dumps(json_ready(dict(
         tuned_on=a.tune_on, thresholds=thresholds, dice=table, emptied_ends=remedy)), indent=1))
 
 if __name__ == '__main__':

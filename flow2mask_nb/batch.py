@@ -9,6 +9,7 @@ from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, asdict, replace
 import numpy as np
 from .io import (Flow2MaskError, InputError, Volume, read_volume, resample_labels_to, write_volume, to_slices,
+                             json_ready,
                              from_slices, slices_spacing, slice_axis_rule, choose_slice_axis, seed_axis, IMAGE_SUFFIXES,
                              _suffix, _has_no_geometry)
 from .benchmark import slice_extent, structure_scores, _find_image
@@ -132,17 +133,7 @@ class Settings:
 
     def key(self) -> dict:
         "The settings a result depends on (JSON-ready)."
-        return _plain({k: v for k, v in asdict(self).items() if k != 'threads'})
-
-def _plain(o):
-    "JSON-ready: numpy numbers as numbers, non-finite numbers as None, paths as text, keys as text."
-    if isinstance(o, dict): return {str(k): _plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_plain(v) for v in o]
-    if isinstance(o, (bool, np.bool_)): return bool(o)
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
-    if isinstance(o, pathlib.PurePath): return str(o)
-    return o
+        return json_ready({k: v for k, v in asdict(self).items() if k != 'threads'})
 
 def labels_on_grid(path, image: Volume, what: str = 'label map') -> Volume:
     "Read a label map that must lie on `image`'s grid: another shape is refused; another orientation is mapped (nearest)."
@@ -232,7 +223,7 @@ def complete_case(case: DatasetCase,             # the case: image, label map, r
                propagate_seconds=ann.info['propagate_seconds'], intensity=ann.info['intensity'], stops=stops,
                dice=scores, mean_dice=float(np.mean([s['dice'] for s in scores.values()])) if scores else None,
                compute_seconds=time.perf_counter() - t0)
-    return ann.labels, _plain(rep)
+    return ann.labels, json_ready(rep)
 
 # %% ../nbs/47_batch.ipynb 24
 def _flows_match(meta: dict, settings: Settings) -> bool:
@@ -290,7 +281,7 @@ def case_fingerprint(case: DatasetCase, settings: Settings = Settings()) -> str:
     parts = dict(version=__version__, image=file_digest(case.image), labels=file_digest(case.labels),
                  reference=file_digest(case.reference), model=file_digest(settings.model), axis=case.axis,
                  structures=case.structures, settings=settings.key())
-    return hashlib.blake2b(json.dumps(_plain(parts), sort_keys=True).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(json.dumps(json_ready(parts), sort_keys=True).encode(), digest_size=16).hexdigest()
 
 def output_path(out, case: DatasetCase) -> pathlib.Path: return pathlib.Path(out) / f'{checked_name(case.name)}.nii.gz'
 def report_path(out, case: DatasetCase) -> pathlib.Path: return pathlib.Path(out) / 'reports' / f'{checked_name(case.name)}.json'
@@ -341,7 +332,7 @@ def tune_malloc() -> bool:
 
 # %% ../nbs/47_batch.ipynb 38
 def _write_json(path, obj):
-    atomic_write_bytes(path, json.dumps(_plain(obj), indent=1).encode())
+    atomic_write_bytes(path, json.dumps(json_ready(obj), indent=1).encode())
 
 def _my_threads(plan) -> int:
     "Torch threads for a task: planned for this worker (`plan_threads`), else the cores other processes leave free."
@@ -383,7 +374,7 @@ def run_case(kind: str,                  # 'complete' or 'flows'
     except Exception as e:
         rec.update(error=f"{type(e).__name__}: {e}", error_kind='internal', traceback=traceback.format_exc()[-4000:])
     rec.update(fingerprint=fingerprint, seconds=time.perf_counter() - t0)
-    rec = _plain(rec)
+    rec = json_ready(rec)
     if kind == 'complete':
         try: _write_json(report_path(out, case), rec)
         except Flow2MaskError: pass              # a name that cannot name a file: the summary still lists it
@@ -420,7 +411,7 @@ def summarise_batch(kind: str, records: list, settings: Settings = Settings(), s
     "The dataset's summary: counts, mean Dice over the scored cases, and every case's report."
     counts = {s: sum(r['status'] == s for r in records) for s in ('done', 'skipped', 'failed')}
     dices = [r['mean_dice'] for r in records if r.get('mean_dice') is not None]
-    return _plain(dict(kind=kind, cases=len(records), counts=counts, mean_dice=float(np.mean(dices)) if dices else None,
+    return json_ready(dict(kind=kind, cases=len(records), counts=counts, mean_dice=float(np.mean(dices)) if dices else None,
                        scored=len(dices), seconds=seconds, workers=workers, temporaries_removed=removed,
                        settings=settings.key(), records=records))
 
@@ -541,7 +532,7 @@ def _output_folder(out, cases) -> pathlib.Path:
 
 def _lost_case(kind, case, out, err, fingerprint) -> dict:
     "The report of a case whose task raised on the Dask side (a worker lost, a result that could not travel)."
-    rec = _plain(dict(case=case.name, kind=kind, status='failed', error_kind='worker', fingerprint=fingerprint,
+    rec = json_ready(dict(case=case.name, kind=kind, status='failed', error_kind='worker', fingerprint=fingerprint,
                       error=f"the Dask task failed ({type(err).__name__}: {err})"))
     if kind == 'complete':
         try: _write_json(report_path(out, case), rec)

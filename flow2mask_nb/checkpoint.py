@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as _st_save, load as _st_load
-from .io import Flow2MaskError
+from .io import Flow2MaskError, json_ready
 from .model import FlowNetConfig, build_model
 from .flows import Flows
 
@@ -36,22 +36,14 @@ def atomic_write_bytes(path, data: bytes):
         raise
 
 # %% ../nbs/22_checkpoint.ipynb 7
-def _jsonable(x):
-    if isinstance(x, (tuple, list)): return [_jsonable(v) for v in x]
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (np.floating,)): return float(x)
-    if torch.is_tensor(x) and x.numel() == 1: return x.item()
-    return x
-
 def _pack_optimizer(opt_state: dict, tensors: dict) -> dict:
     "Move the optimizer's tensors into `tensors` ('optim.<param>.<name>'); return the JSON-able rest."
     plain = {}
     for pid, st in opt_state['state'].items():
         for name, val in st.items():
             if torch.is_tensor(val): tensors[f'optim.{pid}.{name}'] = val.detach().cpu().contiguous().clone()
-            else: plain.setdefault(str(pid), {})[name] = _jsonable(val)
-    return {'param_groups': _jsonable(opt_state['param_groups']), 'plain': plain}
+            else: plain.setdefault(str(pid), {})[name] = json_ready(val)
+    return {'param_groups': json_ready(opt_state['param_groups']), 'plain': plain}
 
 def _unpack_optimizer(meta: dict, tensors: dict) -> dict:
     state = {}

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, math, os, sys, time, pathlib, tempfile, traceback
 import numpy as np
-from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array, seed_axis
+from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array, seed_axis, json_ready
 from .orient import plane_name
 
 # %% auto 0
@@ -43,14 +43,7 @@ def parse_extents(texts) -> dict | None:
         out[label] = (first, last)
     return out
 
-def _finite(x):
-    "JSON has no Infinity or NaN: non-finite numbers become null (the caller says why)."
-    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
-    if isinstance(x, dict): return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_finite(v) for v in x]
-    return x
-
-def _print_json(obj): print(json.dumps(_finite(obj), indent=2, default=float, allow_nan=False))
+def _print_json(obj): print(json.dumps(json_ready(obj), indent=2, default=float, allow_nan=False))
 
 def _positive(kind, name, minimum=None):
     "An argparse type: a number of `kind` above zero (or at least `minimum`)."
@@ -260,14 +253,6 @@ def _suggest_args(p):
     p.set_defaults(func=cmd_suggest)
 
 # %% ../nbs/60_cli.ipynb 16
-def _jsonable(o):
-    "Benchmark results as JSON: numpy scalars as numbers, infinities and NaN as null (JSON has neither)."
-    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, float)): return float(o) if np.isfinite(o) else None
-    if isinstance(o, np.integer): return int(o)
-    return o
-
 def train_on_cases(cases, budget_s: float, out=None) -> pathlib.Path:
     "Train a model on the images of `cases` (never their labels), each along its slice axis, for `budget_s` seconds."
     from flow2mask_nb.train import train, prepare_volume, TrainConfig, default_arch
@@ -296,7 +281,7 @@ def _benchmark_setup(args) -> tuple:
 
 def _write_outputs(args, out: dict, plot):
     "The JSON and the figure a benchmark was asked for."
-    if args.json: pathlib.Path(args.json).write_text(json.dumps(_jsonable(out), indent=1)); print(f"wrote {args.json}")
+    if args.json: pathlib.Path(args.json).write_text(json.dumps(json_ready(out), indent=1)); print(f"wrote {args.json}")
     if args.plot:
         import matplotlib; matplotlib.use('Agg')
         plot(args.plot); print(f"wrote {args.plot}")
@@ -505,7 +490,7 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
                 f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
     summary = dict(paths={k: str(v) for k, v in paths.items()}, info=ann.info, stops=ann.propagation.stops,
                    dice={name: rows[-1]['dice'] for name, rows in tables.items()}, tables=tables)
-    (out / 'summary.json').write_text(json.dumps(summary, indent=1, default=float))
+    (out / 'summary.json').write_text(json.dumps(json_ready(summary), indent=1, allow_nan=False))
     return summary
 
 def cmd_demo(args):

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_io.ipynb 3
 from __future__ import annotations
-import os, stat, struct, tempfile, pathlib, zlib
+import math, os, stat, struct, tempfile, pathlib, zlib
 from dataclasses import dataclass, field, replace
 import numpy as np
 import SimpleITK as sitk
 
 # %% auto 0
 __all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
-           'Cancelled', 'Volume', 'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule',
+           'Cancelled', 'json_ready', 'Volume', 'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule',
            'choose_slice_axis', 'to_slices', 'from_slices', 'slices_spacing', 'read_volume', 'as_label_array',
            'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume', 'describe']
 
@@ -29,6 +29,18 @@ class Cancelled(Flow2MaskError):
     "Raised when a progress callback asks to stop (e.g. the napari Cancel button)."
 
 # %% ../nbs/00_io.ipynb 8
+def json_ready(o):
+    "A result JSON can hold: numpy and scalar-tensor numbers as numbers, NaN and infinities as None, paths as text."
+    if isinstance(o, dict): return {str(k): json_ready(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [json_ready(v) for v in o]
+    if isinstance(o, (bool, np.bool_)): return bool(o)
+    if isinstance(o, np.integer): return int(o)
+    if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
+    if isinstance(o, pathlib.PurePath): return str(o)
+    if hasattr(o, 'numel') and hasattr(o, 'item') and o.numel() == 1: return json_ready(o.item())   # a torch scalar
+    return o
+
+# %% ../nbs/00_io.ipynb 11
 _LABEL_DTYPES = (np.uint8, np.uint16)
 
 @dataclass
@@ -74,7 +86,7 @@ class Volume:
         sp = ' x '.join(f'{s:.4g}' for s in self.spacing)
         return f"Volume(shape={self.shape}, spacing={sp} mm, dtype={self.array.dtype}, orientation={self.orientation()})"
 
-# %% ../nbs/00_io.ipynb 10
+# %% ../nbs/00_io.ipynb 13
 def volume_from_sitk(image: sitk.Image, path=None) -> Volume:
     "Convert a 3D scalar SimpleITK image into a `Volume` (array in index order)."
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -94,7 +106,7 @@ def volume_to_sitk(vol: Volume) -> sitk.Image:
     image.SetDirection(vol.direction.ravel().tolist())
     return image
 
-# %% ../nbs/00_io.ipynb 13
+# %% ../nbs/00_io.ipynb 16
 def _drawn_across(mask: np.ndarray) -> int | None:
     "The axis a boolean (X, Y, Z) mask was drawn across: one slice thick, or sparse slices with gaps; else None."
     occupied = [np.nonzero(mask.any(axis=tuple(o for o in range(3) if o != k)))[0] for k in range(3)]
@@ -139,7 +151,7 @@ def slices_spacing(spacing, axis: int) -> tuple:
     "`spacing` in the axis order of `to_slices`: (between slices, rows, columns)."
     return (spacing[axis], *[s for k, s in enumerate(spacing) if k != axis])
 
-# %% ../nbs/00_io.ipynb 18
+# %% ../nbs/00_io.ipynb 21
 IMAGE_SUFFIXES = ('.nii.gz', '.nii', '.nrrd', '.nhdr', '.mha', '.mhd', '.npy', '.npz')
 
 def _suffix(path) -> str:
@@ -329,7 +341,7 @@ def read_volume(path, series_id: str | None = None) -> Volume:
         first = str(e).strip().splitlines()
         raise InputError(f"{path}: cannot be read as an image ({type(e).__name__}: {first[-1] if first else ''})") from e
 
-# %% ../nbs/00_io.ipynb 20
+# %% ../nbs/00_io.ipynb 23
 MAX_LABEL = np.iinfo(np.uint16).max
 
 def as_label_array(array, what='labels') -> np.ndarray:
@@ -372,7 +384,7 @@ def _has_no_geometry(path) -> bool:
     if _suffix(path) != '.npz': return False
     with np.load(path, allow_pickle=False) as z: return 'spacing' not in z and 'origin' not in z
 
-# %% ../nbs/00_io.ipynb 24
+# %% ../nbs/00_io.ipynb 27
 def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or (b.is_dir() and b in a.parents)
@@ -425,7 +437,7 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False,
         raise
     return path
 
-# %% ../nbs/00_io.ipynb 27
+# %% ../nbs/00_io.ipynb 30
 def describe(vol: Volume, axis: int | None = None) -> dict:
     "Shape, spacing, orientation, chosen slice axis and intensity range of `vol`, as a plain dict."
     a = vol.array

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 from .io import (Volume, InputError, Flow2MaskError, Cancelled, choose_slice_axis, slice_axis_rule, to_slices,
-                             from_slices, slices_spacing, as_label_array)
+                             from_slices, slices_spacing, as_label_array, json_ready)
 from .preprocess import intensity_window, working_shape, resize_slices
 from .flows import Flows, LocalFlows
 from .propagate import (propagate, StopRule, Propagation, seed_slices as check_seed, seed_model, drawn_box,
@@ -278,6 +278,6 @@ def write_report(annotation: Annotation, path) -> tuple:
     for r in rows: w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_bytes(path, buf.getvalue().encode())
     js = path.with_suffix('.json')
-    atomic_write_bytes(js, json.dumps(dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info),
-                                      indent=1, default=float).encode())
+    atomic_write_bytes(js, json.dumps(json_ready(dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info)),
+                                      indent=1, default=float, allow_nan=False).encode())
     return path, js
