@@ -9,7 +9,7 @@ from .io import InputError
 from .preprocess import resize_flow
 
 # %% auto 0
-__all__ = ['pick_device', 'Flows', 'LocalFlows', 'chain_flow', 'chain_flows_from']
+__all__ = ['pick_device', 'Flows', 'LocalFlows', 'chain_flow', 'chain_flows_from', 'flow_into']
 
 # %% ../nbs/15_flows.ipynb 6
 def pick_device(device: str | torch.device = 'auto') -> torch.device:
@@ -106,3 +106,8 @@ def chain_flows_from(flows: Flows, s: int) -> torch.Tensor:
     for k in range(s - 1, -1, -1):
         f = flows.backward[k:k + 1]; u = f if u is None else compose_flows(u, f); out[k] = u[0]
     return torch.stack(out)
+
+def flow_into(flows: Flows, k: int) -> torch.Tensor:
+    "The (2, H, W) flow that reconstructs slice k from its neighbour: forward[k-1] (from k-1), or backward[0] on slice 0."
+    if not 0 <= k < flows.depth: raise InputError(f"slice {k} outside 0..{flows.depth - 1}")
+    return flows.forward[k - 1] if k > 0 else flows.backward[0]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from .io import (Volume, InputError, Flow2MaskError, read_volume, write_volume, choose_slice_axis,
                              as_label_array, to_slices, from_slices, IMAGE_SUFFIXES, _suffix)
-from .flows import Flows
+from .flows import Flows, flow_into
 from .warp import jacobian_determinant
 from .orient import ScreenView, screen_view
 from .segments import export_labels, label_colour
@@ -211,7 +211,7 @@ def slice_flow_fields(flows: Flows, k: int, shape: tuple, view: ScreenView = Scr
     "The flow into slice `k` on a native (H, W) grid, in `view`: flow (2, H', W'), magnitude, jacobian, folding."
     D = flows.depth
     if not 0 <= k < D: raise InputError(f"slice {k} outside 0..{D - 1}")
-    f = (flows.forward[k - 1] if k > 0 else flows.backward[0])[None].float()
+    f = flow_into(flows, k)[None].float()
     f = Flows(f, f).resize(*shape).forward                      # (1, 2, H, W), vectors rescaled with the grid
     det = np.ascontiguousarray(view.to_screen(jacobian_determinant(f)[0].numpy()))   # a determinant survives
     f = view.flow_to_screen(f[0].numpy())                                              # axis swaps and flips

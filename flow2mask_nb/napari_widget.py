@@ -14,7 +14,6 @@ from qtpy.QtCore import QObject, QEvent
 from .io import Flow2MaskError, Volume, read_volume, read_labels
 from .io import Cancelled
 from .session import Session, Progress, advise, mark_end, marked_extents
-from .flowfile import image_fingerprint
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
                                    autosave_folder, autosave_note)   # what both faces say (no ipywidgets imported)
 from .segments import parse_names, describe_structures, Structure
@@ -396,10 +395,6 @@ class _Actions:
         return self._guard(run)
 
     # ---- autosave -------------------------------------------------------------------------------------------
-    def _fingerprint(self, sess) -> str:
-        if id(sess) not in self._fingerprints: self._fingerprints[id(sess)] = image_fingerprint(sess.image)
-        return self._fingerprints[id(sess)]
-
     def autosave(self):
         "Write the labels, revision, marks and flows beside the chosen output (`notebook.write_autosave`), atomically."
         p = _path(self.save_path.value); lab = self.labels.value
@@ -408,7 +403,7 @@ class _Actions:
             meta = self._image_meta(); sess = self._session()
             folder = write_autosave(p, sess.image, meta['axis'], layer_to_slices(lab.data, meta),
                                     lab.metadata.get(REVISION_KEY), lab.metadata.get(MARKS_KEY), sess.flows,
-                                    sess.flows_meta, self._fingerprint(sess), lab.metadata.get(NAMES_KEY))
+                                    sess.flows_meta, sess.fingerprint, lab.metadata.get(NAMES_KEY))
         except (Flow2MaskError, OSError) as e:
             self._note(f'autosave failed: {e}'); return None
         if folder is not None and not self.restore_btn.enabled:
@@ -435,7 +430,7 @@ class _Actions:
         self.found, note = None, ''
         try:
             sess = self._session()
-            self.found = find_autosave(sess.image, self._fingerprint(sess))
+            self.found = find_autosave(sess.image, sess.fingerprint)
             if self.found is not None: note = autosave_note(read_autosave(self.found)) + ': Restore autosave brings it back'
         except (Flow2MaskError, OSError, KeyError, ValueError) as e:
             self.found, note = None, f'an autosave could not be read: {e}'
@@ -521,7 +516,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.native.destroyed.connect(lambda *_, job=self._job: _abandon(job))
         self.clock = StepClock()  # the running step's pace: the time it has left
         self.found = None         # the autosave of the picked image, offered by Restore autosave
-        self._fingerprints, self._watched = {}, set()   # image fingerprints per session; labels layers autosaved
+        self._watched = set()     # labels layers autosaved
         self._autosave_timer = QTimer(self.native); self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(AUTOSAVE_DELAY_MS); self._autosave_timer.timeout.connect(self.autosave)
         self._close_watch, self._watched_window = _CloseWatch(self._closing), None   # see `_watch_window`

@@ -14,6 +14,7 @@ from .session import (Session, Progress, Revision, least_confident, describe_sto
 from .io import Cancelled
 from .checkpoint import atomic_write_bytes
 from .flowfile import image_fingerprint, save_flows_file, state_dir
+from .flows import flow_into
 from .segments import check_export_path, export_labels, parse_names, describe_structures
 
 # %% auto 0
@@ -403,7 +404,7 @@ class SliceBrowser:
 
     def flow_at(self, k: int):
         "The (2, h, w) flow shown on slice k: forward[k-1] (slice k-1 onto k), or backward[0] on slice 0."
-        f = self.flows.forward[k - 1] if k > 0 else self.flows.backward[0]
+        f = flow_into(self.flows, k)
         return f.detach().cpu().numpy() if hasattr(f, 'detach') else np.asarray(f)
 
     def frame(self, k: int, opacity: float | None = None, flow: bool | None = None) -> np.ndarray:
@@ -580,7 +581,7 @@ class Annotator:
         self.revision, self.history, self.browser = None, [], None      # history: (labels, revision) before each run
         self.marks, self.visited = {}, set()     # {label: [first, last]} ends marked; slices the advice moved to
         self._active, self._thread = set(), None                        # running Progress objects, worker thread
-        self.fingerprint = image_fingerprint(image)
+        self.fingerprint = self.session.fingerprint
         self.found = find_autosave(image, self.fingerprint)             # an autosave of this image, to offer
         in_plane = [s for k, s in enumerate(image.spacing) if k != self.axis]
         self.canvas = SeedCanvas(self.prepared.slices, view=self.view, pixel_mm=float(min(in_plane)))
@@ -826,7 +827,7 @@ def flow_magnitude_volume(flows,          # `Flows` on the working grid, slices 
                          ) -> Volume:     # displacement length (native pixels) of the flow into each slice
     "The flows' displacement length as a volume on the image grid, to view in 3D beside the labels."
     shape = to_slices(np.empty(image.shape, bool), axis).shape[1:]
-    mags = [np.hypot(*_resize_flow((flows.forward[k - 1] if k else flows.backward[0]).detach().cpu().numpy(), shape))
+    mags = [np.hypot(*_resize_flow(flow_into(flows, k).detach().cpu().numpy(), shape))
             for k in range(flows.depth)]
     return image.with_array(np.ascontiguousarray(from_slices(np.stack(mags).astype(np.float32), axis)))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/45_session.ipynb 3
 from __future__ import annotations
-import hashlib, pathlib, threading, time
+import functools, hashlib, pathlib, threading, time
 from dataclasses import dataclass, field, replace
 import numpy as np
 from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
@@ -12,7 +12,7 @@ from .flows import Flows, LocalFlows
 from .propagate import propagate, Propagation, StopRule, STOP_REASONS
 from .select import suggest_slice
 from .io import Cancelled
-from .flowfile import make_flows, read_flows_file, find_flows
+from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
@@ -351,6 +351,11 @@ class Session:
     @property
     def axis(self) -> int: return self.prepared.axis if self.prepared else choose_slice_axis(self.image.spacing, self._axis)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        "The image's `flowfile.image_fingerprint`, hashed once (flows lookup, autosave)."
+        return image_fingerprint(self.image)
+
     @property
     def view(self) -> ScreenView: return screen_view(self.image.direction, self.axis)
 
@@ -365,7 +370,7 @@ class Session:
     def compute_flows(self, callback=None) -> Flows:
         "The image's flows on the first call: a file made for it before (`find_flows`), else estimated (with progress)."
         if self.flows is None and self.reuse_flows:
-            found = find_flows(self.image, self.axis, **self.flow_kw)
+            found = find_flows(self.image, self.axis, self.fingerprint, **self.flow_kw)
             if found is not None:
                 try: self.load_flows(found)
                 except Flow2MaskError: pass          # changed since it was found: estimate them

@@ -202,6 +202,14 @@ def _webgl_canvases(page) -> list:
         "c => !c.closest('.flow2mask-seed-canvas') && !!(c.getContext('webgl2') || c.getContext('webgl'))")]
 
 
+def _outline(page, canvas, pts):
+    "Draw a stroke through `pts` (fractions of the canvas) with the mouse."
+    box = canvas.bounding_box(); x0, y0, w, h = box['x'], box['y'], box['width'], box['height']
+    page.mouse.move(x0 + pts[0][0] * w, y0 + pts[0][1] * h); page.mouse.down()
+    for fx, fy in pts[1:]: page.mouse.move(x0 + fx * w, y0 + fy * h, steps=4)
+    page.mouse.up()
+
+
 def test_browser_niivue_orientation(marker_lab, tmp_path):
     "NiiVue shows a right-anterior marker top-left on an axial view (stored RAS or LPS), anterior-superior on a sagittal one."
     from playwright.sync_api import sync_playwright
@@ -263,12 +271,7 @@ def test_browser_tutorial_widgets(jupyterlab, tmp_path):
             ok, info = _not_blank(shot0); assert ok, f'seed canvas is blank: {info}'
             status = page.locator('.flow2mask-seed-canvas .widget-html').first
             drawn_before = status.inner_text()
-            box = seed.bounding_box()
-            x0, y0, w, h = box['x'], box['y'], box['width'], box['height']
-            pts = [(0.1, 0.1), (0.3, 0.1), (0.3, 0.3), (0.1, 0.3), (0.1, 0.11)]
-            page.mouse.move(x0 + pts[0][0] * w, y0 + pts[0][1] * h); page.mouse.down()
-            for fx, fy in pts[1:]: page.mouse.move(x0 + fx * w, y0 + fy * h, steps=4)
-            page.mouse.up()
+            _outline(page, seed, [(0.1, 0.1), (0.3, 0.1), (0.3, 0.3), (0.1, 0.3), (0.1, 0.11)])
             # the kernel got the strokes: the drawn-pixel count in the status line changes
             page.wait_for_function('([el, old]) => el.textContent !== old', arg=[status.element_handle(), drawn_before],
                                    timeout=30_000)
@@ -298,14 +301,6 @@ def test_browser_tutorial_widgets(jupyterlab, tmp_path):
     outside = sorted({u for u in requests if not _is_local(u)})
     assert not outside, f'requests left localhost: {outside[:20]}'
     assert any(u.startswith(base) for u in requests)
-
-
-def _outline(page, canvas, pts):
-    "Draw a stroke through `pts` (fractions of the canvas) with the mouse."
-    box = canvas.bounding_box(); x0, y0, w, h = box['x'], box['y'], box['width'], box['height']
-    page.mouse.move(x0 + pts[0][0] * w, y0 + pts[0][1] * h); page.mouse.down()
-    for fx, fy in pts[1:]: page.mouse.move(x0 + fx * w, y0 + fy * h, steps=4)
-    page.mouse.up()
 
 
 def test_browser_annotators_desk(desk_lab, tmp_path):
