@@ -27,6 +27,8 @@ class StopRule:
     min_pixels: int = 4                        # vanished: fewer pixels than this
     area_fraction: float | None = 0.2          # area-collapse: less than this share of the seed's area
     growth: float | None = None                # growth: more than this multiple of the seed's area
+    drawn_growth: float | None = 3.            # beyond the outermost of several drawn slices: more than this multiple
+                                               # of the largest drawn slice's area (a spill into what surrounds it)
     support_fraction: float | None = None      # intensity: the seed's intensities support less of the warped mask
     separation_fraction: float | None = 0.5    # contrast: stands out less than this share of the seed's contrast...
     clear_separation: float = 0.2              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
@@ -40,7 +42,7 @@ class StopRule:
 STOP_REASONS = {
     'vanished': "the structure shrank to nothing",
     'area-collapse': "the structure shrank below the stop rule's share of the seed's area",
-    'growth': "the structure grew beyond the stop rule's multiple of the seed's area",
+    'growth': "the structure grew beyond the stop rule's multiple of the seed's area (or of the largest slice drawn)",
     'intensity': "the structure's intensity no longer matches the seed",
     'contrast': "the structure no longer stands out from its surroundings as it did on the seed",
     'drawn-end': "the structure was drawn up to here and gives no contrast to follow further",
@@ -55,7 +57,7 @@ STOP_REASONS = {
 class Propagation:
     "Result of `propagate`: labels (D, H, W), per-slice records and the stop decision per label and direction."
     labels: np.ndarray
-    records: list = field(default_factory=list)   # dicts: slice, label, area, confidence, ... (see `pipeline.REPORT_COLUMNS`)
+    records: list = field(default_factory=list)   # dicts: slice, label, area, confidence, ... (see `session.REPORT_COLUMNS`)
     stops: list = field(default_factory=list)     # dicts: label, seed, direction, last_slice, reason, explanation
     seconds: float = 0.
 
@@ -309,6 +311,7 @@ class _Track:
     reason: str | None = None
     failing: int = 0       # slices in a row that failed the stop rule so far (kept while fewer than its patience)
     doubt: str | None = None   # the criterion the first of them failed
+    drawn_area: int | None = None  # beyond the outermost of several drawn slices: the largest one's pixels
 
 def _bbox(mask: torch.Tensor):
     "(y0, y1, x0, x1) of a boolean (H, W) mask, or None."
@@ -323,6 +326,13 @@ def _margin(box, step_flow: torch.Tensor, frame: _Frame) -> int:
     reach = float(step_flow.pow(2).sum(1).sqrt().max()) * max(frame.scale)
     return int(math.ceil(reach)) + max(4, (max(box[1] - box[0], box[3] - box[2]) + 3) // 4)
 
+def _outgrown(evidence: dict, t: _Track, rule: StopRule) -> str | None:
+    "'growth' where a track beyond several drawn slices outgrew `rule.drawn_growth` x the largest of them."
+    # several drawn slices tell the structure's size; beyond them it tapers, so a mask that swells past the largest
+    # has spilled into what surrounds it (a correction near a spinal cord's end ran 30 slices on, 40 times its area)
+    limit, area = rule.drawn_growth, t.drawn_area
+    return 'growth' if limit is not None and area and evidence['pixels'] > limit * area else None
+
 def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, rule: StopRule, refine, label, depth):
     "Refine one label's warped mask `p` on slice j, judge it, and stop its track or return (score, info)."
     post = refine_posterior(p, t.model.log_ratio(x_raw), opening=t.model.thickness >= THICK) if refine else p * (p >= 0.5)
@@ -336,7 +346,7 @@ def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, ru
     elif t.outer and rule.faint_beyond_anchors and abs(t.model.separation) < rule.clear_separation: t.reason = 'drawn-end'
     elif not t.judged: t.reason = 'vanished' if not ev['pixels'] else None
     else:
-        reason = stop_reason(ev, rule, t.model)
+        reason = stop_reason(ev, rule, t.model) or _outgrown(ev, t, rule)
         if reason == 'vanished' and int((p >= 0.5).sum()) < rule.min_pixels: t.reason = reason     # gone for the flows too
         elif not _doubt(t, reason, rule.patience): return None
         elif reason == 'vanished':     # the intensities erased what the flows still carry: keep the flows' mask, in doubt
@@ -549,6 +559,11 @@ class _Run:
         return (self.rule.faint_beyond_anchors and len(self.anchors[label]) > 1
                 and s not in (self.rule.past_stop or {}).get(label, ()))
 
+    def _largest_drawn(self, label: int) -> int | None:
+        "Pixels of the largest slice `label` is drawn on, when it is drawn on several (one slice may be its tip)."
+        zs = self.anchors[label]
+        return max(int((self.seed[k] == label).sum()) for k in zs) if len(zs) > 1 else None
+
     def _next_anchor(self, label: int, s: int, step: int):
         return min((a for a in self.anchors[label] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None)
 
@@ -558,7 +573,8 @@ class _Run:
         nxt = [self._next_anchor(l, s, step) for l in labels]
         # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
         tracks = [_Track(c, pooled if n is not None else own, (n - step) if n is not None else (D - 1 if step > 0 else 0),
-                         n is None, n is None and self._drawn_end(l, s))
+                         n is None, n is None and self._drawn_end(l, s),
+                         drawn_area=self._largest_drawn(l) if n is None else None)
                   for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]
         for l, n in zip(labels, nxt):
             if n is not None: self._open_gap(l, s, n)
