@@ -105,27 +105,27 @@ def child(image_path, seed_path, out_path, fit_steps, threads):
     import torch
     torch.set_num_threads(threads)
     st = Stages()
-    from flow2mask_nb import pipeline, propagate as prop_mod
+    from flow2mask_nb import pipeline, session
     from flow2mask_nb.io import read_volume, read_labels, write_volume
     # stage marks inside annotate (the bench wraps the library's functions; it changes nothing in them)
     def mark(name, f):
         def g(*a, **k):
             st.start(name); return f(*a, **k)
         return g
-    pipeline.prepare = mark('prepare: intensity window, slice-first float copy, working size', pipeline.prepare)
-    pipeline.estimate_flows = mark('flows: fit', pipeline.estimate_flows)
-    pipeline.local_flows = mark('flows: finer flows near small structures', pipeline.local_flows)
-    pipeline.propagate = mark('propagate: warp, refine, stop and fuse slice by slice', pipeline.propagate)
-    orig_from = pipeline.from_slices
+    session.prepare = mark('prepare: intensity window, slice-first float copy, working size', session.prepare)
+    pipeline.estimate_flows = mark('flows: fit', pipeline.estimate_flows)     # `flowfile.make_flows` imports it per call
+    session.local_flows = mark('flows: finer flows near small structures', session.local_flows)
+    session.propagate = mark('propagate: warp, refine, stop and fuse slice by slice', session.propagate)
+    orig_from = session.from_slices
     def from_slices(*a, **k):
         st.start('annotate: back to image layout'); return orig_from(*a, **k)
-    pipeline.from_slices = from_slices
+    session.from_slices = from_slices
 
     t0 = time.perf_counter()
     st.start('read image'); image = read_volume(image_path)
     st.start('read seed (onto the image grid)'); seed = read_labels(seed_path, image)
     st.start('annotate: checks'); t_ann = time.perf_counter()
-    ann = pipeline.annotate(image, seed, flow_source='fit', fit_steps=fit_steps, device='cpu')
+    ann = session.annotate(image, seed, flow_source='fit', fit_steps=fit_steps, device='cpu')
     t_ann = time.perf_counter() - t_ann
     st.start('write labels'); write_volume(ann.labels, out_path, labels=True)
     st.stop()

@@ -181,8 +181,8 @@ def complete_case(case: DatasetCase,             # the case: image, label map, r
                   settings: Settings = Settings(),
                   threads: int | None = None,     # torch threads for the fits
                  ) -> tuple:                      # (label Volume on the image grid, report dict)
-    "Complete one case's drawn slices with the toolkit's completion (`pipeline.annotate`), scored when a reference is given."
-    from flow2mask_nb.pipeline import annotate
+    "Complete one case's drawn slices with the toolkit's completion (`session.annotate`), scored when a reference is given."
+    from flow2mask_nb.session import annotate
     if case.image is None: raise InputError(f"case {case.name}: no image (a label map without its image)")
     if case.labels is None: raise InputError(f"case {case.name}: no label map for {case.image}")
     t0 = time.perf_counter()

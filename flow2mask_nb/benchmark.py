@@ -153,10 +153,11 @@ def run_case(case: Case,                   # the volume, its labels and structur
              baselines: bool = True,       # also seed copy over the true range and TV-L1 on the same intensities
              flows=None,                   # reuse flows computed for this case (skips and does not time the fit)
              oracle_stop: bool = False,    # stop at the true extent (an oracle, for comparisons only)
-             **annotate_kwargs,            # options of `pipeline.annotate`
+             **annotate_kwargs,            # options of `session.annotate`
             ) -> dict:
     "Seed every structure of `case` on one slice, propagate them in one call and score each beside the baselines."
-    from flow2mask_nb.pipeline import annotate, prepare, estimate_flows
+    from flow2mask_nb.pipeline import prepare, estimate_flows
+    from flow2mask_nb.session import annotate
     image, truth, axis, truth3, ids, spacing3 = load_case(case)
     prep = None
     if seed_rule == 'suggested':    # the volume's flows pick the slice; the annotation then reuses them
@@ -190,7 +191,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
 # %% ../nbs/43_benchmark.ipynb 19
 def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool = True, **annotate_kwargs) -> dict:
     "Mask completion: each structure drawn on every `every`-th slice of its range (ends included), beside contour interpolation."
-    from flow2mask_nb.pipeline import annotate
+    from flow2mask_nb.session import annotate
     image, truth, axis, truth3, ids, spacing3 = load_case(case)
     sparse = np.zeros_like(truth3)
     drawn = {}

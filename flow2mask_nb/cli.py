@@ -164,7 +164,7 @@ def describe_intensity(info: dict) -> str:
 def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
     from flow2mask_nb.segments import check_export_path, export_labels, parse_names
-    from flow2mask_nb.pipeline import annotate, write_report
+    from flow2mask_nb.session import annotate, write_report
     protect = [args.image, args.seed, args.model, args.flows]
     out = check_export_path(args.output, protect, args.image)      # fail before minutes of work, not after
     names = parse_names(args.names)
@@ -221,7 +221,7 @@ def _propagate_args(p):
 # %% ../nbs/60_cli.ipynb 14
 def cmd_suggest(args):
     "Print the slice to annotate."
-    from flow2mask_nb.pipeline import suggest
+    from flow2mask_nb.session import Session
     from flow2mask_nb.select import parse_range
     from flow2mask_nb.io import choose_slice_axis
     image = read_volume(args.image)
@@ -230,8 +230,9 @@ def cmd_suggest(args):
     rng = parse_range(args.range, image.shape[axis])
     intensity = (dict(modality=meta['modality'], window=meta['window']) if flows else
                  dict(modality=args.modality, window=parse_window(args.window)))
-    res = suggest(image, model=resolve_model(args.model), slice_range=rng, axis=axis, flows=flows, size=meta.get('size', 128),
-                  fit_steps=args.fit_steps, budget_s=args.budget, progress=not args.quiet and not args.json, **intensity)
+    session = Session(image, axis, meta.get('size', 128), flows=flows, reuse_flows=False, model=resolve_model(args.model),
+                      fit_steps=args.fit_steps, budget_s=args.budget, progress=not args.quiet and not args.json, **intensity)
+    res = session.suggest(rng)
     if args.json: return _print_json(res)
     print(f"annotate slice {res['slice']} along axis {res['axis']} "
           f"(mean reconstruction error {res['error']:.5f}, range {res['range'][0]}..{res['range'][1]})")
@@ -460,7 +461,7 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
     "Run the whole pipeline on a phantom, write image, truth, seed, result, report and figure into `out`."
     from flow2mask_nb.io import write_volume
     from flow2mask_nb.phantom import make_phantom
-    from flow2mask_nb.pipeline import annotate, write_report
+    from flow2mask_nb.session import annotate, write_report
     from flow2mask_nb.metrics import label_table, oracle_seed
     from flow2mask_nb.baselines import copy_propagate, tvl1_propagate
     import matplotlib; matplotlib.use('Agg')

@@ -395,7 +395,7 @@ class SliceBrowser:
 
     @classmethod
     def from_annotation(cls, annotation, truth=None, **kwargs):
-        "Browse an `Annotation` from `pipeline.annotate`; `truth` is a label Volume or array of the image's shape."
+        "Browse an `Annotation` from `session.annotate`; `truth` is a label Volume or array of the image's shape."
         prep = annotation.prepared
         labels = to_slices(annotation.labels.array, prep.axis)
         if truth is not None: truth = to_slices(truth.array if isinstance(truth, Volume) else np.asarray(truth), prep.axis)

@@ -4,21 +4,26 @@
 
 # %% ../nbs/45_session.ipynb 3
 from __future__ import annotations
-import functools, hashlib, pathlib, threading, time
+import csv, functools, hashlib, io, json, pathlib, threading, time
 from dataclasses import dataclass, field, replace
 import numpy as np
-from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
+from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, slice_axis_rule, to_slices, from_slices,
+                             as_label_array, json_ready)
 from .flows import Flows, LocalFlows
-from .propagate import propagate, Propagation, StopRule, STOP_REASONS
+from .propagate import propagate, Propagation, StopRule, STOP_REASONS, seed_slices as check_seed
+from .pipeline import Prepared, prepare, local_flows, model_fit_kwargs
+from .checkpoint import as_network, atomic_write_bytes
+from .warp import auto_threads
 from .select import suggest_slice
 from .io import Cancelled
 from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['STAGE_WORDS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops',
-           'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents',
-           'Progress', 'Session']
+__all__ = ['STAGE_WORDS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors',
+           'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise', 'least_confident', 'advise',
+           'describe_stop', 'mark_end', 'marked_extents', 'Progress', 'Session', 'Annotation', 'annotate', 'complete',
+           'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -342,6 +347,7 @@ class Session:
         self.flows_path = None                  # the flows file the flows came from, if any
         self.local = local and flow_kw.get('flow_source') != 'tvl1'   # finer flows around small structures, as `annotate`
         self.prepared = self.flows_meta = None
+        self.flows_info = {}                    # how the flows were made here: flow_source, flow_seconds (none when given)
         self.flows = flows
         if flows is not None:
             if flows.depth != self.prepare().slices.shape[0]:
@@ -361,7 +367,6 @@ class Session:
 
     def prepare(self):
         "The image normalised, slice axis first, with its working-grid copy (`pipeline.Prepared`), made once."
-        from flow2mask_nb.pipeline import prepare
         if self.prepared is None:
             kw = self.flow_kw
             self.prepared = prepare(self.image, self._axis, kw.get('modality', 'auto'), kw.get('window'), self.size)
@@ -377,15 +382,17 @@ class Session:
         if self.flows is None:
             prep = self.prepare()
             _, flows, meta = make_flows(self.image, self._axis, self.size, callback=callback, prepared=prep, **self.flow_kw)
-            if self.flows is None: self.flows, self.flows_meta = flows, meta   # unless a flows file came meanwhile
+            if self.flows is None:              # unless a flows file came meanwhile
+                self.flows, self.flows_meta = flows, meta
+                self.flows_info = dict(flow_source=meta['flow_source'], flow_seconds=meta['seconds'])
         return self.flows
 
     def load_flows(self, path):
         "Use a flows file made for this image (`flow2mask flows`) instead of estimating them."
-        from flow2mask_nb.pipeline import prepare
         flows, meta = read_flows_file(path, self.image, self._axis)
         self.prepared = prepare(self.image, meta['axis'], meta['modality'], meta['window'], meta['size'])
         self.flows, self.flows_meta, self.flows_path = flows, meta, pathlib.Path(path)
+        self.flows_info = dict(flow_source=meta.get('flow_source'), flow_seconds=0., flows_file=str(path))
 
     def suggest(self, slice_range=None, callback=None) -> dict:
         "The slice to annotate (`select.suggest_slice` on the working grid), with the slice axis."
@@ -395,19 +402,116 @@ class Session:
                             callback=lambda d, t: cb('suggest', d / max(t, 1)))
         return {**out, 'axis': self.axis}
 
-    def propagate(self, labels, revision: Revision | None = None, callback=None, extents=None) -> tuple:
-        "`revise` the labels (D, H, W, slices first) since `revision`: returns the new labels and their Revision."
+    def propagate(self, labels, revision: Revision | None = None, callback=None, extents=None, **propagate_kw) -> tuple:
+        "`revise` the labels (D, H, W, slices first) since `revision` (`propagate_kw`: stop, mode, refine, progress)."
         cb = callback or (lambda stage, fraction: None)
         self.compute_flows(cb)
-        if self.local: self._local_flows(np.asarray(labels), revision, cb)
+        if self.local: self.add_local_flows(np.asarray(labels), revision, cb)
         return revise(self.prepared.raw, labels, self.flows, revision, lambda d, t: cb('propagate', d / max(t, 1)),
-                      extents, spacing=self.prepared.spacing)
+                      extents, spacing=self.prepared.spacing, **propagate_kw)
 
-    def _local_flows(self, labels, revision, callback):
-        "`pipeline.local_flows` for the drawn and corrected slices (kept with the flows, reused while they cover)."
-        from flow2mask_nb.pipeline import local_flows
-        from flow2mask_nb.warp import auto_threads
+    @functools.cached_property
+    def network(self):
+        "The trained network the flows start from (`model`, loaded once), or None."
+        return as_network(self.flow_kw.get('model'))
+
+    def add_local_flows(self, labels, revision: Revision | None = None, callback=None) -> list:
+        "`pipeline.local_flows` for the drawn and corrected slices, fitted as the volume's flows were (kept, reused)."
+        kw = self.flow_kw
         seed = np.zeros_like(labels)
         for l, ks in current_anchors(labels, revision).items():
             for k in ks: seed[k][labels[k] == l] = l
-        if seed.any(): local_flows(self.prepared, seed, self.flows, callback=callback, threads=auto_threads())
+        if not seed.any(): return []
+        fit_kw = model_fit_kwargs(self.network, kw.get('flow_source', 'auto'), kw.get('fit_steps'), kw.get('budget_s'))
+        return local_flows(self.prepare(), seed, self.flows, callback=callback, threads=kw.get('threads') or auto_threads(),
+                           seed=kw.get('seed', 0), device=kw.get('device', 'auto'), **fit_kw)
+
+# %% ../nbs/45_session.ipynb 40
+@dataclass
+class Annotation:
+    "What `annotate` returns: the label volume (image geometry), the propagation details, the flows and the session."
+    labels: Volume
+    propagation: Propagation
+    flows: Flows
+    prepared: Prepared
+    info: dict = field(default_factory=dict)
+    session: Session | None = field(default=None, repr=False)   # go on correcting: `session.propagate(stack, revision)`
+    revision: Revision | None = field(default=None, repr=False)
+
+def _seed_array(seed, image: Volume) -> np.ndarray:
+    "The seed's label values on the image's grid (a Volume elsewhere, or an array of another shape, is refused)."
+    arr = seed.array if isinstance(seed, Volume) else np.asarray(seed)
+    if isinstance(seed, Volume) and not seed.same_grid(image):
+        raise InputError("the seed is not on the image grid; read it with read_labels(path, image) to map it")
+    if arr.shape != image.shape:
+        raise InputError(f"seed shape {arr.shape} differs from the image's {image.shape}")
+    return as_label_array(arr, 'seed')
+
+SESSION_OPTIONS = ('flows', 'size', 'local', 'modality', 'window', 'model', 'flow_source', 'fit_steps', 'budget_s',
+                   'device', 'threads', 'seed_rng')   # what `annotate` passes to `Session` (seed_rng: the fit's seed)
+PROPAGATE_OPTIONS = ('stop', 'mode', 'refine')       # ...and to `propagate`
+
+def _split_options(options: dict) -> tuple:
+    "(Session options, propagate options) of `annotate`'s keywords; an unknown one is a TypeError, as for any call."
+    unknown = set(options) - set(SESSION_OPTIONS) - set(PROPAGATE_OPTIONS)
+    if unknown: raise TypeError(f"annotate() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    session = {('seed' if k == 'seed_rng' else k): v for k, v in options.items() if k in SESSION_OPTIONS}
+    return session, {k: v for k, v in options.items() if k in PROPAGATE_OPTIONS}
+
+def annotate(image: Volume,            # the image to annotate
+             seed,                     # label Volume on the image grid (or array of the image's shape)
+             labels=None,              # label values to propagate (default: all in the seed)
+             axis: int | None = None,  # slice axis (default: the one the seed is drawn across, else the coarsest spacing)
+             extents: dict | None = None,  # {label: (first, last)}: slices the user marked as a label's ends: filled exactly
+             callback=None,            # called as callback(stage, fraction): 'fit', 'local', 'propagate', 'done'; may raise
+             progress: bool = False,   # tqdm bars for the fit and the propagation
+             **options,                # `SESSION_OPTIONS` (flows, size, model, flow_source, ...) and `PROPAGATE_OPTIONS`
+            ) -> Annotation:
+    "Propagate the seed annotation to the whole volume (one `Session` run); the result has the image's geometry."
+    t0 = time.perf_counter()
+    session_kw, propagate_kw = _split_options(options)
+    seed_arr = _seed_array(seed, image)
+    axis, axis_rule = slice_axis_rule(image.spacing, axis, seed_arr)
+    # reuse_flows=False: a batch or a benchmark gets the flows it asks for, never a remembered file
+    session = Session(image, axis, reuse_flows=False, progress=progress, **session_kw)
+    prep = session.prepare()
+    stack = np.ascontiguousarray(to_slices(seed_arr, prep.axis))
+    drawn = check_seed(stack, labels)                  # before minutes of flow fitting, not after
+    if labels is not None: stack = np.where(np.isin(stack, list(drawn)), stack, 0).astype(stack.dtype)
+    session.compute_flows(callback)
+    t1 = time.perf_counter()
+    if session.local: session.add_local_flows(stack, None, callback)
+    t2 = time.perf_counter()
+    if callback: callback('propagate', 0.)
+    out, rev = session.propagate(stack, None, callback, extents, progress=progress, **propagate_kw)
+    t3 = time.perf_counter()
+    info = dict(intensity=prep.intensity, **session.flows_info)
+    if session.local:
+        info.update(local_seconds=t2 - t1, local_flows=[dict(labels=list(lf.labels), box=list(lf.box),
+                                                             grid=list(lf.flows.shape)) for lf in session.flows.local])
+    info.update(axis=prep.axis, axis_rule=axis_rule, propagate_seconds=t3 - t2, total_seconds=t3 - t0,
+                working_shape=list(session.flows.shape), mode=propagate_kw.get('mode', 'composed'))
+    if callback: callback('done', 1.)
+    return Annotation(image.with_array(from_slices(out, prep.axis)), Propagation(out, rev.records, rev.stops, t3 - t2),
+                      session.flows, prep, info, session, rev)
+
+def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
+    "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
+    return annotate(image, sparse_labels, **kwargs).labels
+
+# %% ../nbs/45_session.ipynb 45
+REPORT_COLUMNS = ('slice', 'label', 'seed', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
+                  'cycle_error', 'stopped', 'source', 'doubt')
+
+def write_report(annotation: Annotation, path) -> tuple:
+    "Write the per-slice, per-label report as CSV at `path` and JSON beside it (with the stop decisions)."
+    path = pathlib.Path(path)
+    if not path.parent.exists(): raise InputError(f"{path.parent}: output folder does not exist")
+    rows = [{k: r.get(k) for k in REPORT_COLUMNS} for r in annotation.propagation.records]
+    buf = io.StringIO(); w = csv.DictWriter(buf, REPORT_COLUMNS); w.writeheader()
+    for r in rows: w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_bytes(path, buf.getvalue().encode())
+    js = path.with_suffix('.json')
+    atomic_write_bytes(js, json.dumps(json_ready(dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info)),
+                                      indent=1, default=float, allow_nan=False).encode())
+    return path, js

@@ -40,7 +40,7 @@ def test_train_on_cuda_in_mixed_precision_then_use_the_model_anywhere(tmp_path):
 def test_annotate_on_cuda_matches_the_cpu():
     from flow2mask_nb.phantom import make_phantom
     from flow2mask_nb.metrics import dice, oracle_seed
-    from flow2mask_nb.pipeline import annotate
+    from flow2mask_nb.session import annotate
     ph = make_phantom(n_slices=24, size=(64, 64), n_organs=2, seed=3)
     seed = ph.labels.with_array(oracle_seed(ph.labels.array, ph.organ_ids, axis=2))
     def score(dev):

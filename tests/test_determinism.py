@@ -17,7 +17,7 @@ FIT_STEPS = 6
 CHILD = r"""
 import hashlib, json, sys, torch
 from flow2mask_nb.io import read_volume, read_labels, write_volume
-from flow2mask_nb.pipeline import annotate
+from flow2mask_nb.session import annotate
 image_path, seed_path, out_path, steps = sys.argv[1:5]
 image = read_volume(image_path)
 ann = annotate(image, read_labels(seed_path, image), flow_source='fit', fit_steps=int(steps), device='cpu')

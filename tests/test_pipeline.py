@@ -5,7 +5,7 @@ import pytest
 from flow2mask_nb.io import read_volume, read_labels, write_volume, to_slices
 from flow2mask_nb.metrics import dice, oracle_seed
 from flow2mask_nb.phantom import make_phantom
-from flow2mask_nb.pipeline import annotate, complete
+from flow2mask_nb.session import annotate, complete
 
 ORGANS = (1, 2, 3, 5, 6)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flow2mask_nb.metrics import dice, oracle_seed
 from flow2mask_nb.phantom import structure_phantom
-from flow2mask_nb.pipeline import annotate
+from flow2mask_nb.session import annotate
 from flow2mask_nb.propagate import StopRule
 
 
