@@ -61,7 +61,8 @@ def record(cases, flows_dir) -> list:
                     seq.append(dict(slice=j, pixels=int(q['area']), support=float(q['support']),
                                     vanished=q.get('doubt') == 'vanished',     # the intensities erased what the flows carry
                                     contrast=None if q['contrast'] is None or q['contrast'] != q['contrast'] else float(q['contrast']),
-                                    inter=int(inter[j]), area=int(area[j])))
+                                    inter=int(inter[j]), area=int(area[j]),
+                                    dissimilarity=_finite(q.get('dissimilarity')), cycle_error=_finite(q.get('cycle_error'))))
                     j += step
                 tracks[name] = seq
             structures.append(dict(label=l, name=r['structures'][l], seed=s, seed_area=int(T[s].sum()), depth=len(T),
@@ -73,6 +74,11 @@ def record(cases, flows_dir) -> list:
     return out
 
 
+def _finite(v):
+    "A float, or None for a missing or NaN value."
+    return None if v is None or v != v else float(v)
+
+
 # ---- rules --------------------------------------------------------------------------------------------------------
 GRID = dict(   # every combination is a candidate rule; None switches a criterion off
     area=[None, 0.05, 0.2],             # area-collapse: below this share of the seed's area
@@ -82,9 +88,10 @@ GRID = dict(   # every combination is a candidate rule; None switches a criterio
     clear=[0.1, 0.2],                   # what 'clearly standing out' means (rank separation)
     faint=[None, 0.],                   # for a faint seed: None never stops on contrast, 0. stops on a reversal
     patience=[1, 2, 3],                 # consecutive failing slices before the stop (the first of them is cut)
-)
-BEFORE = dict(area=0.05, growth=None, support=0.5, contrast=0.35, clear=0.1, faint=0., patience=1)   # tuned in-sample
-NOW = dict(area=0.2, growth=None, support=None, contrast=0.5, clear=0.2, faint=0., patience=2)      # propagate.StopRule()
+    dissim=[None],                      # dissimilarity: the slice differs from the warped seed image this many times
+)                                       # more than the first slices beside the seed did (its own family below)
+BEFORE = dict(area=0.05, growth=None, support=0.5, contrast=0.35, clear=0.1, faint=0., patience=1, dissim=None)   # tuned in-sample
+NOW = dict(area=0.2, growth=None, support=None, contrast=0.5, clear=0.2, faint=0., patience=2, dissim=None)   # propagate.StopRule()
 FAMILIES = [   # (name, the grid a fold may choose from): each row of the README's table
     ('the rule before (thresholds tuned on seven cases)', {k: [v] for k, v in BEFORE.items()}),
     ('every criterion, every threshold', GRID),
@@ -94,6 +101,8 @@ FAMILIES = [   # (name, the grid a fold may choose from): each row of the README
     ('area and growth only', {**GRID, 'support': [None], 'contrast': [None], 'faint': [None]}),
     ('a stop at the first failing slice (patience 1)', {**GRID, 'patience': [1]}),
     ('area, contrast, faint reversal; 2 slices in a row', {**GRID, 'support': [None], 'growth': [None], 'patience': [2]}),
+    ('the default now, or with a dissimilarity criterion (2-6x)', {**{k: [v] for k, v in NOW.items()},
+                                                                    'dissim': [None, 2., 3., 4., 6.]}),
     ('the default now', {k: [v] for k, v in NOW.items()}),
 ]
 
@@ -107,7 +116,17 @@ def fails(row: dict, st: dict, rule: dict) -> bool:
     clear = abs(st['separation']) >= rule['clear']
     limit = rule['contrast'] if clear else rule['faint']
     c = row['contrast']
-    return limit is not None and abs(st['separation']) > 1e-3 and c is not None and c < limit
+    if limit is not None and abs(st['separation']) > 1e-3 and c is not None and c < limit: return True
+    d = row.get('dissimilarity')
+    return rule.get('dissim') is not None and d is not None and d > rule['dissim'] * near_seed_dissimilarity(st)
+
+
+def near_seed_dissimilarity(st: dict) -> float:
+    "Mean dissimilarity of the two slices each side of the seed (the scale a dissimilarity criterion is relative to)."
+    if '_near' not in st:
+        v = [r['dissimilarity'] for tr in st['tracks'].values() for r in tr[:2] if r.get('dissimilarity') is not None]
+        st['_near'] = max(float(np.mean(v)) if v else 1., 1e-3)
+    return st['_near']
 
 
 def cut(track: list, st: dict, rule: dict) -> int:
@@ -152,6 +171,7 @@ def describe(rule: dict) -> str:
     if rule['support'] is not None: parts.append(f"support < {rule['support']:g}")
     if rule['contrast'] is not None: parts.append(f"contrast < {rule['contrast']:g} (clear >= {rule['clear']:g})")
     parts.append('faint: never' if rule['faint'] is None else f"faint: contrast < {rule['faint']:g}")
+    if rule.get('dissim') is not None: parts.append(f"dissimilarity > {rule['dissim']:g}x the seed's neighbours'")
     if rule['patience'] > 1: parts.append(f"{rule['patience']} slices in a row")
     return ', '.join(parts)
 
