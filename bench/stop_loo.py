@@ -188,6 +188,20 @@ def family_row(records: list, name: str, grid: dict) -> dict:
                 chosen={n: cands[i] for n, i in chosen.items()})
 
 
+def spread(records: list) -> str:
+    "Medians of the per-slice cues on slices mostly inside the true structure against those mostly outside it."
+    out = []
+    for key in ('dissimilarity', 'cycle_error', 'contrast', 'support'):
+        rows = [r for c in records for st in c['structures'] for tr in st['tracks'].values() for r in tr
+                if r.get(key) is not None and r['area']]
+        inside = [r[key] for r in rows if r['inter'] > 0.5 * r['area']]
+        outside = [r[key] for r in rows if r['inter'] <= 0.5 * r['area']]
+        if inside and outside:
+            out.append(f"{key}: median {np.median(inside):.3f} on {len(inside)} slices mostly inside the structure, "
+                       f"{np.median(outside):.3f} on {len(outside)} mostly outside")
+    return '\n'.join(out)
+
+
 def markdown(rows: list, names: list) -> str:
     lines = ['| rules a fold may choose from | candidates | in-sample best | left-out mean | ' + ' | '.join(names) + ' |',
              '|---' * (len(names) + 4) + '|']
@@ -220,6 +234,7 @@ def main():
     rows = [family_row(records, name, grid) for name, grid in FAMILIES]
     print(markdown(rows, names))
     for r in rows: print(f"{r['name']}: in-sample best {describe(r['best'])}")
+    print(spread(records))
     copy = {c['case']: float(np.mean([s['copy'] for s in c['structures']])) for c in records}
     tvl1 = {c['case']: float(np.mean([s['tvl1'] for s in c['structures']])) for c in records}
     print('| seed copy (true range) | | | ' + f"{np.mean(list(copy.values())):.3f} | " + ' | '.join(f"{copy[n]:.3f}" for n in names) + ' |')
