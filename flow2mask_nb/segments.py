@@ -116,8 +116,8 @@ def check_export_path(path, protect=(), source=None) -> pathlib.Path:
         raise InputError(f"{path}: a DICOM SEG references the DICOM series the image was read from; this image "
                          f"came from {source or 'no file'}: save as .seg.nrrd or .nii.gz instead")
     if path.is_dir() or not path.parent.is_dir(): raise InputError(f"{path}: expected a file name in an existing folder")
-    if any(p and pathlib.Path(p).exists() and _same_file(path, pathlib.Path(p)) for p in protect):
-        raise InputError(f"{path}: refusing to overwrite an input ({p})")
+    clash = next((p for p in protect if p and pathlib.Path(p).exists() and _same_file(path, pathlib.Path(p))), None)
+    if clash is not None: raise InputError(f"{path}: refusing to overwrite an input ({clash})")
     return path
 
 def _highdicom():
@@ -156,7 +156,7 @@ def dicom_sources(folder,                   # the DICOM series folder the image 
         raise InputError(f"{folder}: its files are not the {image.shape[2]} slices of this image, one each")
     return sets, slices, sorted(notes)
 
-# %% ../nbs/04_segments.ipynb 14
+# %% ../nbs/04_segments.ipynb 15
 def write_dicom_seg(labels: Volume,         # the label map, on the grid of the image read from `series`
                     series,                 # the DICOM series folder the image was read from
                     path,                   # where the SEG goes (one .dcm file)
@@ -213,7 +213,7 @@ def read_dicom_seg(path, series) -> tuple:  # (labels Volume on the series' grid
     for frame, k in zip(px, slices): array[:, :, k] = value[frame].T
     return image.with_array(as_label_array(array), path=str(path)), tuple(found)
 
-# %% ../nbs/04_segments.ipynb 17
+# %% ../nbs/04_segments.ipynb 18
 def export_labels(labels: Volume,           # the label map, on the image's grid
                   path,                     # .seg.nrrd, .dcm (DICOM SEG), or .nii.gz, .nii, .nrrd, .mha
                   structures=(),            # `Structure`s (or {value: name})
