@@ -22,7 +22,7 @@ from flow2mask_nb.io import json_ready
 from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.flows import Flows
 from flow2mask_nb.pipeline import prepare, estimate_flows
-from flow2mask_nb.propagate import StopRule
+from flow2mask_nb.stop import StopRule
 from flow2mask_nb.io import read_volume, choose_slice_axis
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))

@@ -148,7 +148,7 @@ def rows(case: 'FittedCase', thresholds: dict) -> dict:
 
 def trace(case: 'FittedCase'):
     "Print every cue on every slice each structure of `case` is carried to, with no stop, beside the true pixels there."
-    from flow2mask_nb.propagate import StopRule
+    from flow2mask_nb.stop import StopRule
     never = StopRule(min_pixels=1, area_fraction=None, support_fraction=None, separation_fraction=None,
                      faint_separation_fraction=None)
     seen = []

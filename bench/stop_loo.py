@@ -32,7 +32,8 @@ def record(cases, flows_dir) -> list:
     import torch
     from flow2mask_nb.benchmark import run_case, load_case, seed_slice_for
     from flow2mask_nb.cli import case_flows
-    from flow2mask_nb.propagate import StopRule, seed_model
+    from flow2mask_nb.stop import StopRule
+    from flow2mask_nb.seedmodel import seed_model
     from flow2mask_nb.io import to_slices
     never = StopRule(min_pixels=1, area_fraction=None, support_fraction=None, separation_fraction=None,
                      faint_separation_fraction=None, faint_beyond_anchors=False)
@@ -91,7 +92,7 @@ GRID = dict(   # every combination is a candidate rule; None switches a criterio
     dissim=[None],                      # dissimilarity: the slice differs from the warped seed image this many times
 )                                       # more than the first slices beside the seed did (its own family below)
 BEFORE = dict(area=0.05, growth=None, support=0.5, contrast=0.35, clear=0.1, faint=0., patience=1, dissim=None)   # tuned in-sample
-NOW = dict(area=0.2, growth=None, support=None, contrast=0.5, clear=0.2, faint=0., patience=2, dissim=None)   # propagate.StopRule()
+NOW = dict(area=0.2, growth=None, support=None, contrast=0.5, clear=0.2, faint=0., patience=2, dissim=None)   # stop.StopRule()
 FAMILIES = [   # (name, the grid a fold may choose from): each row of the README's table
     ('the rule before (thresholds tuned on seven cases)', {k: [v] for k, v in BEFORE.items()}),
     ('every criterion, every threshold', GRID),
@@ -107,7 +108,7 @@ FAMILIES = [   # (name, the grid a fold may choose from): each row of the README
 ]
 
 def fails(row: dict, st: dict, rule: dict) -> bool:
-    "Whether one recorded slice fails `rule` (the criteria of `propagate.stop_reason`, plus growth)."
+    "Whether one recorded slice fails `rule` (the criteria of `stop.stop_reason`, plus growth)."
     if row['pixels'] < 4 or row.get('vanished'): return True
     ratio = row['pixels'] / max(st['seed_area'], 1)
     if rule['area'] is not None and ratio < rule['area']: return True

@@ -167,7 +167,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
     seed3 = np.zeros_like(truth3)
     for l, k in seeds.items(): seed3[k][truth3[k] == l] = l
     if oracle_stop:
-        from flow2mask_nb.propagate import StopRule
+        from flow2mask_nb.stop import StopRule
         annotate_kwargs['stop'] = StopRule(oracle_range={l: slice_extent(truth3 == l) for l in ids})
     seed = truth.with_array(from_slices(seed3, axis))
     if choose_slice_axis(image.spacing, None, seed.array) != axis:   # the toolkit is not told the axis: the seed tells

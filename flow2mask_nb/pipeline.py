@@ -11,7 +11,8 @@ import torch
 from .io import Volume, InputError, choose_slice_axis, to_slices, slices_spacing
 from .preprocess import intensity_window, working_shape, resize_slices
 from .flows import Flows, LocalFlows
-from .propagate import propagate, StopRule, seed_slices as check_seed, drawn_box, drawn_window
+from .propagate import propagate, seed_slices as check_seed, drawn_box, drawn_window
+from .stop import StopRule
 from .metrics import largest_slice
 from .checkpoint import as_network
 from .warp import auto_threads

@@ -14,45 +14,14 @@ from .io import InputError
 from .warp import compose_flows, cycle_error, torch_threads
 from .metrics import largest_slice
 from .flows import Flows, LocalFlows
+from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score
+from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence
 
 # %% auto 0
-__all__ = ['STOP_REASONS', 'N_BINS', 'THICK', 'FAR', 'StopRule', 'Propagation', 'seed_slices', 'ring_mask', 'rank_separation',
-           'SeedModel', 'seed_model', 'pull', 'refine_posterior', 'fusion_score', 'judge', 'stop_reason', 'confidence',
-           'propagate_direction', 'signed_distance', 'shape_weight', 'drawn_box', 'drawn_window', 'propagate']
+__all__ = ['FAR', 'Propagation', 'seed_slices', 'pull', 'propagate_direction', 'signed_distance', 'shape_weight', 'drawn_box',
+           'drawn_window', 'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
-@dataclass
-class StopRule:
-    "When to stop carrying a label further from its seed; None disables a criterion (defaults: `bench/stop_loo.py`)."
-    min_pixels: int = 4                        # vanished: fewer pixels than this
-    area_fraction: float | None = 0.2          # area-collapse: less than this share of the seed's area
-    growth: float | None = None                # growth: more than this multiple of the seed's area
-    drawn_growth: float | None = 3.            # beyond the outermost of several drawn slices: more than this multiple
-                                               # of the largest drawn slice's area (a spill into what surrounds it)
-    support_fraction: float | None = None      # intensity: the seed's intensities support less of the warped mask
-    separation_fraction: float | None = 0.5    # contrast: stands out less than this share of the seed's contrast...
-    clear_separation: float = 0.2              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
-    faint_separation_fraction: float | None = 0.   # for a faint seed, only a reversed contrast stops
-    faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones...
-    past_stop: dict | None = None              # ...but for {label: slices} drawn past where the last run had stopped
-    patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
-    extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
-    oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
-
-STOP_REASONS = {
-    'vanished': "the structure shrank to nothing",
-    'area-collapse': "the structure shrank below the stop rule's share of the seed's area",
-    'growth': "the structure grew beyond the stop rule's multiple of the seed's area (or of the largest slice drawn)",
-    'intensity': "the structure's intensity no longer matches the seed",
-    'contrast': "the structure no longer stands out from its surroundings as it did on the seed",
-    'drawn-end': "the structure was drawn up to here and gives no contrast to follow further",
-    'volume-end': "the propagation reached the end of the volume",
-    'box-end': "the propagation reached the end of the finer flows fitted around the structure",
-    'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
-    'erased': "you emptied this slice: the structure ends before it",
-    'marked': "you marked the structure's end slice before this one",
-}
-
 @dataclass
 class Propagation:
     "Result of `propagate`: labels (D, H, W), per-slice records and the stop decision per label and direction."
@@ -76,102 +45,6 @@ def seed_slices(seed: np.ndarray, labels=None) -> dict:
     return {l: sorted(int(drawn[i]) for i in np.nonzero((seed[drawn] == l).any(axis=(1, 2)))[0]) for l in present}
 
 # %% ../nbs/40_propagate.ipynb 10
-N_BINS = 64
-
-def ring_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
-    "Pixels within `width` (chessboard distance) of a boolean (H, W) mask, outside it."
-    # a chessboard distance transform costs the same whatever the width (max-pooling with a 55-pixel window cost
-    # a sixth of a re-propagation on 512-pixel slices); only the mask's box grown by `width` can change
-    out = torch.zeros(mask.shape, dtype=torch.bool)
-    ys, xs = torch.nonzero(mask.any(1))[:, 0], torch.nonzero(mask.any(0))[:, 0]
-    if not len(ys): return out
-    y0, y1 = max(int(ys[0]) - width, 0), min(int(ys[-1]) + width + 1, mask.shape[0])
-    x0, x1 = max(int(xs[0]) - width, 0), min(int(xs[-1]) + width + 1, mask.shape[1])
-    m = mask[y0:y1, x0:x1].cpu().numpy()
-    near = ndimage.distance_transform_cdt(~m, metric='chessboard') <= width
-    out[y0:y1, x0:x1] = torch.from_numpy(near & ~m)
-    return out.to(mask.device)
-
-def _hist(x: torch.Tensor, bins: int) -> torch.Tensor:
-    return torch.bincount((x.clamp(0, 1) * (bins - 1)).round().long().flatten(), minlength=bins).double()
-
-def _blur1d(h: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    k = torch.exp(-0.5 * (torch.arange(-4, 5, dtype=h.dtype) / sigma) ** 2); k /= k.sum()
-    return F.conv1d(F.pad(h[None, None], (4, 4), mode='replicate'), k[None, None])[0, 0]
-
-def rank_separation(inside: torch.Tensor, outside: torch.Tensor, bins: int = 256) -> float:
-    "AUC(inside > outside) - 0.5 for values in [0, 1] (ties count half); 0 when either is empty."
-    if inside.numel() == 0 or outside.numel() == 0: return 0.
-    hi, ho = _hist(inside, bins), _hist(outside, bins)
-    below = torch.cumsum(ho, 0) - ho
-    return float(((hi * (below + 0.5 * ho)).sum() / (hi.sum() * ho.sum())).item() - 0.5)
-
-@dataclass
-class SeedModel:
-    "What a drawn seed says about its structure: an intensity window, a likelihood-ratio table, contrast, size."
-    window: tuple            # (low, high) intensities mapped to [0, 1] for this structure
-    log_lr: torch.Tensor     # (N_BINS,) log p(intensity | inside) - log p(intensity | surroundings)
-    separation: float        # rank AUC(inside > ring) - 0.5 on the seed slice
-    area: int                # seed pixels
-    ring: int                # ring width in pixels
-    span: tuple = (0., 1.)   # the 2-98 % range of the seed's locally averaged intensities, widened (window units)
-    thickness: float = 0.    # radius of the largest disc inside the seed, pixels
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        "Intensities in this structure's window, clipped to [0, 1]."
-        lo, hi = self.window
-        return ((x.float() - lo) / (hi - lo)).clamp(0, 1)
-
-    def log_ratio(self, x: torch.Tensor, clip: float = 4.) -> torch.Tensor:
-        "Per-pixel log-likelihood ratio of intensities `x` (raw units), clipped to +-`clip`; -`clip` off the seed's span."
-        n = self.normalise(x)
-        lr = self.log_lr.to(x.device)[(n * (N_BINS - 1)).round().long()].clamp(-clip, clip)
-        local = _mean3(n)
-        return torch.where((local < self.span[0]) | (local > self.span[1]), torch.full_like(lr, -clip), lr)
-
-def _mean3(x: torch.Tensor) -> torch.Tensor:
-    "3 x 3 local mean of an (H, W) map, edges replicated."
-    return F.avg_pool2d(F.pad(x[None, None], (1, 1, 1, 1), mode='replicate'), 3, stride=1)[0, 0]
-
-def _slice_pair(image, mask) -> tuple:
-    "An (H, W) float image and bool mask of one shape, checked."
-    image, mask = torch.as_tensor(image).float(), torch.as_tensor(mask).bool()
-    if image.shape != mask.shape or image.ndim != 2:
-        raise ValueError(f"image and mask must be (H, W) of one shape, got {tuple(image.shape)} and {tuple(mask.shape)}")
-    return image, mask
-
-def seed_model(image: torch.Tensor,   # (H, W) raw intensities of the seed slice
-               mask: torch.Tensor,    # (H, W) bool, the drawn structure
-               floor: float = 0.1,    # share of the surroundings' density spread uniformly
-               margin: float = 0.1,   # widening of the seed's intensity span (window units)
-               others=(),             # (image, mask) pairs: the structure drawn on other slices, pooled in
-              ) -> SeedModel:
-    "Intensity model of a structure from its seed slice(s): window, inside/surroundings likelihood ratio, contrast."
-    image, mask = _slice_pair(image, mask)
-    area = int(mask.sum())
-    if area == 0: raise InputError("a seed mask is empty")
-    width = max(3, round(0.5 * math.sqrt(area / math.pi)))
-    # intensities from every slice the structure is drawn on; size, ring width and thickness from this one
-    pairs = [(image, mask)] + [pair for pair in map(lambda o: _slice_pair(*o), others) if pair[1].any()]
-    rings = [ring_mask(m, width) for _, m in pairs]
-    inside, ring = torch.cat([i[m] for i, m in pairs]), torch.cat([i[r] for (i, _), r in zip(pairs, rings)])
-    lo, hi = torch.quantile(inside, torch.tensor([0.01, 0.99])).tolist()
-    around = torch.quantile(ring, torch.tensor([0.01, 0.99])).tolist() if ring.numel() else (lo, hi)
-    span = max(hi - lo, 0.05 * (around[1] - around[0]), 1e-6 * max(1., abs(hi)))
-    model = SeedModel((lo - span, hi + span), torch.zeros(N_BINS), 0., area, width)
-    x_in, x_out = model.normalise(inside), model.normalise(ring)
-    p_in = _blur1d(_hist(x_in, N_BINS)); p_in = p_in / p_in.sum() + 1e-4
-    p_out = _blur1d(_hist(x_out, N_BINS)) if x_out.numel() else torch.ones(N_BINS, dtype=torch.float64)
-    p_out = (1 - floor) * p_out / p_out.sum() + floor / N_BINS
-    model.log_lr = (torch.log(p_in / p_in.sum()) - torch.log(p_out)).float()
-    model.separation = rank_separation(x_in, x_out)
-    local = torch.cat([_mean3(model.normalise(i))[m] for i, m in pairs])
-    lo_s, hi_s = torch.quantile(local, torch.tensor([0.02, 0.98])).tolist()
-    model.span = (lo_s - margin, hi_s + margin)
-    model.thickness = float(ndimage.distance_transform_edt(mask.cpu().numpy()).max())
-    return model
-
-# %% ../nbs/40_propagate.ipynb 14
 @dataclass
 class _Frame:
     "A flow field and the part of the native grid it covers: slices z0..z1, rows y0:y1, columns x0:x1."
@@ -220,86 +93,7 @@ def pull(source: torch.Tensor, flow: torch.Tensor, roi) -> torch.Tensor:
     grid = torch.stack([2 * cx / max(W - 1, 1) - 1, 2 * cy / max(H - 1, 1) - 1], -1)[None]
     return F.grid_sample(source[None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=True)[0]
 
-# %% ../nbs/40_propagate.ipynb 18
-THICK = 3.    # seeds at least this thick (largest inscribed radius, pixels) get the opening
-
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    "Separable Gaussian blur of an (H, W) map, edges replicated."
-    r = max(1, math.ceil(2.5 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype) / sigma) ** 2); k = k / k.sum()
-    y = F.pad(x[None, None], (r, r, r, r), mode='replicate')
-    return F.conv2d(F.conv2d(y, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))[0, 0]
-
-def _keep_overlapping(mask: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-    "The connected pieces (8-connectivity) of `mask` that overlap `anchor`."
-    m = mask.cpu().numpy()
-    lab, n = ndimage.label(m, structure=np.ones((3, 3), bool))
-    if n <= 1: return mask if (n == 0 or (mask & anchor).any()) else torch.zeros_like(mask)
-    keep = np.unique(lab[m & anchor.cpu().numpy()]); keep = keep[keep > 0]
-    return torch.from_numpy(np.isin(lab, keep)).to(mask.device)
-
-def _prior(prob: torch.Tensor, sigma: float = 1., trust: float = 0.9) -> torch.Tensor:
-    "Where the flow puts the structure, as a probability: blurred outwards, at most `trust` anywhere."
-    # blurring spreads the prior outwards only (the maximum keeps a thin structure's own values); capping it at
-    # `trust` everywhere, the interior included, lets intensities that clearly disagree with the seed remove a pixel
-    # the flow put there: uncapped, the blur of a wide mask is 1 inside and nothing could (dev mean 0.743 -> 0.770)
-    prob = prob.float()
-    return torch.maximum(_blur(prob, sigma), prob).clamp(max=trust).clamp(1e-3, 1 - 1e-3)
-
-def _open3(mask: torch.Tensor) -> torch.Tensor:
-    "Binary opening of an (H, W) mask with a 3 x 3 square."
-    m = mask.float()[None, None]
-    eroded = -F.max_pool2d(-F.pad(m, (1, 1, 1, 1), value=1.), 3, stride=1)
-    return F.max_pool2d(F.pad(eroded, (1, 1, 1, 1)), 3, stride=1)[0, 0] > 0.5
-
-def refine_posterior(prob: torch.Tensor,        # (H, W) warped soft mask
-                     log_ratio: torch.Tensor,   # (H, W) the seed model's log-likelihood ratio of this slice
-                     sigma: float = 1.,         # blur of the prior, pixels: how far the flow may be off
-                     trust: float = 0.9,        # the prior inside the warped mask
-                     opening: bool = False,     # cut one-pixel bridges and specks (only for thick structures)
-                    ) -> torch.Tensor:          # (H, W) posterior probability, zero outside the kept pieces
-    "Posterior of the structure given the warped mask (prior) and the seed's intensity model (likelihood)."
-    prior = _prior(prob, sigma, trust)
-    post = torch.sigmoid(torch.log(prior) - torch.log1p(-prior) + _mean3(log_ratio))
-    mask = _open3(post >= 0.5) if opening else post >= 0.5
-    return post * _keep_overlapping(mask, prob >= 0.5)
-
-def fusion_score(prob: torch.Tensor, post: torch.Tensor, confidence: float) -> torch.Tensor:
-    "What competes between labels where their accepted pixels meet: the flow's prior, then the slice's confidence."
-    # posteriors of different labels come from different intensity models and are not comparable; where two
-    # accepted labels meet, the flow decides, and between equally sure flows the label seeded nearer (more confident)
-    return torch.where(post >= 0.5, 0.5 + 0.4 * _prior(prob) + 0.1 * confidence, post)
-
-# %% ../nbs/40_propagate.ipynb 21
-def judge(post: torch.Tensor,      # (H, W) refined posterior
-          prob: torch.Tensor,      # (H, W) warped mask before refinement
-          x: torch.Tensor,         # (H, W) intensities of the slice in the model's window, [0, 1]
-          model: SeedModel) -> dict:
-    "Evidence that the structure is still there: pixels, area and intensity support relative to the seed, contrast."
-    mask, raw = post >= 0.5, prob >= 0.5
-    n, n_raw = int(mask.sum()), int(raw.sum())
-    sep = rank_separation(x[mask], x[ring_mask(mask, model.ring)]) if n else 0.
-    return dict(pixels=n, area=n / model.area, support=int((mask & raw).sum()) / n_raw if n_raw else 0.,
-                contrast=sep / model.separation if abs(model.separation) > 1e-6 else float('nan'))
-
-def stop_reason(evidence: dict, rule: StopRule, model: SeedModel) -> str | None:
-    "The first criterion of `rule` that `evidence` fails ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')."
-    if evidence['pixels'] < rule.min_pixels: return 'vanished'
-    if rule.area_fraction is not None and evidence['area'] < rule.area_fraction: return 'area-collapse'
-    if rule.growth is not None and evidence['area'] > rule.growth: return 'growth'
-    if rule.support_fraction is not None and evidence['support'] < rule.support_fraction: return 'intensity'
-    clear = abs(model.separation) >= rule.clear_separation
-    limit = rule.separation_fraction if clear else rule.faint_separation_fraction
-    if limit is not None and abs(model.separation) > 1e-3 and evidence['contrast'] < limit: return 'contrast'
-    return None
-
-def confidence(evidence: dict, distance: int, model: SeedModel, scale: float = 10.) -> float:
-    "How much to trust a propagated slice, in [0, 1]: evidence, shrinking area and distance from the seed."
-    if not evidence['pixels']: return 0.
-    contrast = min(1., max(0., evidence['contrast'])) if abs(model.separation) >= 0.1 else 1.
-    return float(evidence['support'] * contrast * math.sqrt(min(1., evidence['area'])) * math.exp(-distance / scale))
-
-# %% ../nbs/40_propagate.ipynb 24
+# %% ../nbs/40_propagate.ipynb 14
 @dataclass
 class _Track:
     "One label carried from one seed slice: its model, where it must end, and whether it is still going."
@@ -413,7 +207,7 @@ def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities,
             t.reason = 'box-end' if (t.end - last) * step > 0 and last in (frame.z0, frame.z1) and \
                 not (frame.z0 == 0 and frame.z1 == D - 1) else 'volume-end'
 
-# %% ../nbs/40_propagate.ipynb 28
+# %% ../nbs/40_propagate.ipynb 18
 FAR = 20.   # signed distances are clipped at this many pixels: only the boundary's neighbourhood is blended
 
 def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
@@ -501,7 +295,7 @@ class _Fusion:
         for j, lab in self.label.items(): out[j] = lab.numpy()
         return out
 
-# %% ../nbs/40_propagate.ipynb 31
+# %% ../nbs/40_propagate.ipynb 21
 def drawn_box(seed: np.ndarray, label: int) -> tuple:
     "(z0, z1, y0, y1, x0, x1) of the slices and pixels where `label` is drawn in a (D, H, W) `seed`."
     m = seed == label

@@ -10,7 +10,8 @@ import numpy as np
 from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, slice_axis_rule, to_slices, from_slices,
                              as_label_array, json_ready)
 from .flows import Flows, LocalFlows
-from .propagate import propagate, Propagation, StopRule, STOP_REASONS, seed_slices as check_seed
+from .propagate import propagate, Propagation, seed_slices as check_seed
+from .stop import StopRule, STOP_REASONS
 from .pipeline import Prepared, prepare, local_flows, model_fit_kwargs
 from .checkpoint import as_network, atomic_write_bytes
 from .warp import auto_threads

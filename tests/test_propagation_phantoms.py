@@ -8,7 +8,7 @@ import pytest
 from flow2mask_nb.metrics import dice, oracle_seed
 from flow2mask_nb.phantom import structure_phantom
 from flow2mask_nb.session import annotate
-from flow2mask_nb.propagate import StopRule
+from flow2mask_nb.stop import StopRule
 
 
 def run(kind, **kw):
