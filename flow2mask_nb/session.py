@@ -21,10 +21,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['STAGE_WORDS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors',
-           'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise', 'least_confident', 'advise',
-           'describe_stop', 'mark_end', 'marked_extents', 'Progress', 'Session', 'Annotation', 'annotate', 'complete',
-           'write_report']
+__all__ = ['BEYOND_DRAWN', 'STAGE_WORDS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest',
+           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise',
+           'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Progress', 'Session',
+           'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -247,6 +247,7 @@ def least_confident(records: list, exclude=()) -> dict | None:
     return min(cand, key=lambda r: (r['confidence'], r['slice'])) if cand else None
 
 _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   # stops the image decided, not the user
+BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
 
 def advise(stack,                # (D, H, W) labels as they are now, slice axis first
            rev: Revision,        # what the last run left (`revise`)
@@ -276,7 +277,9 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
         lo, hi = rev.ends.get(l, (0, len(stack) - 1))
         known = drawn + [b for b in (lo - 1, hi + 1) if 0 <= b < len(stack)]    # drawn, or emptied by the user
         for k, (area, why) in cand.items():
-            score = area * min(abs(k - a) for a in known)
+            # outside the drawn slices one anchor alone holds the mask, and a stop may have come too early or too
+            # late: the error grows faster there than between two drawn slices
+            score = area * min(abs(k - a) for a in known) * (1. if drawn[0] <= k <= drawn[-1] else BEYOND_DRAWN)
             if best is None or score > best[0]: best = (score, k, l, why, min(drawn, key=lambda a: abs(k - a)))
     if best is None or best[0] <= 0: return None
     _, k, l, why, near = best

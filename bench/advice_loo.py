@@ -1,0 +1,78 @@
+"""The advice's weight beyond the drawn slices, chosen by leave-one-case-out on the effort protocol's advice annotator.
+
+Run:  .venv/bin/python bench/advice_loo.py [--weights 0.5,1,2,3,4] [--cases NAME,NAME] [--flows DIR]
+
+`session.advise` scores a candidate slice by its area times its distance from the nearest known slice; a slice
+outside the span of the drawn ones counts `session.BEYOND_DRAWN` times more. For every weight, the annotator who
+follows the advice (`effort.structure_effort(..., 'advice')`, flows from DIR as `bench/effort.py` reads them) runs
+on the shared CT and every dev case; then, per case, the weight with the fewest slices to Dice 0.90 on the OTHER
+cases is scored on it. Prints per weight the mean over structures and over cases, the left-out mean, and the
+per-case table; writes bench/results/advice_loo.json.
+"""
+import argparse, json, pathlib, sys
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def case_table(results: list) -> dict:
+    "{case: (mean slices to 0.90, mean Dice after 3 slices, structures)} of the advice annotator."
+    from flow2mask_nb.effort import slices_to_reach, dice_after
+    out = {}
+    for r in results:
+        curves = [s['runs']['advice']['curve'] for s in r['structures']]
+        out[r['case']] = (float(np.mean([slices_to_reach(c, 0.9) for c in curves])),
+                          float(np.mean([dice_after(c, 3) for c in curves])), len(curves))
+    return out
+
+
+def main():
+    from flow2mask_nb import session
+    from flow2mask_nb.effort import effort_case
+    from flow2mask_nb.cli import case_flows
+    from flow2mask_nb.io import json_ready
+    from flow2mask_nb.testing import shared_data_dir
+    from cases import all_cases
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--weights', default='0.5,1,2,3,4', help='comma-separated weights to compare')
+    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
+    ap.add_argument('--flows', default=str(HERE / 'results' / 'flows'), help='folder of flows files, one per case')
+    a = ap.parse_args()
+    data = shared_data_dir()
+    if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
+    cases = all_cases(data)
+    if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
+    pathlib.Path(a.flows).mkdir(parents=True, exist_ok=True)
+    flows = {c.name: case_flows(c, a.flows) for c in cases}
+    default, tables = session.BEYOND_DRAWN, {}
+    try:
+        for w in (float(v) for v in a.weights.split(',')):
+            session.BEYOND_DRAWN = w                      # `advise` reads it at every call
+            results = [effort_case(c, flows=flows[c.name][0], annotators=('advice',), interpolation=False,
+                                   **flows[c.name][1]) for c in cases]
+            tables[w] = case_table(results)
+            t = tables[w]
+            print(f"weight {w:g}: slices to 0.90, mean over structures "
+                  f"{np.average([v[0] for v in t.values()], weights=[v[2] for v in t.values()]):.2f}, over cases "
+                  f"{np.mean([v[0] for v in t.values()]):.2f}; Dice after 3 slices "
+                  f"{np.average([v[1] for v in t.values()], weights=[v[2] for v in t.values()]):.3f}", flush=True)
+    finally: session.BEYOND_DRAWN = default
+    names = list(next(iter(tables.values())))
+    left_out, chosen = {}, {}
+    for n in names:
+        chosen[n] = min(tables, key=lambda w: (np.mean([tables[w][k][0] for k in names if k != n]), w))
+        left_out[n] = tables[chosen[n]][n][0]
+    print(f"left-out mean over cases: {np.mean(list(left_out.values())):.2f} slices to 0.90 "
+          f"(weights chosen: {', '.join(sorted({f'{w:g}' for w in chosen.values()}))}; the default is {default:g})")
+    print('| case | ' + ' | '.join(f'weight {w:g}' for w in tables) + ' | left out |')
+    print('|---' * (len(tables) + 2) + '|')
+    for n in names:
+        print(f'| {n} | ' + ' | '.join(f'{tables[w][n][0]:.1f}' for w in tables) + f' | {left_out[n]:.1f} |')
+    out = HERE / 'results'; out.mkdir(exist_ok=True)
+    (out / 'advice_loo.json').write_text(json.dumps(json_ready(dict(
+        tables={f'{w:g}': t for w, t in tables.items()}, left_out=left_out, chosen=chosen)), indent=1))
+
+
+if __name__ == '__main__':
+    main()
