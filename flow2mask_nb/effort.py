@@ -13,8 +13,8 @@ from .session import Session, advise
 
 # %% auto 0
 __all__ = ['TARGETS', 'MAX_SLICES', 'ANNOTATORS', 'AFTER', 'METHOD_NAMES', 'slices_to_reach', 'dice_after', 'worst_slice',
-           'interact', 'structure_effort', 'interpolation_effort', 'effort_case', 'summarise_effort', 'format_effort',
-           'mean_curves', 'plot_effort']
+           'interact', 'structure_effort', 'drawn_slices_effort', 'interpolation_effort', 'completion_effort',
+           'effort_case', 'summarise_effort', 'format_effort', 'mean_curves', 'plot_effort']
 
 # %% ../nbs/46_effort.ipynb 6
 TARGETS = (0.80, 0.85, 0.90)   # the Dice levels counted
@@ -96,13 +96,13 @@ def structure_effort(session: Session,        # the image's session (flows compu
                 marks=2 if annotator == 'ends' else 0)
 
 # %% ../nbs/46_effort.ipynb 14
-def interpolation_effort(truth,                   # (D, H, W) bool, the structure's true mask
-                         annotator: str = 'even',  # 'even' (n slices evenly spaced, ends included) or 'worst'
-                         cap: int = MAX_SLICES,
-                         target: float = TARGETS[-1],
-                        ) -> dict:
-    "Contour interpolation from 1, 2, ... drawn slices: the Dice after each, until the target, the cap or every slice."
-    from flow2mask_nb.baselines import morphological_interpolation
+def drawn_slices_effort(truth,                    # (D, H, W) bool, the structure's true mask
+                        fill,                     # fill(sparse, drawn) -> (D, H, W) bool: the structure from those slices
+                        annotator: str = 'even',  # 'even' (n slices evenly spaced, ends included) or 'worst'
+                        cap: int = MAX_SLICES,
+                        target: float = TARGETS[-1],
+                       ) -> dict:
+    "The Dice after 1, 2, ... true slices drawn at once and filled in by `fill`, until the target, the cap or every slice."
     if annotator not in ('even', 'worst'): raise InputError(f"annotator must be 'even' or 'worst', got {annotator!r}")
     truth = np.asarray(truth, bool)
     lo, hi = slice_extent(truth)
@@ -110,19 +110,40 @@ def interpolation_effort(truth,                   # (D, H, W) bool, the structur
     while True:
         sparse = np.zeros(truth.shape, np.uint8)
         for k in drawn: sparse[k][truth[k]] = 1
-        filled = morphological_interpolation(sparse, axis=0) > 0 if len(drawn) > 1 else sparse > 0
+        filled = fill(sparse, drawn)
         curve.append(dice(filled, truth))
         n = len(drawn) + 1
         if curve[-1] >= target or n > min(cap, hi - lo + 1): break
         if annotator == 'even': drawn = np.linspace(lo, hi, n).round().astype(int).tolist()   # distinct: n <= range
         else: drawn = drawn + [worst_slice(filled, truth, drawn)[0]]
-    return dict(annotator=f'interpolation ({annotator})', curve=curve, moves=[[int(k), 'draw'] for k in drawn])
+    return dict(curve=curve, moves=[[int(k), 'draw'] for k in drawn])
+
+def interpolation_effort(truth,                   # (D, H, W) bool, the structure's true mask
+                         annotator: str = 'even',  # 'even' (n slices evenly spaced, ends included) or 'worst'
+                         cap: int = MAX_SLICES,
+                         target: float = TARGETS[-1],
+                        ) -> dict:
+    "Contour interpolation from 1, 2, ... drawn slices: the Dice after each, until the target, the cap or every slice."
+    from flow2mask_nb.baselines import morphological_interpolation
+    fill = lambda sparse, drawn: morphological_interpolation(sparse, axis=0) > 0 if len(drawn) > 1 else sparse > 0
+    return dict(annotator=f'interpolation ({annotator})', **drawn_slices_effort(truth, fill, annotator, cap, target))
+
+def completion_effort(session: Session,        # the image's session
+                      truth,                   # (D, H, W) bool, the structure's true mask, slices along the session's axis
+                      label: int,              # the value it is drawn with
+                      cap: int = MAX_SLICES,
+                      target: float = TARGETS[-1],
+                     ) -> dict:
+    "flow2mask's completion from n slices evenly spaced over the true range, ends included, as contour interpolation gets them."
+    dtype = np.uint8 if label < 256 else np.uint16
+    fill = lambda sparse, drawn: session.propagate(sparse.astype(dtype) * dtype(label))[0] == label   # each n afresh
+    return dict(annotator='completion (even)', **drawn_slices_effort(truth, fill, 'even', cap, target))
 
 # %% ../nbs/46_effort.ipynb 20
 def effort_case(case: Case,                    # the volume, its labels and structures
                 flows=None,                    # the case's flows along its slice axis (None: estimated once here)
                 annotators=ANNOTATORS,         # which simulated annotators to run through the correction loop
-                interpolation: bool = True,    # contour interpolation beside it (needs the `interp` extra)
+                interpolation: bool = True,    # evenly spaced slices beside it: contour interpolation (the `interp` extra), completion
                 cap: int = MAX_SLICES,
                 target: float = TARGETS[-1],
                 **session_kw,                  # `Session` options: the intensities the flows were made with, size...
@@ -137,6 +158,7 @@ def effort_case(case: Case,                    # the volume, its labels and stru
         t = truth3 == l
         runs = {a: structure_effort(session, t, l, a, cap, target) for a in annotators}
         if interpolation:
+            runs['completion (even)'] = completion_effort(session, t, l, cap, target)
             runs.update({f'interpolation ({a})': interpolation_effort(t, a, cap, target) for a in ('even', 'worst')})
         structures.append(dict(label=l, name=case.structures.get(l, str(l)), slices_true=int(t.any((1, 2)).sum()),
                                runs=runs))
@@ -147,6 +169,7 @@ def effort_case(case: Case,                    # the volume, its labels and stru
 AFTER = (1, 2, 3, 5)   # the Dice reported after this many drawn slices
 METHOD_NAMES = {'worst': 'flow2mask, worst slice', 'advice': "flow2mask, following its advice",
                 'ends': 'flow2mask, both ends marked first (+2 marks)',
+                'completion (even)': 'flow2mask completion, evenly spaced (ends included)',
                 'interpolation (even)': 'contour interpolation, evenly spaced',
                 'interpolation (worst)': 'contour interpolation, worst slice'}   # how tables and plots name them
 
