@@ -352,6 +352,7 @@ class Session:
         self.local = local and flow_kw.get('flow_source') != 'tvl1'   # finer flows around small structures, as `annotate`
         self.prepared = self.flows_meta = None
         self.flows_info = {}                    # how the flows were made here: flow_source, flow_seconds (none when given)
+        self.local_seconds = 0.                 # spent fitting finer flows near small structures so far
         self.flows = flows
         if flows is not None:
             if flows.depth != self.prepare().slices.shape[0]:
@@ -426,9 +427,12 @@ class Session:
         for l, ks in current_anchors(labels, revision).items():
             for k in ks: seed[k][labels[k] == l] = l
         if not seed.any(): return []
+        t0 = time.perf_counter()
         fit_kw = model_fit_kwargs(self.network, kw.get('flow_source', 'auto'), kw.get('fit_steps'), kw.get('budget_s'))
-        return local_flows(self.prepare(), seed, self.flows, callback=callback, threads=kw.get('threads') or auto_threads(),
-                           seed=kw.get('seed', 0), device=kw.get('device', 'auto'), **fit_kw)
+        new = local_flows(self.prepare(), seed, self.flows, callback=callback, threads=kw.get('threads') or auto_threads(),
+                          seed=kw.get('seed', 0), device=kw.get('device', 'auto'), **fit_kw)
+        self.local_seconds += time.perf_counter() - t0
+        return new
 
 # %% ../nbs/45_session.ipynb 40
 @dataclass
@@ -483,20 +487,19 @@ def annotate(image: Volume,            # the image to annotate
     drawn = check_seed(stack, labels)                  # before minutes of flow fitting, not after
     if labels is not None: stack = np.where(np.isin(stack, list(drawn)), stack, 0).astype(stack.dtype)
     session.compute_flows(callback)
-    t1 = time.perf_counter()
-    if session.local: session.add_local_flows(stack, None, callback)
-    t2 = time.perf_counter()
     if callback: callback('propagate', 0.)
-    out, rev = session.propagate(stack, None, callback, extents, progress=progress, **propagate_kw)
-    t3 = time.perf_counter()
+    t1 = time.perf_counter()
+    out, rev = session.propagate(stack, None, callback, extents, progress=progress, **propagate_kw)   # finer flows first
+    t2 = time.perf_counter()
+    seconds = t2 - t1 - session.local_seconds
     info = dict(intensity=prep.intensity, **session.flows_info)
     if session.local:
-        info.update(local_seconds=t2 - t1, local_flows=[dict(labels=list(lf.labels), box=list(lf.box),
-                                                             grid=list(lf.flows.shape)) for lf in session.flows.local])
-    info.update(axis=prep.axis, axis_rule=axis_rule, propagate_seconds=t3 - t2, total_seconds=t3 - t0,
+        info.update(local_seconds=session.local_seconds, local_flows=[dict(labels=list(lf.labels), box=list(lf.box),
+                    grid=list(lf.flows.shape)) for lf in session.flows.local])
+    info.update(axis=prep.axis, axis_rule=axis_rule, propagate_seconds=seconds, total_seconds=t2 - t0,
                 working_shape=list(session.flows.shape), mode=propagate_kw.get('mode', 'composed'))
     if callback: callback('done', 1.)
-    return Annotation(image.with_array(from_slices(out, prep.axis)), Propagation(out, rev.records, rev.stops, t3 - t2),
+    return Annotation(image.with_array(from_slices(out, prep.axis)), Propagation(out, rev.records, rev.stops, seconds),
                       session.flows, prep, info, session, rev)
 
 def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
