@@ -401,9 +401,8 @@ class _Actions:
         if p is None or lab is None or self.image.value is None: return None
         try:
             meta = self._image_meta(); sess = self._session()
-            folder = write_autosave(p, sess.image, meta['axis'], layer_to_slices(lab.data, meta),
-                                    lab.metadata.get(REVISION_KEY), lab.metadata.get(MARKS_KEY), sess.flows,
-                                    sess.flows_meta, sess.fingerprint, lab.metadata.get(NAMES_KEY))
+            folder = write_autosave(p, sess, layer_to_slices(lab.data, meta), lab.metadata.get(REVISION_KEY),
+                                    lab.metadata.get(MARKS_KEY), lab.metadata.get(NAMES_KEY))
         except (Flow2MaskError, OSError) as e:
             self._note(f'autosave failed: {e}'); return None
         if folder is not None and not self.restore_btn.enabled:

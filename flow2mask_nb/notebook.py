@@ -276,20 +276,17 @@ def _write_json(path, data):
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 def write_autosave(output,                  # where the user will save the labels (the autosave goes beside it)
-                   image: Volume,           # the image annotated
-                   axis: int,               # its slice axis
+                   session: Session,        # the image's session: the image, its slice axis, the flows (written once)
                    stack,                   # (D, H, W) the labels now, slice axis first (drawn, corrected, accepted)
                    revision: Revision | None = None,  # the last accepted run
                    marks: dict | None = None,  # {label: [first, last]} slices marked as the ends
-                   flows=None, flows_meta: dict | None = None,  # the flows and their `flowfile.flows_meta` (written once)
-                   fingerprint: str | None = None,  # `image_fingerprint(image)`, if known
                    structures: dict | None = None,  # {label: `segments.Structure`}: the names and colours chosen
                   ) -> pathlib.Path:        # the autosave folder
     "Write the labels (image geometry), revision, marks and flows beside `output`, each atomically; index the folder."
     folder = autosave_folder(output)
     if not folder.parent.exists(): raise InputError(f"{folder.parent}: output folder does not exist")
     folder.mkdir(exist_ok=True)
-    fp = fingerprint or image_fingerprint(image)
+    image, axis, flows, flows_meta, fp = session.image, session.axis, session.flows, session.flows_meta, session.fingerprint
     stack = np.asarray(stack)
     state = _read_json(folder / 'state.json')
     flows_info = state.get('flows') if state.get('fingerprint') == fp else None
@@ -749,8 +746,7 @@ class Annotator:
         "Write the labels (drawn and accepted), the revision, the marks and the flows beside the output, if one was given."
         if self.output is None: return None
         try:
-            return write_autosave(self.output, self.image, self.axis, self.canvas.labels(), self.revision, self.marks,
-                                  self.session.flows, self.session.flows_meta, self.fingerprint)
+            return write_autosave(self.output, self.session, self.canvas.labels(), self.revision, self.marks)
         except (Flow2MaskError, OSError) as e: self.message.value = f'autosave failed: {e}'
 
     def restore(self) -> dict | None:
