@@ -129,7 +129,7 @@ def _keep_overlapping(mask: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
     keep = np.unique(lab[m & anchor.cpu().numpy()]); keep = keep[keep > 0]
     return torch.from_numpy(np.isin(lab, keep)).to(mask.device)
 
-def _prior(prob: torch.Tensor, sigma: float = 1., trust: float = 0.9) -> torch.Tensor:
+def _prior(prob: torch.Tensor, sigma: float = 0.5, trust: float = 0.9) -> torch.Tensor:
     "Where the flow puts the structure, as a probability: blurred outwards, at most `trust` anywhere."
     # blurring spreads the prior outwards only (the maximum keeps a thin structure's own values); capping it at
     # `trust` everywhere, the interior included, lets intensities that clearly disagree with the seed remove a pixel
@@ -145,7 +145,7 @@ def _open3(mask: torch.Tensor) -> torch.Tensor:
 
 def refine_posterior(prob: torch.Tensor,        # (H, W) warped soft mask
                      log_ratio: torch.Tensor,   # (H, W) the seed model's log-likelihood ratio of this slice
-                     sigma: float = 1.,         # blur of the prior, pixels: how far the flow may be off
+                     sigma: float = 0.5,        # blur of the prior, pixels: how far the flow may be off (bench/refine_loo.py)
                      trust: float = 0.9,        # the prior inside the warped mask
                      opening: bool = False,     # cut one-pixel bridges and specks (only for thick structures)
                     ) -> torch.Tensor:          # (H, W) posterior probability, zero outside the kept pieces

@@ -1,0 +1,71 @@
+"""The refinement's defaults (how far the warped mask is trusted, how far the flows may be off) checked by
+leave-one-case-out on the one-seed protocol of bench/cases.py.
+
+Run:  .venv/bin/python bench/refine_loo.py [--trust 0.9,0.8,0.97] [--sigma 1,0.5,2] [--cases NAME,NAME] [--flows DIR]
+      (docs/results.md: the default grid, then --trust 0.9 --sigma 1,0.5,0.25)
+
+`seedmodel.refine_posterior` turns a warped mask into a posterior with the seed's intensity model: the mask, blurred
+by `sigma` pixels, is a prior capped at `trust`. For every pair (the finer flows near small structures are fitted
+once, under the first pair listed, then reused), every structure of the shared CT and the dev
+cases is seeded on its largest true slice and all of a case's structures propagated in one call (`benchmark.run_case`,
+flows from DIR as the other benches read them); then, per case, the pair with the best mean over the OTHER cases is
+scored on it. Prints the in-sample mean per pair, the left-out mean, and the per-case table; writes
+bench/results/refine_loo.json.
+"""
+import argparse, itertools, json, pathlib, sys
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def main():
+    from flow2mask_nb.seedmodel import refine_posterior
+    from flow2mask_nb.benchmark import run_case
+    from flow2mask_nb.cli import case_flows
+    from flow2mask_nb.io import json_ready
+    from flow2mask_nb.testing import shared_data_dir
+    from cases import all_cases
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--trust', default='0.9,0.8,0.97', help='priors inside the warped mask')
+    ap.add_argument('--sigma', default='1,0.5,2', help='blurs of the prior in pixels')
+    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
+    ap.add_argument('--flows', default=str(HERE / 'results' / 'flows'), help='folder of flows files, one per case')
+    a = ap.parse_args()
+    data = shared_data_dir()
+    if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
+    cases = all_cases(data)
+    if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
+    pathlib.Path(a.flows).mkdir(parents=True, exist_ok=True)
+    flows = {c.name: case_flows(c, a.flows) for c in cases}      # one Flows per case: its finer flows are kept
+    pairs = list(itertools.product([float(v) for v in a.trust.split(',')], [float(v) for v in a.sigma.split(',')]))
+    default, scores = refine_posterior.__defaults__, {}
+    try:
+        for trust, sigma in pairs:
+            refine_posterior.__defaults__ = (sigma, trust, False)   # what every call of the refinement now uses
+            scores[(trust, sigma)] = {}
+            for c in cases:
+                f, intensity = flows[c.name]
+                r = run_case(c, baselines=False, flows=f, **intensity)
+                scores[(trust, sigma)][c.name] = float(np.mean([s['dice'] for s in r['flow2mask'].values()]))
+            print(f"trust {trust:g}, sigma {sigma:g}: mean over cases {np.mean(list(scores[(trust, sigma)].values())):.4f}",
+                  flush=True)
+    finally: refine_posterior.__defaults__ = default
+    names = [c.name for c in cases]
+    chosen = {n: max(pairs, key=lambda p: (np.mean([scores[p][k] for k in names if k != n]), p == pairs[0]))
+              for n in names}
+    left_out = {n: scores[chosen[n]][n] for n in names}
+    print(f"left-out mean {np.mean(list(left_out.values())):.4f}, the first pair's {np.mean(list(scores[pairs[0]].values())):.4f}"
+          f" (pairs chosen: {', '.join(sorted({f'trust {p[0]:g} sigma {p[1]:g}' for p in chosen.values()}))})")
+    print('| case | ' + ' | '.join(f'trust {t:g}, sigma {s:g}' for t, s in pairs) + ' | left out |')
+    print('|---' * (len(pairs) + 2) + '|')
+    for n in names:
+        print(f'| {n} | ' + ' | '.join(f'{scores[p][n]:.3f}' for p in pairs) + f' | {left_out[n]:.3f} |')
+    out = HERE / 'results'; out.mkdir(exist_ok=True)
+    (out / 'refine_loo.json').write_text(json.dumps(json_ready(dict(
+        scores={f'trust {t:g} sigma {s:g}': v for (t, s), v in scores.items()}, left_out=left_out,
+        chosen={n: list(p) for n, p in chosen.items()})), indent=1))
+
+
+if __name__ == '__main__':
+    main()
