@@ -32,18 +32,12 @@ def main():
     from flow2mask_nb.effort import effort_case
     from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import json_ready
-    from flow2mask_nb.testing import shared_data_dir
-    from cases import all_cases
+    from cases import add_case_options, chosen_cases
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--weights', default='0.5,1,2,3,4', help='comma-separated weights to compare')
-    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
-    ap.add_argument('--flows', default=str(HERE / 'results' / 'flows'), help='folder of flows files, one per case')
+    add_case_options(ap)
     a = ap.parse_args()
-    data = shared_data_dir()
-    if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
-    cases = all_cases(data)
-    if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
-    pathlib.Path(a.flows).mkdir(parents=True, exist_ok=True)
+    cases = chosen_cases(a)
     flows = {c.name: case_flows(c, a.flows) for c in cases}
     default, tables = session.BEYOND_DRAWN, {}
     try:

@@ -28,6 +28,22 @@ def all_cases(data: pathlib.Path) -> list:
     return [ct] + load_cases(data / 'dev')
 
 
+def add_case_options(ap):
+    "The options every per-case bench takes: --cases NAME,NAME and --flows DIR (flows files read there, made once)."
+    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
+    ap.add_argument('--flows', default=str(HERE / 'results' / 'flows'), help='folder of flows files, one per case')
+
+
+def chosen_cases(args) -> list:
+    "The cases `--cases` names (all by default), with the flows folder made; exits when the shared data is absent."
+    data = shared_data_dir()
+    if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
+    cases = all_cases(data)
+    if args.cases: cases = [c for c in cases if c.name in args.cases.split(',')]
+    pathlib.Path(args.flows).mkdir(parents=True, exist_ok=True)
+    return cases
+
+
 def long_phantom_case(folder: pathlib.Path) -> Case:
     "A 160-slice phantom whose three small organs span 30-40 slices each: there the stop decides whole-volume Dice."
     from flow2mask_nb.io import write_volume

@@ -213,23 +213,16 @@ def markdown(rows: list, names: list) -> str:
 
 
 def main():
+    from cases import add_case_options, chosen_cases
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--cases', default=None, help='comma-separated case names (default: the shared CT and every dev case)')
-    ap.add_argument('--flows', default=str(RESULTS / 'flows'), help='folder of flows files, one per case (made if absent)')
+    add_case_options(ap)
     ap.add_argument('--from-records', action='store_true', help='replay bench/results/stop_records.json, no propagation')
     a = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     rec_path = RESULTS / 'stop_records.json'
     if a.from_records: records = json.loads(rec_path.read_text())
     else:
-        from flow2mask_nb.testing import shared_data_dir
-        from cases import all_cases
-        data = shared_data_dir()
-        if data is None: sys.exit('shared data not found: ../shared/data (or $FLOW2MASK_DATA)')
-        cases = all_cases(data)
-        if a.cases: cases = [c for c in cases if c.name in a.cases.split(',')]
-        pathlib.Path(a.flows).mkdir(parents=True, exist_ok=True)
-        records = record(cases, a.flows)
+        records = record(chosen_cases(a), a.flows)
         rec_path.write_text(json.dumps(records))
     names = [c['case'] for c in records]
     rows = [family_row(records, name, grid) for name, grid in FAMILIES]
