@@ -57,7 +57,7 @@ def main():
         prep = prepare(read_volume(data / 'abdomen_ct' / 'ct.nii.gz'))       # the CLI's normalisation and working grid
         ct = prep.work
         fl, t, n = timed(fit, ct)
-        report(f"shared CT ({prep.intensity['rule']}), fit (default)", ct, fl, t, n)
+        report(f"shared CT ({prep.intensity.rule}), fit (default)", ct, fl, t, n)
         if a.dice:
             d = sanity_dice(prep, data / 'abdomen_ct' / 'labels.nii.gz', fl)
             print(f"  sanity Dice (largest-slice seed, composed flows, whole volume, no stop): mean {np.mean(list(d.values())):.3f}",

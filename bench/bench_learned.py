@@ -96,7 +96,7 @@ def dice_alone(model, cases) -> dict:
     "Mean Dice per case of the network's flows alone (the finer flows near small structures: the network on the box)."
     out = {}
     for c in cases:
-        r = run_case(c, baselines=False, model=model, flow_source='model', progress=False, threads=1); r.pop('_annotation')
+        r, _ = run_case(c, baselines=False, model=model, flow_source='model', progress=False, threads=1)
         out[c.name] = mean_dice(r)
     return out
 
@@ -131,7 +131,7 @@ def _dev_mean(d: dict) -> float:
 
 
 def _case_row(c, **kw) -> dict:
-    r = run_case(c, baselines=False, progress=False, **kw); r.pop('_annotation')
+    r, _ = run_case(c, baselines=False, progress=False, **kw)
     return dict(dice=mean_dice(r), seconds=r['seconds'],
                 flow_s=r['info'].get('flow_seconds'), local_s=r['info'].get('local_seconds', 0.), load=load())
 
@@ -148,7 +148,7 @@ def cmd_infer(a):
             row[f'model+{n}'] = _case_row(c, model=model, fit_steps=n or None, flow_source='model' if n == 0 else 'auto', threads=1)
             if n: row[f'zero+{n}'] = _case_row(c, fit_steps=n, threads=1)
         if a.tvl1:
-            r = run_case(c, progress=False, flow_source='tvl1'); r.pop('_annotation')
+            r, _ = run_case(c, progress=False, flow_source='tvl1')
             row['tvl1'] = dict(dice=mean_dice(r, 'tvl1'), seconds=r['tvl1_seconds'])
         rows.append(row)
         print(c.name + ': ' + ', '.join(f"{k} {v['dice']:.3f} ({v['seconds']:.1f} s)" for k, v in row.items() if k != 'case')

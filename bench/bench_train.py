@@ -7,7 +7,7 @@ absolute numbers and as ratios to Vol2Flow.  Usage: python bench/bench_train.py 
 import argparse, statistics, time
 import torch
 from flow2mask_nb.model import FlowNet3D, FlowNetConfig
-from flow2mask_nb.flows import pick_device
+from flow2mask_nb.device import pick_device
 from flow2mask_nb.losses import l2g_loss, vol2flow_loss, iss_loss
 from flow2mask_nb.testing import shifted_texture
 

@@ -71,7 +71,7 @@ def completion_rows(c, flows, table):
     "Completion from every 5th slice with each row's fill-in, and contour interpolation, for case `c`."
     for name, changes in COMPLETION_ROWS:
         with replaced(changes):
-            r = completion_case(c, 5, flows=Flows(flows.forward, flows.backward), interpolation=name == 'default')
+            r, _ = completion_case(c, 5, flows=Flows(flows.forward, flows.backward), interpolation=name == 'default')
         table[name][c.name] = float(np.mean([s['dice'] for s in r['flow2mask'].values()]))
         print(f"{c.name:18s} completion: {name:50s} {table[name][c.name]:.3f}", flush=True)
         if 'interpolation' in r:
@@ -114,7 +114,7 @@ def main():
                 fl, _ = fit(prep.work, rho='ncc', progress=False)
             if kw.get('flow_source') == 'tvl1': given = None          # TV-L1 flows are computed by the run
             else: given = Flows(flows.forward, flows.backward) if fl is None else fl
-            r = run_case(c, baselines=False, flows=given, oracle_stop=oracle, **kw)
+            r, _ = run_case(c, baselines=False, flows=given, oracle_stop=oracle, **kw)
             table[name][c.name] = float(np.mean([s['dice'] for s in r['flow2mask'].values()]))
             print(f"{c.name:18s} {name:55s} {table[name][c.name]:.3f}", flush=True)
         if not a.no_completion: completion_rows(c, flows, completion)

@@ -40,7 +40,7 @@ def main():
             scores[(trust, sigma)] = {}
             for c in cases:
                 f, intensity = flows[c.name]
-                r = run_case(c, baselines=False, flows=f, **intensity)
+                r, _ = run_case(c, baselines=False, flows=f, **intensity)
                 scores[(trust, sigma)][c.name] = float(np.mean([s['dice'] for s in r['flow2mask'].values()]))
             print(f"trust {trust:g}, sigma {sigma:g}: mean over cases {np.mean(list(scores[(trust, sigma)].values())):.4f}",
                   flush=True)

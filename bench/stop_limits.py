@@ -119,7 +119,7 @@ class FittedCase:
 
     def dice(self, track_slice=None, **kw) -> float:
         with replaced({'_track_slice': track_slice} if track_slice else {}):
-            r = run_case(self.case, baselines=False, flows=Flows(self.flows.forward, self.flows.backward), **kw)
+            r, _ = run_case(self.case, baselines=False, flows=Flows(self.flows.forward, self.flows.backward), **kw)
         return float(np.mean([s['dice'] for s in r['flow2mask'].values()]))
 
 

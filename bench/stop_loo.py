@@ -41,8 +41,7 @@ def record(cases, flows_dir) -> list:
     for c in cases:
         t0 = time.perf_counter()
         flows, intensity = case_flows(c, flows_dir)
-        r = run_case(c, flows=flows, stop=never, **intensity)
-        ann = r.pop('_annotation')
+        r, ann = run_case(c, flows=flows, stop=never, **intensity)
         image, truth, axis, truth3, ids, spacing3 = load_case(c)
         pred3 = to_slices(ann.labels.array, axis)
         raw = ann.prepared.raw

@@ -5,7 +5,10 @@ that `import flow2mask_nb` (and `flow2mask --help`) stays quick: `from flow2mask
 _API = {   # name -> the module that defines it (no name of a submodule: importing it would shadow the name)
     'Volume': 'io', 'read_volume': 'io', 'read_labels': 'io', 'write_volume': 'io', 'to_slices': 'io',
     'from_slices': 'io', 'annotate': 'session', 'write_report': 'session', 'Session': 'session', 'advise': 'session',
-    'revise': 'session', 'StopRule': 'stop', 'suggest_slice': 'select',
+    'revise': 'session', 'complete': 'session', 'StopRule': 'stop', 'suggest_slice': 'select',
+    'PropagateSettings': 'propagate', 'FlowSettings': 'pipeline', 'FitSettings': 'train', 'fit': 'train',
+    'Intensity': 'preprocess', 'Progress': 'progress', 'Bars': 'progress', 'Flow2MaskError': 'errors',
+    'InputError': 'errors', 'Cancelled': 'errors',
     'make_flows': 'flowfile', 'read_flows_file': 'flowfile', 'save_flows_file': 'flowfile', 'find_flows': 'flowfile',
     'Structure': 'segments', 'export_labels': 'segments', 'dice': 'metrics', 'make_phantom': 'phantom',
     'run_batch': 'batch', 'Annotator': 'notebook', 'SliceBrowser': 'notebook', 'view3d': 'notebook',

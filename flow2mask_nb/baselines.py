@@ -8,10 +8,13 @@ import functools
 import numpy as np
 from scipy import ndimage
 from skimage.registration import optical_flow_tvl1
-from .io import InputError, as_label_array
+from .errors import InputError
+from .io import as_label_array
+import torch
+from .warp import warp_labels
 
 # %% auto 0
-__all__ = ['copy_propagate', 'slice_flow', 'warp_labels_np', 'tvl1_propagate', 'morphological_interpolation']
+__all__ = ['copy_propagate', 'slice_flow', 'tvl1_propagate', 'morphological_interpolation']
 
 # %% ../nbs/12_baselines.ipynb 5
 def _check_seed(seed_labels, seed_index, n_slices, shape=None):
@@ -53,27 +56,12 @@ def slice_flow(slices,        # (D, H, W) normalised float slices
     return optical_flow_tvl1(slices[target], slices[source], **tvl1_kw).astype(np.float32)
 
 # %% ../nbs/12_baselines.ipynb 12
-def warp_labels_np(labels,             # (H, W) integer labels
-                   flow,               # (2, H, W) pull flow in pixels (rows, cols)
-                   label_ids=None,     # labels to carry; default every nonzero label present
-                   threshold: float = 0.5,
-                  ) -> np.ndarray:     # (H, W) labels, same dtype
-    "Pull-warp a 2D label map by `flow` through soft one-hot maps (numpy twin of `warp.warp_labels`)."
-    labels, flow = np.asarray(labels), np.asarray(flow)
-    if labels.ndim != 2 or flow.shape != (2, *labels.shape):
-        raise ValueError(f"labels must be (H, W) and flow (2, H, W), got {labels.shape} and {flow.shape}")
-    ids = sorted(int(k) for k in np.unique(labels) if k != 0) if label_ids is None else [int(k) for k in label_ids]
-    out = np.zeros_like(labels)
-    if not ids: return out
-    coords = np.indices(labels.shape, dtype=np.float64) + flow
-    soft = np.stack([ndimage.map_coordinates((labels == k).astype(np.float32), coords, order=1, mode='grid-constant')
-                     for k in ids])
-    best = soft.argmax(0)
-    keep = soft.max(0) >= threshold
-    out[keep] = np.asarray(ids, labels.dtype)[best[keep]]
-    return out
+def _warp_mask(labels: np.ndarray, flow: np.ndarray, label_ids) -> np.ndarray:
+    "A 2D label map pulled by a (2, H, W) flow (`warp.warp_labels` on one slice), same dtype."
+    out = warp_labels(torch.from_numpy(labels.astype(np.int64))[None], torch.from_numpy(flow.astype(np.float32))[None], label_ids)
+    return out[0].numpy().astype(labels.dtype)
 
-# %% ../nbs/12_baselines.ipynb 18
+# %% ../nbs/12_baselines.ipynb 16
 def tvl1_propagate(slices,                      # (D, H, W) normalised float slices, slice axis first
                    seed_labels,                 # (H, W) integer labels on the seed slice
                    seed_index: int,             # index of the seed slice
@@ -103,7 +91,7 @@ def tvl1_propagate(slices,                      # (D, H, W) normalised float sli
         while alive and k != end:
             j = k + step
             if (k, j) not in flows: flows[(k, j)] = slice_flow(slices, k, j, **tvl1_kw)
-            cur = warp_labels_np(cur, flows[(k, j)], label_ids=alive)
+            cur = _warp_mask(cur, flows[(k, j)], alive)
             for lab in list(alive):
                 area = int((cur == lab).sum())
                 if area == 0 or area < min_area_fraction * seed_area[lab]:
@@ -115,7 +103,7 @@ def tvl1_propagate(slices,                      # (D, H, W) normalised float sli
         stops[name] = info
     return out, stops
 
-# %% ../nbs/12_baselines.ipynb 26
+# %% ../nbs/12_baselines.ipynb 24
 class _ItkChild:
     "One daemon child process for ITK, started on first use and kept for later calls; a task in, a result out."
     # ITK's libraries loaded beside torch's corrupted the heap at interpreter exit ("malloc_consolidate(): unaligned

@@ -8,13 +8,14 @@ import csv, hashlib, io, json, logging, math, os, pathlib, re, socket, time, tra
 from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, asdict, replace
 import numpy as np
-from .io import (Flow2MaskError, InputError, Volume, read_volume, resample_labels_to, write_volume, to_slices,
-                             json_ready,
-                             from_slices, slices_spacing, slice_axis_rule, choose_slice_axis, seed_axis, IMAGE_SUFFIXES,
-                             _suffix, _has_no_geometry)
+from .errors import Flow2MaskError, InputError
+from .progress import reporting
+from .io import (Volume, read_volume, resample_labels_to, write_volume, to_slices, json_ready,
+                             from_slices, slices_spacing, slice_axis_rule, choose_slice_axis, seed_axis,
+                             IMAGE_SUFFIXES, _suffix, _has_no_geometry)
 from .benchmark import slice_extent, structure_scores, _find_image
 from .propagate import seed_slices
-from .checkpoint import atomic_write_bytes
+from .io import atomic_write_bytes, write_json
 
 # %% auto 0
 __all__ = ['LOCK_NAME', 'SUMMARY_COLUMNS', 'DatasetCase', 'find_cases', 'sparsify', 'Settings', 'labels_on_grid', 'checked_name',
@@ -331,12 +332,9 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError): return False                                  # not glibc
 
 # %% ../nbs/47_batch.ipynb 38
-def _write_json(path, obj):
-    atomic_write_bytes(path, json.dumps(json_ready(obj), indent=1).encode())
-
 def _my_threads(plan) -> int:
     "Torch threads for a task: planned for this worker (`plan_threads`), else the cores other processes leave free."
-    from flow2mask_nb.warp import auto_threads
+    from flow2mask_nb.device import auto_threads
     if isinstance(plan, int): return plan
     try:
         from distributed import get_worker
@@ -357,7 +355,7 @@ def run_case(kind: str,                  # 'complete' or 'flows'
              threads=None,               # torch threads: a number, or {worker address: threads} from `plan_threads`
             ) -> dict:                   # the case's report (JSON-ready)
     "Run one case: compute, write its output and report atomically; any error becomes a 'failed' report, never an exception."
-    from flow2mask_nb.warp import torch_threads
+    from flow2mask_nb.device import torch_threads
     t0, out = time.perf_counter(), pathlib.Path(out)
     n = settings.threads or _my_threads(threads)
     rec = dict(case=case.name, kind=kind, status='failed', host=socket.gethostname(), worker=_worker_address(),
@@ -376,7 +374,7 @@ def run_case(kind: str,                  # 'complete' or 'flows'
     rec.update(fingerprint=fingerprint, seconds=time.perf_counter() - t0)
     rec = json_ready(rec)
     if kind == 'complete':
-        try: _write_json(report_path(out, case), rec)
+        try: write_json(report_path(out, case), rec)
         except Flow2MaskError: pass              # a name that cannot name a file: the summary still lists it
     return rec
 
@@ -454,7 +452,7 @@ def write_summary(summary: dict, out) -> list:
     out = pathlib.Path(out)
     stem = 'summary' if summary['kind'] == 'complete' else 'flows_summary'
     js, cs, png = (out / f'{stem}{s}' for s in ('.json', '.csv', '.png'))
-    _write_json(js, summary)
+    write_json(js, summary)
     buf = io.StringIO(); w = csv.DictWriter(buf, SUMMARY_COLUMNS); w.writeheader()
     for r in summary['records']: w.writerow(_row(r))
     atomic_write_bytes(cs, buf.getvalue().encode())
@@ -535,7 +533,7 @@ def _lost_case(kind, case, out, err, fingerprint) -> dict:
     rec = json_ready(dict(case=case.name, kind=kind, status='failed', error_kind='worker', fingerprint=fingerprint,
                       error=f"the Dask task failed ({type(err).__name__}: {err})"))
     if kind == 'complete':
-        try: _write_json(report_path(out, case), rec)
+        try: write_json(report_path(out, case), rec)
         except Flow2MaskError: pass
     return rec
 
@@ -549,7 +547,6 @@ def run_batch(kind: str,                       # 'complete': label maps from dra
               progress: bool = True,           # a progress bar over the cases
              ) -> dict:                        # the summary, also written to OUT
     "Every case of DATASET on Dask, skipping those done before with the same inputs and settings; a failed case stops no other."
-    from tqdm.auto import tqdm
     if kind not in ('complete', 'flows'): raise InputError(f"kind must be 'complete' or 'flows', got {kind!r}")
     t0, settings = time.perf_counter(), _absolute(settings)
     cases = find_cases(dataset, settings.reference)
@@ -568,7 +565,8 @@ def run_batch(kind: str,                       # 'complete': label maps from dra
             rep = done_before(c, out, fp) if kind == 'complete' else None
             if rep is not None: records[c.name] = dict(rep, status='skipped')
             else: todo.append((c, fp))
-        bar = tqdm(total=len(cases), initial=len(records), desc=f'batch {kind}', unit='case', disable=not progress)
+        report = stack.enter_context(reporting(None, progress, unit='case'))
+        if report is not None: report('cases', len(records), len(cases))
         if todo:
             from distributed import as_completed
             cl = client or stack.enter_context(dask_client(workers, scheduler, len(todo)))
@@ -582,8 +580,7 @@ def run_batch(kind: str,                       # 'complete': label maps from dra
                 try: rec = fut.result()
                 except Exception as e: rec = _lost_case(kind, c, out, e, fp)
                 records[c.name] = rec
-                bar.update(1); bar.set_postfix(failed=sum(r['status'] == 'failed' for r in records.values()), refresh=False)
-        bar.close()
+                if report is not None: report('cases', len(records), len(cases))
         summary = summarise_batch(kind, [records[c.name] for c in cases], settings, time.perf_counter() - t0, used, removed)
         write_summary(summary, out)
     return summary

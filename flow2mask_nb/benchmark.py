@@ -7,7 +7,9 @@ from __future__ import annotations
 import json, math, pathlib, time
 from dataclasses import dataclass, field
 import numpy as np
-from .io import InputError, read_volume, read_labels, to_slices, from_slices, slices_spacing, choose_slice_axis, IMAGE_SUFFIXES, _suffix
+from .errors import InputError
+from .io import (read_volume, read_labels, to_slices, from_slices, slices_spacing, choose_slice_axis,
+                             IMAGE_SUFFIXES, _suffix)
 from .metrics import dice, hd95, per_slice_dice, oracle_seed, largest_slice
 
 # %% auto 0
@@ -154,7 +156,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
              flows=None,                   # reuse flows computed for this case (skips and does not time the fit)
              oracle_stop: bool = False,    # stop at the true extent (an oracle, for comparisons only)
              **annotate_kwargs,            # options of `session.annotate`
-            ) -> dict:
+            ) -> tuple:                    # (the record: JSON-ready scores, the `Annotation`)
     "Seed every structure of `case` on one slice, propagate them in one call and score each beside the baselines."
     from flow2mask_nb.pipeline import prepare, estimate_flows
     from flow2mask_nb.session import annotate
@@ -185,12 +187,11 @@ def run_case(case: Case,                   # the volume, its labels and structur
     if baselines:
         out['copy'] = _copy(truth3, seeds, spacing3)
         out['tvl1'], out['tvl1_seconds'] = _tvl1(ann.prepared.slices, truth3, seeds, spacing3)
-    out['_annotation'] = ann
-    return out
+    return out, ann
 
 # %% ../nbs/43_benchmark.ipynb 19
-def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool = True, **annotate_kwargs) -> dict:
-    "Mask completion: each structure drawn on every `every`-th slice of its range (ends included), beside contour interpolation."
+def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool = True, **annotate_kwargs) -> tuple:
+    "Mask completion: each structure drawn on every `every`-th slice of its range (ends included), beside contour interpolation; (record, `Annotation`)."
     from flow2mask_nb.session import annotate
     image, truth, axis, truth3, ids, spacing3 = load_case(case)
     sparse = np.zeros_like(truth3)
@@ -212,8 +213,7 @@ def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool 
             out['interpolation'] = _score_all(mi, truth3, ids, spacing3)
             out['interpolation_seconds'] = time.perf_counter() - t0
         except ImportError as e: out['interpolation_error'] = str(e)
-    out['_annotation'] = ann
-    return out
+    return out, ann
 
 # %% ../nbs/43_benchmark.ipynb 20
 def _mean(scores: dict, key='dice') -> float:

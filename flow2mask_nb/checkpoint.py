@@ -4,36 +4,24 @@
 
 # %% ../nbs/22_checkpoint.ipynb 3
 from __future__ import annotations
-import os, json, pathlib, random, tempfile, pickle
+import json, pathlib, random, pickle
 from dataclasses import dataclass, field
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as _st_save, load as _st_load
-from .io import Flow2MaskError, json_ready
+from .errors import Flow2MaskError
+from .io import json_ready, atomic_write_bytes
 from .model import FlowNetConfig, build_model
 from .flows import Flows
 
 # %% auto 0
-__all__ = ['FORMAT', 'VERSION', 'atomic_write_bytes', 'rng_state', 'set_rng_state', 'save_checkpoint', 'Checkpoint',
-           'load_checkpoint', 'load_model', 'as_network', 'save_flows', 'load_flows_meta', 'load_flows']
+__all__ = ['FORMAT', 'VERSION', 'rng_state', 'set_rng_state', 'save_checkpoint', 'Checkpoint', 'load_checkpoint', 'load_model',
+           'as_network', 'save_flows', 'load_flows_meta', 'load_flows']
 
 # %% ../nbs/22_checkpoint.ipynb 5
 FORMAT = 'flow2mask-checkpoint'
 VERSION = 1
-
-def atomic_write_bytes(path, data: bytes):
-    "Write `data` to `path` atomically: temp file in the same folder, fsync, `os.replace`."
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
 
 # %% ../nbs/22_checkpoint.ipynb 7
 def _pack_optimizer(opt_state: dict, tensors: dict) -> dict:

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import argparse, json, math, os, sys, time, pathlib, tempfile, traceback
 import numpy as np
-from .io import Flow2MaskError, InputError, read_volume, read_labels, describe, as_label_array, seed_axis, json_ready
+from .errors import Flow2MaskError, InputError
+from .io import read_volume, read_labels, describe, as_label_array, seed_axis, json_ready, write_json
 from .orient import plane_name
 
 # %% auto 0
@@ -282,7 +283,7 @@ def _benchmark_setup(args) -> tuple:
 
 def _write_outputs(args, out: dict, plot):
     "The JSON and the figure a benchmark was asked for."
-    if args.json: pathlib.Path(args.json).write_text(json.dumps(json_ready(out), indent=1)); print(f"wrote {args.json}")
+    if args.json: write_json(args.json, out); print(f"wrote {args.json}")
     if args.plot:
         import matplotlib; matplotlib.use('Agg')
         plot(args.plot); print(f"wrote {args.plot}")
@@ -311,13 +312,12 @@ def cmd_benchmark(args):
     results, completion = [], []
     for c in cases:
         flows, intensity = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else (None, {})
-        r = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, flows=flows, **(kw | intensity))
-        r.pop('_annotation')
+        r, _ = run_case(c, seed_rule=args.seed_slice, baselines=not args.no_baselines, flows=flows, **(kw | intensity))
         results.append(r)
         print(f"{c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
               + f" ({r['seconds']:.0f} s)", flush=True)
         if args.completion:
-            k = completion_case(c, args.completion, flows=flows, **(kw | intensity)); k.pop('_annotation'); completion.append(k)
+            k, _ = completion_case(c, args.completion, flows=flows, **(kw | intensity)); completion.append(k)
     note = ' (each structure on its largest slice: an oracle annotator)' if args.seed_slice == 'largest' else ''
     summary = summarise(results)
     print(f"\nmean Dice per case, seed: {args.seed_slice}{note}\n" + format_cases(summary)
@@ -491,7 +491,7 @@ def run_demo(out, budget_s: float | None = None, fit_steps: int | None = None, p
                 f"flow2mask demo: mean Dice {tables['flow2mask'][-1]['dice']:.3f}")
     summary = dict(paths={k: str(v) for k, v in paths.items()}, info=ann.info, stops=ann.propagation.stops,
                    dice={name: rows[-1]['dice'] for name, rows in tables.items()}, tables=tables)
-    (out / 'summary.json').write_text(json.dumps(json_ready(summary), indent=1, allow_nan=False))
+    write_json(out / 'summary.json', summary)
     return summary
 
 def cmd_demo(args):

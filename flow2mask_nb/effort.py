@@ -6,7 +6,7 @@
 from __future__ import annotations
 import time
 import numpy as np
-from .io import InputError
+from .errors import InputError
 from .metrics import dice, largest_slice
 from .benchmark import Case, load_case, slice_extent
 from .session import Session, advise

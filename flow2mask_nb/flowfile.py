@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib, json, os, pathlib, time
 import numpy as np
 import torch
-from .io import Volume, InputError, Flow2MaskError, choose_slice_axis
+from .errors import InputError, Flow2MaskError
+from .io import Volume, choose_slice_axis
 from .flows import Flows
 from .checkpoint import save_flows, load_flows, load_flows_meta
 from .orient import plane_name
@@ -44,10 +45,10 @@ def known_flows(fingerprint: str) -> list:
 
 def remember_flows(path, fingerprint: str) -> bool:
     "Remember that `path` holds flows of the image with `fingerprint` (newest first); False if the state folder is read-only."
-    from flow2mask_nb.checkpoint import atomic_write_bytes
+    from flow2mask_nb.io import write_json
     path = str(pathlib.Path(path).resolve())
     paths = [path] + [str(p) for p in known_flows(fingerprint) if str(p) != path]
-    try: atomic_write_bytes(_known_flows_file(fingerprint), json.dumps(paths, indent=1).encode())
+    try: write_json(_known_flows_file(fingerprint), paths)
     except OSError: return False
     return True
 
@@ -66,8 +67,8 @@ def flows_meta(image: Volume,          # the image the flows were estimated on
     return dict(format=FLOWS_FORMAT, version=FLOWS_VERSION, fingerprint=image_fingerprint(image),
                 image_shape=list(image.shape), image_path=image.path, axis=int(prepared.axis),
                 plane=plane_name(image.direction, prepared.axis), depth=int(prepared.work.shape[0]),
-                shape=list(prepared.work.shape[1:]), modality=prepared.intensity['modality'],
-                window=list(prepared.intensity['window']), intensity_rule=prepared.intensity['rule'],
+                shape=list(prepared.work.shape[1:]), modality=prepared.intensity.modality,
+                window=list(prepared.intensity.window), intensity_rule=prepared.intensity.rule,
                 size=settings.get('size', 128),
                 flow_source=info.get('flow_source'), seconds=round(float(info.get('flow_seconds', 0.)), 3),
                 fit_steps=settings.get('fit_steps'), budget_s=settings.get('budget_s'),
@@ -129,15 +130,16 @@ def make_flows(image: Volume,                      # the image
                axis: int | None = None,             # slice axis (default: coarsest spacing)
                size: int | None = 128,              # working in-plane size
                modality: str = 'auto', window=None, # intensity settings of `pipeline.prepare`
-               callback=None,                       # progress: callback(stage, fraction); may raise Cancelled
+               report=None,                         # report(stage, done, total) per step; may raise Cancelled
+               progress: bool = False,              # tqdm bars
                prepared=None,                       # this image already prepared with these settings (skips `prepare`)
-               **flow_kw,                           # `estimate_flows` options: model, flow_source, fit_steps, budget_s...
+               **flow_options,                      # `FlowSettings.from_options`: model, flow_source, fit_steps, budget_s...
               ) -> tuple:                           # (Prepared, Flows, meta)
     "Prepare `image` and estimate its inter-slice flows, with the metadata `save_flows_file` stores."
-    from flow2mask_nb.pipeline import prepare, estimate_flows
+    from flow2mask_nb.pipeline import prepare, estimate_flows, FlowSettings
     prep = prepared if prepared is not None else prepare(image, axis, modality, window, size)
-    flows, info = estimate_flows(prep, callback=callback, **flow_kw)
-    settings = dict(size=size, **{k: flow_kw.get(k) for k in ('fit_steps', 'budget_s', 'model')})
+    flows, info = estimate_flows(prep, FlowSettings.from_options(size=size, **flow_options), progress, report)
+    settings = dict(size=size, **{k: flow_options.get(k) for k in ('fit_steps', 'budget_s', 'model')})
     return prep, flows, flows_meta(image, prep, info, settings)
 
 # %% ../nbs/44_flowfile.ipynb 19

@@ -5,31 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
 from .warp import compose_flows, warp
-from .io import InputError
+from .errors import InputError
 from .preprocess import resize_flow
 
 # %% auto 0
-__all__ = ['pick_device', 'Flows', 'LocalFlows', 'chain_flow', 'chain_flows_from', 'flow_into']
+__all__ = ['Flows', 'LocalFlows', 'chain_flow', 'chain_flows_from', 'flow_into']
 
 # %% ../nbs/15_flows.ipynb 6
-def pick_device(device: str | torch.device = 'auto') -> torch.device:
-    "'auto' picks CUDA, then Apple MPS, then CPU; an explicit choice is validated."
-    if isinstance(device, torch.device): return device
-    if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda')
-        mps = getattr(torch.backends, 'mps', None)
-        if mps is not None and mps.is_available(): return torch.device('mps')
-        return torch.device('cpu')
-    kind = str(device).split(':')[0]
-    if kind not in ('cpu', 'cuda', 'mps'):
-        raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
-    # a user's choice, so a user's error (CLI exit 2); InputError is also a ValueError
-    if kind == 'cuda' and not torch.cuda.is_available(): raise InputError("device 'cuda' requested but CUDA is not available")
-    if kind == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise InputError("device 'mps' requested but MPS is not available")
-    return torch.device(device)
-
-# %% ../nbs/15_flows.ipynb 9
 @dataclass
 class Flows:
     "Inter-slice flows of one volume: `forward`/`backward`, each (D-1, 2, H, W) in pixels (see the contract above)."
@@ -83,7 +65,7 @@ class LocalFlows:
         third = (hi - lo) / 3
         return self.covers(*box) and self.window[0] <= lo + third and hi - third <= self.window[1]
 
-# %% ../nbs/15_flows.ipynb 13
+# %% ../nbs/15_flows.ipynb 10
 def chain_flow(flows: Flows, i: int, j: int) -> torch.Tensor:
     "Composed flow U(i->j), (2, H, W): warp(I_i, U(i->j)) ~ I_j; forward[i..j-1] if j > i, backward[i-1..j] if j < i."
     D = flows.depth

@@ -4,29 +4,19 @@
 
 # %% ../nbs/00_io.ipynb 3
 from __future__ import annotations
-import math, os, stat, struct, tempfile, pathlib, zlib
+import json, math, os, stat, struct, tempfile, pathlib, zlib
 from dataclasses import dataclass, field, replace
 import numpy as np
 import SimpleITK as sitk
 
 # %% auto 0
-__all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'Flow2MaskError', 'InputError', 'GeometryError',
-           'Cancelled', 'json_ready', 'Volume', 'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule',
-           'choose_slice_axis', 'to_slices', 'from_slices', 'slices_spacing', 'read_volume', 'as_label_array',
-           'resample_labels_to', 'read_labels', 'check_output_path', 'write_volume', 'describe']
+__all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'json_ready', 'Volume', 'volume_from_sitk',
+           'volume_to_sitk', 'seed_axis', 'slice_axis_rule', 'choose_slice_axis', 'to_slices', 'from_slices',
+           'slices_spacing', 'is_dicom_file', 'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels',
+           'check_output_path', 'write_volume', 'atomic_write_bytes', 'write_json', 'describe']
 
 # %% ../nbs/00_io.ipynb 6
-class Flow2MaskError(Exception):
-    "A problem with the user's input or options, reported as one line (CLI exit code 2)."
-
-class InputError(Flow2MaskError, ValueError):
-    "An input file or array that cannot be used as given."
-
-class GeometryError(InputError):
-    "Two images whose physical geometry cannot be matched."
-
-class Cancelled(Flow2MaskError):
-    "Raised when a progress callback asks to stop (e.g. the napari Cancel button)."
+from .errors import Flow2MaskError, InputError, GeometryError
 
 # %% ../nbs/00_io.ipynb 8
 def json_ready(o):
@@ -174,15 +164,20 @@ def _read_dicom_series(folder: pathlib.Path, series_id=None):
         raise InputError(f"{folder}: DICOM series {sid} has {len(files)} file; a volume needs at least 2 slices")
     # GDCM silently drops unreadable files: a lost slice would shift every slice after it in physical space
     listed = {os.path.abspath(f) for f in files}
-    dicm = [f for f in folder.iterdir() if f.is_file() and os.path.abspath(f) not in listed and _has_dicm_magic(f)]
+    dicm = [f for f in folder.iterdir() if f.is_file() and os.path.abspath(f) not in listed and is_dicom_file(f)]
     if dicm and len(ids) == 1:
         raise InputError(f"{folder}: {len(dicm)} DICOM file(s) could not be read into the series (e.g. {dicm[0].name})")
     _check_slice_positions(folder, files)
     reader.SetFileNames(files)
     return reader.Execute()
 
-def _has_dicm_magic(path: pathlib.Path) -> bool:
-    with open(path, 'rb') as f: return f.read(132)[128:132] == b'DICM'
+def is_dicom_file(path) -> bool:
+    "Whether `path` is a DICOM file: named .dcm, or the 'DICM' magic at byte 128 (reads 132 bytes; unreadable: False)."
+    path = pathlib.Path(path)
+    if path.suffix.lower() == '.dcm': return True
+    try:
+        with open(path, 'rb') as f: return f.read(132)[128:132] == b'DICM'
+    except OSError: return False
 
 def _check_slice_positions(folder, files):
     "Refuse a series whose slices are not evenly spaced (a missing or duplicated slice)."
@@ -438,6 +433,24 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False,
     return path
 
 # %% ../nbs/00_io.ipynb 30
+def atomic_write_bytes(path, data: bytes):
+    "Write `data` to `path` atomically: temp file in the same folder, fsync, `os.replace`."
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp): os.unlink(tmp)
+        raise
+
+def write_json(path, obj, indent: int = 1):
+    "`obj` as JSON at `path`, atomically; numbers made plain and NaN written as null (`io.json_ready`): never invalid JSON."
+    atomic_write_bytes(path, json.dumps(json_ready(obj), indent=indent, default=float, allow_nan=False).encode())
+
+# %% ../nbs/00_io.ipynb 33
 def describe(vol: Volume, axis: int | None = None) -> dict:
     "Shape, spacing, orientation, chosen slice axis and intensity range of `vol`, as a plain dict."
     a = vol.array

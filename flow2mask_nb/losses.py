@@ -11,8 +11,8 @@ from .warp import warp, compose_flows
 from .flows import Flows
 
 # %% auto 0
-__all__ = ['SIMILARITIES', 'L2G_GROWTH', 'mse', 'ncc', 'ssim', 'get_similarity', 'l2g_loss', 'error_by_distance', 'l2g_reach',
-           'iss_loss', 'fb_consistency_loss', 'smoothness_loss', 'vol2flow_loss']
+__all__ = ['SIMILARITIES', 'L2G_GROWTH', 'mse', 'ncc', 'ssim', 'get_similarity', 'anchor_slices', 'l2g_loss', 'error_by_distance',
+           'l2g_reach', 'iss_loss', 'fb_consistency_loss', 'smoothness_loss', 'vol2flow_loss']
 
 # %% ../nbs/21_losses.ipynb 6
 _REDUCTIONS = ('mean', 'sum', 'none')
@@ -92,8 +92,8 @@ def _check_flows(flows, slices=None):
         raise ValueError(f"flows (D-1, 2, H, W) = {tuple(flows.forward.shape)} do not match slices "
                          f"(D, 1, H, W) = {tuple(slices.shape)}")
 
-def _anchors(anchors, D, generator=None, device=None):
-    "Anchor slice indices: None = all, an int n = n distinct random slices, or explicit indices."
+def anchor_slices(anchors, D: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    "Anchor slice indices: None = all, an int n = n distinct random slices (drawn from `generator`), or explicit indices."
     if anchors is None: return torch.arange(D, device=device)
     if isinstance(anchors, int):
         if not 1 <= anchors: raise ValueError(f"anchors must be >= 1, got {anchors}")
@@ -137,7 +137,6 @@ def l2g_loss(slices: torch.Tensor,       # (D, 1, H, W) or (D, H, W) normalised 
              anchors=None,               # None: every slice; int n: n random anchors; or explicit slice indices
              rho='mse',                  # 'mse', 'ncc', 'ssim' or a callable
              valid=None,                 # (D,) bool, False for padding slices
-             generator: torch.Generator | None = None,  # for random anchors
              reduction: str = 'mean',    # 'mean', 'sum', or 'none' (per pair, with the pairs)
              margin: int = 0,            # pixels at each border left out of the comparison (crops of a larger slice)
             ):
@@ -147,7 +146,7 @@ def l2g_loss(slices: torch.Tensor,       # (D, 1, H, W) or (D, H, W) normalised 
     D = slices.shape[0]
     if not isinstance(reach, int) or reach < 1: raise ValueError(f"reach must be an int >= 1, got {reach!r}")
     reach = min(reach, D - 1)
-    rho_f, a = get_similarity(rho), _anchors(anchors, D, generator, slices.device)
+    rho_f, a = get_similarity(rho), anchor_slices(anchors, D, None, slices.device)
     v = _valid(valid, D, slices.device)
     vals, pairs = [], []
     for src, dst, u in _chains(flows, a, reach):
@@ -228,13 +227,13 @@ def smoothness_loss(flows, reduction: str = 'mean'):
 
 # %% ../nbs/21_losses.ipynb 29
 def vol2flow_loss(slices: torch.Tensor, flows: Flows, steps: int = 5, anchors=None, rho='mse', valid=None,
-                  generator: torch.Generator | None = None, reduction: str = 'mean', margin: int = 0):
+                  reduction: str = 'mean', margin: int = 0):
     "Vol2Flow loss: sequentially re-warp each anchor slice up to `steps` slices each way and compare (mean over pairs)."
     slices = _as_slices(slices); _check_flows(flows, slices)
     if reduction not in _REDUCTIONS: raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     D = slices.shape[0]
-    rho_f, a = get_similarity(rho), _anchors(anchors, D, generator, slices.device)
+    rho_f, a = get_similarity(rho), anchor_slices(anchors, D, None, slices.device)
     v = _valid(valid, D, slices.device)
     vals = []
     for sign, fl in ((1, flows.forward), (-1, flows.backward)):

@@ -10,9 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .warp import compose_flows, warp
-from .io import InputError
+from .errors import InputError
 from .preprocess import resize_flow
-from .flows import pick_device, Flows, LocalFlows, chain_flow, chain_flows_from
+from .device import pick_device
+from .flows import Flows, LocalFlows, chain_flow, chain_flows_from
 
 # %% auto 0
 __all__ = ['FlowNetConfig', 'FlowNet3D', 'n_params', 'FlowNet2D', 'build_model']

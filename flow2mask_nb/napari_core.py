@@ -7,8 +7,9 @@ from __future__ import annotations
 import pathlib
 import numpy as np
 import torch
-from .io import (Volume, InputError, Flow2MaskError, read_volume, write_volume, choose_slice_axis,
-                             as_label_array, to_slices, from_slices, IMAGE_SUFFIXES, _suffix)
+from .errors import InputError, Flow2MaskError
+from .io import (Volume, read_volume, write_volume, choose_slice_axis, as_label_array, to_slices, is_dicom_file,
+                             from_slices, IMAGE_SUFFIXES, _suffix)
 from .flows import Flows, flow_into
 from .warp import jacobian_determinant
 from .orient import ScreenView, screen_view
@@ -87,19 +88,13 @@ READ_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in ('.npy', '.npz'))
 
 _LABEL_WORDS = ('label', 'seg', 'mask', 'annot')
 
-def _is_dicom_file(p: pathlib.Path) -> bool:
-    try:
-        if p.suffix.lower() == '.dcm': return True
-        with open(p, 'rb') as f: f.seek(128); return f.read(4) == b'DICM'
-    except OSError: return False
-
 def is_dicom_folder(path, max_files: int = 20) -> bool:
     "True if `path` is a folder whose first files include a DICOM file (cheap: reads at most `max_files` headers)."
     try:
         path = pathlib.Path(path)
         if not path.is_dir(): return False
         files = [p for p in sorted(path.iterdir())[:200] if p.is_file()][:max_files]
-        return any(_is_dicom_file(p) for p in files)
+        return any(is_dicom_file(p) for p in files)
     except OSError: return False
 
 def can_read(path) -> bool:

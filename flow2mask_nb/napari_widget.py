@@ -11,9 +11,11 @@ import numpy as np
 from magicgui.widgets import (Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox,
                               TextEdit, LineEdit)
 from qtpy.QtCore import QObject, QEvent
-from .io import Flow2MaskError, Volume, read_volume, read_labels
-from .io import Cancelled
-from .session import Session, Progress, advise, mark_end, marked_extents
+from .errors import Flow2MaskError
+from .io import Volume, read_volume, read_labels
+from .errors import Cancelled
+from .session import Session, advise, mark_end, marked_extents
+from .progress import Progress
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
                                    autosave_folder, autosave_note)   # what both faces say (no ipywidgets imported)
 from .segments import parse_names, describe_structures, Structure
@@ -109,9 +111,9 @@ class _Jobs:
         from superqt.utils import create_worker     # napari's own would report a Cancel as an error notification
         if self.worker is not None: raise Flow2MaskError(f"the {JOB_WORDS[self.job[0]]} is running: wait or press Cancel")
         prog = Progress()
-        def report(stage, fraction):
+        def report(stage, done, total):
             if worker.abort_requested: prog.cancel()          # napari asks the workers to quit when the app quits
-            prog(stage, fraction)
+            prog(stage, done, total)
         worker = create_worker(work, report, _start_thread=False, _ignore_errors=True)   # errors: `_on_error`
         worker.returned.connect(lambda result: self._returned(done, result))
         worker.errored.connect(lambda e: self._on_error(what, e))
@@ -235,7 +237,7 @@ class _Actions:
         def done(out):
             self.suggestion = out; self.go_to_slice(out['slice'])
             self._set_status(f"suggested {sess.view.plane} slice {out['slice']}: paint the structure there, then Propagate")
-        return self._run('suggest', lambda prog: sess.suggest(callback=prog), done)
+        return self._run('suggest', lambda prog: sess.suggest(report=prog), done)
 
     def propagate(self):
         "Propagate (or re-propagate after corrections) the seed labels in a worker; the result becomes the preview."

@@ -6,24 +6,26 @@
 from __future__ import annotations
 import importlib.util, io, json, math, os, pathlib, tempfile, threading, time
 import numpy as np
-from .io import Volume, InputError, Flow2MaskError, to_slices, from_slices, volume_to_sitk, read_volume, write_volume, _suffix
+from .errors import InputError, Flow2MaskError
+from .io import Volume, to_slices, from_slices, volume_to_sitk, read_volume, write_volume, _suffix
 from .viz import label_rgba, flow_to_rgb, plot_curves, wheel_key, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
-from .session import (Session, Progress, Revision, least_confident, describe_stop, advise, mark_end,
-                                  marked_extents, current_anchors)
-from .io import Cancelled
-from .checkpoint import atomic_write_bytes
+from .session import (Session, Revision, least_confident, describe_stop, advise, mark_end, marked_extents,
+                                  current_anchors)
+from .progress import Progress, STAGE_WORDS
+from .errors import Cancelled
+from .io import atomic_write_bytes, write_json
 from .flowfile import image_fingerprint, save_flows_file, state_dir
 from .flows import flow_into
 from .segments import check_export_path, export_labels, parse_names, describe_structures
 
 # %% auto 0
-__all__ = ['STEP_WORDS', 'JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX',
-           'overlay_rgba', 'to_png', 'slice_confidence', 'curve_png', 'step_words', 'left_words', 'StepClock',
-           'stop_lines', 'match_truth', 'truth_dice', 'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json',
-           'revision_from_json', 'autosave_folder', 'autosave_index', 'write_autosave', 'read_autosave',
-           'find_autosave', 'autosave_note', 'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes',
-           'niivue_label_colormap', 'itk_image', 'flow_magnitude_volume', 'available_viewers', 'view3d']
+__all__ = ['JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX', 'overlay_rgba', 'to_png',
+           'slice_confidence', 'curve_png', 'step_words', 'left_words', 'StepClock', 'stop_lines', 'match_truth',
+           'truth_dice', 'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json', 'revision_from_json',
+           'autosave_folder', 'autosave_index', 'write_autosave', 'read_autosave', 'find_autosave', 'autosave_note',
+           'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'itk_image',
+           'flow_magnitude_volume', 'available_viewers', 'view3d']
 
 # %% ../nbs/70_notebook.ipynb 6
 def _resize_flow(flow, shape) -> np.ndarray:
@@ -97,15 +99,12 @@ def curve_png(curves: dict,            # {name: (D,) values along the slice axis
     buf = io.BytesIO(); fig.savefig(buf, format='png'); return buf.getvalue()
 
 # %% ../nbs/70_notebook.ipynb 12
-STEP_WORDS = dict(prepare='preparing the image', fit='fitting the flows to this image', flows='computing the flows',
-                  local='fitting finer flows around what you drew', suggest='scoring candidate slices',
-                  propagate='propagating', done='done')
 JOB_WORDS = dict(flows='flows', suggest='suggestion', propagate='propagation')
 ESTIMATE_AFTER_S = 2.   # a step running longer than this shows the time it has left
 
 def step_words(stage: str) -> str:
     "A step of the work in plain words ('local' -> 'fitting finer flows around what you drew'), never a raw name."
-    return STEP_WORDS.get(stage) or 'working'
+    return STAGE_WORDS.get(stage) or 'working'
 
 def left_words(seconds: float | None) -> str:
     "'about 12 s left', 'about 2 min 10 s left', 'about 14 min left'; '' for None."
@@ -272,9 +271,6 @@ def _read_json(path) -> dict:
     try: return json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError): return {}
 
-def _write_json(path, data):
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
-
 def write_autosave(output,                  # where the user will save the labels (the autosave goes beside it)
                    session: Session,        # the image's session: the image, its slice axis, the flows (written once)
                    stack,                   # (D, H, W) the labels now, slice axis first (drawn, corrected, accepted)
@@ -297,7 +293,7 @@ def write_autosave(output,                  # where the user will save the label
     write_volume(image.with_array(np.ascontiguousarray(from_slices(stack, axis))), folder / 'labels.nii.gz',
                  protect=[image.path], labels=True)
     drawn = {str(l): sorted(ks) for l, ks in current_anchors(stack, revision).items()} if stack.any() else {}
-    _write_json(folder / 'state.json', dict(
+    write_json(folder / 'state.json', dict(
         format=AUTOSAVE_FORMAT, version=AUTOSAVE_VERSION, saved=time.strftime('%Y-%m-%d %H:%M:%S'), image=image.path,
         fingerprint=fp, output=str(output), axis=int(axis), shape=list(stack.shape), drawn=drawn,
         revision=revision_to_json(revision), marks={str(l): v for l, v in (marks or {}).items()}, flows=flows_info,
@@ -305,7 +301,7 @@ def write_autosave(output,                  # where the user will save the label
     index = autosave_index(); where = str(folder.resolve())
     known = _read_json(index)
     if known.get(fp) != where:
-        index.parent.mkdir(parents=True, exist_ok=True); _write_json(index, {**known, fp: where})
+        index.parent.mkdir(parents=True, exist_ok=True); write_json(index, {**known, fp: where})
     return folder
 
 def read_autosave(folder, image: Volume | None = None) -> dict:
@@ -622,8 +618,8 @@ class Annotator:
         "A Progress that also moves the bar and says the step in words, with the time left; Cancel cancels every one."
         prog = Progress(); self._active.add(prog)
         clock = StepClock(limits={'fit': self.session.flow_kw.get('budget_s')})
-        def report(stage, fraction):
-            prog(stage, fraction); clock.update(prog.stage, prog.fraction, prog.updated)
+        def report(stage, done, total):
+            prog(stage, done, total); clock.update(prog.stage, prog.fraction, prog.updated)
             self.bar.value = prog.fraction; self.step.value = clock.text(job)
         report.progress = prog
         self.cancel_button.disabled = False

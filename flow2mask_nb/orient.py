@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import permutations
 import numpy as np
-from .io import Volume, InputError
+from .errors import InputError
+from .io import Volume
 
 # %% auto 0
 __all__ = ['PLANES', 'patient_axes', 'plane_name', 'ScreenView', 'screen_view', 'corner_marker', 'bright_quadrant']

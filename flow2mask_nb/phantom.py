@@ -9,7 +9,8 @@ import numpy as np
 from .io import Volume, from_slices
 
 # %% auto 0
-__all__ = ['Phantom', 'make_phantom', 'structure_phantom']
+__all__ = ['MOTION_PERIOD', 'STRUCTURE_KINDS', 'STRUCTURE_SHIFT', 'FADE_SLICES', 'BIAS', 'Phantom', 'make_phantom',
+           'structure_phantom']
 
 # %% ../nbs/11_phantom.ipynb 5
 @dataclass
@@ -49,30 +50,12 @@ def _body_map(j, c, theta, scale, shift):
     A = s * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     return A, np.linalg.inv(A), shift(j)
 
-def make_phantom(n_slices: int = 40,       # D, slices along the last array axis
-                 size=(96, 96),            # (H, W) in-plane
-                 n_organs: int = 3,        # 1..6 organs
-                 span=(0.45, 0.8),         # range of organ extents along z, as fractions of n_slices
-                 motion: float = 1.0,      # scales all motion amplitudes
-                 noise: float = 8.0,       # Gaussian noise, HU
-                 spacing=(1.5, 1.5, 3.0),  # mm (rows, cols, slices)
-                 period: float = 28.,      # slices per cycle of the smooth motions
-                 seed: int = 0,            # everything is determined by it
-                ) -> Phantom:
-    "Render a deterministic CT-like phantom with moving organs, its labels and the true inter-slice flows."
-    if not 1 <= n_organs <= len(_ORGAN_HU): raise ValueError(f"n_organs must be 1..{len(_ORGAN_HU)}, got {n_organs}")
-    if n_slices < 2 or min(size) < 16: raise ValueError(f"need >= 2 slices of >= 16 x 16 pixels, got {n_slices}, {size}")
-    rng = np.random.default_rng(seed)
-    H, W = size; D = n_slices
-    c = np.array([(H - 1) / 2, (W - 1) / 2])
-    ph = rng.uniform(0, 2 * np.pi, 4)
-    theta = lambda j: motion * np.deg2rad(2.5) * np.sin(2 * np.pi * j / period + ph[0])
-    scale = lambda j: 1 + motion * 0.03 * np.sin(2 * np.pi * j / period + ph[1])
-    shift = lambda j: motion * np.array([0.05 * H * np.sin(2 * np.pi * j / period + ph[2]),
-                                         0.04 * W * np.sin(2 * np.pi * j / (1.3 * period) + ph[3])])
-    body_tex = _texture(rng, 12, 25., (5., 20.))
-    # organs on a ring around the centre, each with its own slide, extent along z and texture
-    organs = []
+MOTION_PERIOD = 28.   # slices per cycle of the phantom's smooth motions
+
+def _place_organs(rng, n_organs: int, shape: tuple, span, motion: float) -> list:
+    "Organs on a ring around the centre, each with its own slide, extent along z, intensity and texture."
+    D, H, W = shape
+    c, organs = np.array([(H - 1) / 2, (W - 1) / 2]), []
     for k in range(n_organs):
         ang = 2 * np.pi * k / n_organs + rng.uniform(-0.2, 0.2)
         ring = 0.2 * min(H, W) if n_organs > 1 else 0.
@@ -81,10 +64,34 @@ def make_phantom(n_slices: int = 40,       # D, slices along the last array axis
         half = 0.5 * D * rng.uniform(*span)
         zc = rng.uniform(min(half, D / 2), max(D - 1 - half, D / 2))
         amp = motion * rng.uniform(0.03, 0.06, 2) * min(H, W); phs = rng.uniform(0, 2 * np.pi, 2)
-        per = period * rng.uniform(0.8, 1.3)
+        per = MOTION_PERIOD * rng.uniform(0.8, 1.3)
         organs.append(dict(id=k + 1, hu=_ORGAN_HU[k], semi=semi, half=half, zc=zc,
                            centre=lambda j, c0=centre0, a=amp, p=phs, T=per: c0 + a * np.sin(2 * np.pi * j / T + p),
                            tex=_texture(rng, 10, 18., (5., 14.))))
+    return organs
+
+def make_phantom(n_slices: int = 40,       # D, slices along the last array axis
+                 size=(96, 96),            # (H, W) in-plane
+                 n_organs: int = 3,        # 1..6 organs
+                 span=(0.45, 0.8),         # range of organ extents along z, as fractions of n_slices
+                 motion: float = 1.0,      # scales all motion amplitudes
+                 noise: float = 8.0,       # Gaussian noise, HU
+                 spacing=(1.5, 1.5, 3.0),  # mm (rows, cols, slices)
+                 seed: int = 0,            # everything is determined by it
+                ) -> Phantom:
+    "Render a deterministic CT-like phantom with moving organs, its labels and the true inter-slice flows (long: the render and the true flows share one scene's maps)."
+    if not 1 <= n_organs <= len(_ORGAN_HU): raise ValueError(f"n_organs must be 1..{len(_ORGAN_HU)}, got {n_organs}")
+    if n_slices < 2 or min(size) < 16: raise ValueError(f"need >= 2 slices of >= 16 x 16 pixels, got {n_slices}, {size}")
+    rng = np.random.default_rng(seed)
+    H, W = size; D = n_slices; period = MOTION_PERIOD
+    c = np.array([(H - 1) / 2, (W - 1) / 2])
+    ph = rng.uniform(0, 2 * np.pi, 4)
+    theta = lambda j: motion * np.deg2rad(2.5) * np.sin(2 * np.pi * j / period + ph[0])
+    scale = lambda j: 1 + motion * 0.03 * np.sin(2 * np.pi * j / period + ph[1])
+    shift = lambda j: motion * np.array([0.05 * H * np.sin(2 * np.pi * j / period + ph[2]),
+                                         0.04 * W * np.sin(2 * np.pi * j / (1.3 * period) + ph[3])])
+    body_tex = _texture(rng, 12, 25., (5., 20.))
+    organs = _place_organs(rng, n_organs, (D, H, W), span, motion)
     py, px = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing='ij')
     P = np.stack([py, px])                                  # (2, H, W) pixel coordinates
 
@@ -139,23 +146,25 @@ def _smooth_texture(rng, H, W, amp, cell=6):
     t = ndimage.zoom(rng.normal(0, 1, (H // cell + 3, W // cell + 3)), cell, order=3)[:H, :W]
     return amp * t / (t.std() + 1e-9)
 
-def structure_phantom(kind: str = 'fade',       # 'tube', 'fade' or 'bias' (see above)
+STRUCTURE_KINDS = ('tube', 'fade', 'bias', 'disc')
+STRUCTURE_SHIFT = (0.3, -0.2)   # rigid motion per slice, pixels (rows, cols)
+FADE_SLICES = 4                 # 'fade': slices over which the contrast fades out
+BIAS = 0.5                      # 'bias': brightening from the first slice to the last
+
+def structure_phantom(kind: str = 'fade',       # one of `STRUCTURE_KINDS` (see above)
                       n_slices: int = 40,       # D
                       size=(64, 64),            # (H, W)
                       extent: int = 24,         # slices the structure spans
                       start: int = 8,           # its first slice
-                      fade: int = 4,            # 'fade': slices over which the contrast fades out
-                      bias: float = 0.5,        # 'bias': brightening from the first slice to the last
-                      shift=(0.3, -0.2),        # rigid motion per slice, pixels (rows, cols)
                       noise: float = 3.,        # Gaussian noise (HU-like units)
                       radius: float | None = None,  # disc radius in pixels (default: 16 % of the smaller side)
                       seed: int = 0,
                      ) -> Phantom:
-    "One structure on a textured background, moving rigidly, in a hard case: thin ('tube'), fading ('fade') or biased ('bias')."
-    if kind not in ('tube', 'fade', 'bias'): raise ValueError(f"kind must be 'tube', 'fade' or 'bias', got {kind!r}")
+    "One structure on a textured background, moving rigidly: thin ('tube'), fading ('fade'), biased ('bias') or plain ('disc')."
+    if kind not in STRUCTURE_KINDS: raise ValueError(f"kind must be one of {', '.join(STRUCTURE_KINDS)}, got {kind!r}")
     if not (0 <= start and start + extent <= n_slices): raise ValueError(f"slices {start}..{start + extent - 1} do not fit in {n_slices}")
     rng = np.random.default_rng(seed)
-    H, W = size; D = n_slices
+    (H, W), D, shift = size, n_slices, STRUCTURE_SHIFT
     big = _smooth_texture(rng, 2 * H, 2 * W, 12.)
     yy, xx = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing='ij')
     image = np.empty((D, H, W), np.float32); labels = np.zeros((D, H, W), np.uint8)
@@ -168,9 +177,9 @@ def structure_phantom(kind: str = 'fade',       # 'tube', 'fade' or 'bias' (see 
         else: m = ry ** 2 + rx ** 2 <= (radius or 0.16 * min(H, W)) ** 2
         inside = start <= j < start + extent
         contrast = 80.
-        if kind == 'fade': contrast *= min(1., (start + extent - j) / (fade + 1))         # 1/(fade+1) on the last slice
+        if kind == 'fade': contrast *= min(1., (start + extent - j) / (FADE_SLICES + 1))  # 1/(FADE_SLICES+1) on the last slice
         sl = bg + (contrast if inside else 0.) * m
-        if kind == 'bias': sl = sl * (1 + bias * j / max(D - 1, 1)) * (1 + 0.15 * xx / W)
+        if kind in ('bias', 'disc'): sl = sl * (1 + (BIAS if kind == 'bias' else 0.) * j / max(D - 1, 1)) * (1 + 0.15 * xx / W)
         image[j] = sl + rng.normal(0, noise, (H, W))
         if inside: labels[j][m] = 1
     fw = np.broadcast_to(np.array([-shift[0], -shift[1]], np.float32)[None, :, None, None], (D - 1, 2, H, W)).copy()

@@ -5,21 +5,23 @@
 # %% ../nbs/42_pipeline.ipynb 3
 from __future__ import annotations
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import numpy as np
 import torch
-from .io import Volume, InputError, choose_slice_axis, to_slices, slices_spacing
-from .preprocess import intensity_window, working_shape, resize_slices
+from .errors import InputError
+from .progress import reporting, part
+from .io import Volume, choose_slice_axis, to_slices, slices_spacing
+from .preprocess import Intensity, intensity_window, scale_intensities, working_shape, resize_slices
 from .flows import Flows, LocalFlows
 from .propagate import propagate, seed_slices as check_seed, drawn_box, drawn_window
 from .stop import StopRule
 from .metrics import largest_slice
 from .checkpoint import as_network
-from .warp import auto_threads
+from .device import auto_threads
 
 # %% auto 0
-__all__ = ['REACH', 'Prepared', 'prepare', 'tvl1_flows', 'model_fit_kwargs', 'estimate_flows', 'needs_local', 'fit_local',
-           'local_flows']
+__all__ = ['FLOW_SOURCES', 'FLOW_OPTIONS', 'REACH', 'Prepared', 'prepare', 'tvl1_flows', 'FlowSettings', 'estimate_flows',
+           'needs_local', 'fit_local', 'local_flows']
 
 # %% ../nbs/42_pipeline.ipynb 5
 @dataclass
@@ -29,7 +31,7 @@ class Prepared:
     axis: int                # slice axis of volume.array
     slices: np.ndarray       # (D, H, W) float32 in [0, 1], native resolution
     work: torch.Tensor       # (D, h, w) float32, working resolution for the flows
-    intensity: dict          # modality, window (low, high) and the rule that chose it
+    intensity: Intensity     # modality, window (low, high) and the rule that chose it
 
     @property
     def raw(self) -> np.ndarray:
@@ -52,66 +54,78 @@ def prepare(volume: Volume,                   # the image
     if volume.shape[axis] < 2: raise InputError(f"the volume has {volume.shape[axis]} slice along axis {axis}; "
                                                 "propagation needs at least 2")
     intensity = intensity_window(volume.array, modality, window)
-    low, high = intensity['window']
-    slices = np.ascontiguousarray(to_slices(volume.array, axis), dtype=np.float32)
-    slices -= low; slices /= max(high - low, 1e-12); np.clip(slices, 0, 1, out=slices)   # in place: one copy
+    slices = intensity.scale(to_slices(volume.array, axis))
     if slices.min() == slices.max():
-        raise InputError(f"the image has no contrast after intensity normalisation ({intensity['rule']} "
-                         f"{low:g}..{high:g}): there is nothing for the flows to follow")
+        raise InputError(f"the image has no contrast after intensity normalisation ({intensity.rule} "
+                         f"{intensity.low:g}..{intensity.high:g}): there is nothing for the flows to follow")
     work = resize_slices(torch.from_numpy(slices), working_shape(*slices.shape[1:], size)).contiguous()
     return Prepared(volume, axis, slices, work, intensity)
 
 # %% ../nbs/42_pipeline.ipynb 8
-def tvl1_flows(work: torch.Tensor, progress: bool = False, callback=None, **tvl1_kw) -> Flows:
+def tvl1_flows(work: torch.Tensor, progress: bool = False, report=None, **tvl1_kw) -> Flows:
     "Classical inter-slice flows: TV-L1 optical flow (scikit-image) both ways between neighbouring slices."
     from flow2mask_nb.baselines import slice_flow
-    from tqdm.auto import tqdm
     x = work.numpy(); n = x.shape[0] - 1
     fw, bw = [], []
-    for i in tqdm(range(n), desc='TV-L1 flows', disable=not progress):
-        fw.append(slice_flow(x, i, i + 1, **tvl1_kw)); bw.append(slice_flow(x, i + 1, i, **tvl1_kw))
-        if callback is not None: callback('flows', (i + 1) / n)       # may raise Cancelled
+    with reporting(report, progress) as report:
+        for i in range(n):
+            fw.append(slice_flow(x, i, i + 1, **tvl1_kw)); bw.append(slice_flow(x, i + 1, i, **tvl1_kw))
+            if report is not None: report('flows', i + 1, n)       # may raise Cancelled
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
-def model_fit_kwargs(net, flow_source: str = 'auto', fit_steps: int | None = None, budget_s: float | None = None) -> dict:
-    "The `train.fit` settings that start from a trained network (`train.REFINE`); {} without one or for 'fit'/'tvl1'."
-    if net is None or flow_source not in ('auto', 'model'): return {}
-    from flow2mask_nb.train import REFINE
-    alone = flow_source == 'model' and not fit_steps and not budget_s
-    return {**REFINE, 'steps': 0 if alone else (REFINE['steps'] if fit_steps is None else fit_steps), 'init': net}
+FLOW_SOURCES = ('auto', 'fit', 'model', 'tvl1')
+FLOW_OPTIONS = ('model', 'flow_source', 'fit_steps', 'budget_s', 'device', 'threads', 'seed')   # `FlowSettings.from_options`'s names
+
+@dataclass(frozen=True)
+class FlowSettings:
+    "How a volume's flows are made: the source, how long it may take, where it runs."
+    source: str = 'auto'           # 'auto' (a model refined by a short fit if given, else a fit), 'fit', 'model', 'tvl1'
+    model: object = None           # path to a trained checkpoint, a loaded network, or None
+    steps: int | None = None       # fitting steps (None: the fit's default; with a model, `train.REFINE`'s)
+    budget_s: float | None = None  # or a time budget in seconds for the fit
+    device: str = 'auto'           # 'auto', 'cpu', 'cuda', 'mps'
+    threads: int | None = None     # torch threads for the fit (None: `device.auto_threads`, by the load)
+    size: int | None = 128         # working grid: longest in-plane side (None: native)
+    rng: int = 0                   # seeds the fit
+
+    def __post_init__(self):
+        if self.source not in FLOW_SOURCES: raise InputError(f"flow source must be one of {', '.join(FLOW_SOURCES)}, got {self.source!r}")
+
+    @classmethod
+    def from_options(cls, flow_source: str = 'auto', fit_steps: int | None = None, seed: int = 0, **same) -> FlowSettings:
+        "From the option names of the command line and `annotate` (flow_source, fit_steps, seed; the rest the same)."
+        return cls(source=flow_source, steps=fit_steps, rng=seed, **same)
+
+    def fit_kwargs(self, net) -> dict:
+        "The `train.fit` keywords that start from a trained network `net` (`train.REFINE`); {} without one or for 'fit'/'tvl1'."
+        if net is None or self.source not in ('auto', 'model'): return {}
+        from flow2mask_nb.train import REFINE
+        alone = self.source == 'model' and not self.steps and not self.budget_s
+        return {**REFINE, 'steps': 0 if alone else (REFINE['steps'] if self.steps is None else self.steps), 'init': net}
 
 def estimate_flows(prepared: Prepared,
-                   model=None,                 # path to a trained checkpoint, a loaded network, or None
-                   flow_source: str = 'auto',  # 'auto' (model refined by a short fit if given, else fit), 'fit', 'model', 'tvl1'
-                   fit_steps: int | None = None,    # fitting steps (None: the fit's default; with a model, `train.REFINE`'s)
-                   budget_s: float | None = None,   # or a time budget in seconds for the fit
-                   device: str = 'auto',
-                   seed: int = 0,
-                   progress: bool = False,
-                   callback=None,              # called as callback(stage, fraction); may raise Cancelled
-                   threads: int | None = None,  # torch threads for the fit (None: `warp.auto_threads`, by the load)
+                   settings: FlowSettings | None = None,  # how (None: `FlowSettings()`: a per-volume fit)
+                   progress: bool = False,     # tqdm bars
+                   report=None,                # report(stage, done, total) per step ('fit' or 'flows'); may raise Cancelled
+                   **changes,                  # fields of `FlowSettings` changed for this call, e.g. source='tvl1'
                   ) -> tuple:                  # (Flows at working resolution, info dict)
     "Inter-slice flows for a prepared volume: from a model (refined on it), a per-volume fit, or TV-L1."
+    s = replace(settings or FlowSettings(), **changes)
     t0 = time.perf_counter()
-    source = flow_source
-    if source == 'auto': source = 'model' if model is not None else 'fit'
-    if source not in ('fit', 'model', 'tvl1'):
-        raise InputError(f"flow source must be 'auto', 'fit', 'model' or 'tvl1', got {flow_source!r}")
+    source = s.source if s.source != 'auto' else ('model' if s.model is not None else 'fit')
     hist = []
-    if source == 'tvl1':
-        flows = tvl1_flows(prepared.work, progress, callback)
+    if source == 'tvl1': flows = tvl1_flows(prepared.work, progress, report)
     else:
         from flow2mask_nb import train
-        net = as_network(model)
+        net = as_network(s.model)
         if net is None and source == 'model': raise InputError("flow source 'model' needs a trained model (--model)")
-        kw = model_fit_kwargs(net, flow_source, fit_steps, budget_s) or dict(steps=fit_steps, init=net)
-        report = None if callback is None else (lambda step, steps, loss: callback('fit', step / steps))
-        flows, hist = train.fit(prepared.work, budget_s=budget_s, device=device, seed=seed, progress=progress,
-                                callback=report, threads=threads or auto_threads(), **kw)
+        kw = s.fit_kwargs(net) or dict(steps=s.steps, init=net)
+        flows, hist = train.fit(prepared.work, budget_s=s.budget_s, device=s.device, seed=s.rng, progress=progress,
+                                report=report, threads=s.threads or auto_threads(), **kw)
     flows = flows.detach().to('cpu', torch.float32)
     return flows, dict(flow_source=source, fit_steps=len(hist), flow_seconds=time.perf_counter() - t0)
 
-# %% ../nbs/42_pipeline.ipynb 10
+# %% ../nbs/42_pipeline.ipynb 12
 def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float = 24., coarser: float = 3.) -> bool:
     "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image."
     (H, W), (h, w) = prep.slices.shape[1:], tuple(prep.work.shape[1:])
@@ -148,20 +162,18 @@ def _seed_window(prep: Prepared, seed3: np.ndarray, labels) -> tuple:
     ws = [drawn_window(prep.raw, seed3, l) for l in labels]
     return (min(w[0] for w in ws), max(w[1] for w in ws))
 
-def fit_local(prep: Prepared, box: tuple, window: tuple, size: int = 160, callback=None, **fit_kwargs) -> Flows:
+def fit_local(prep: Prepared, box: tuple, window: tuple, size: int = 160, report=None, **fit_kwargs) -> Flows:
     "Flows fitted in `box` of the native grid, at most `size` pixels a side, in intensities windowed to `window`."
     from flow2mask_nb.train import fit
     z0, z1, y0, y1, x0, x1 = box
-    lo, hi = window
-    crop = torch.from_numpy(np.ascontiguousarray(prep.raw[z0:z1 + 1, y0:y1, x0:x1], dtype=np.float32))
-    crop = ((crop - lo) / (hi - lo)).clamp(0, 1)
+    crop = torch.from_numpy(scale_intensities(prep.raw[z0:z1 + 1, y0:y1, x0:x1], *window))
     work = resize_slices(crop, working_shape(y1 - y0, x1 - x0, size)).contiguous()
-    report = None if callback is None else (lambda step, steps, loss: callback(step / steps))
-    flows, _ = fit(work, progress=False, callback=report, **fit_kwargs)
+    report = None if report is None else (lambda stage, done, total: report('local', done, total))
+    flows, _ = fit(work, progress=False, report=report, **fit_kwargs)
     return flows.detach().to('cpu', torch.float32)
 
 def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, min_pixels: float = 24.,
-                callback=None, **fit_kwargs) -> list:
+                report=None, **fit_kwargs) -> list:
     "Finer `LocalFlows` for the small structures of `seed3` that none of `flows.local` serves yet; adds them."
     ids = [l for l in sorted(check_seed(seed3, labels)) if needs_local(prep, seed3, l, min_pixels)
            and not any(lf.serves(drawn_box(seed3, l), drawn_window(prep.raw, seed3, l)) for lf in flows.local)]
@@ -171,9 +183,9 @@ def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, mi
     first = propagate(prep.raw, np.where(np.isin(seed3, ids), seed3, 0), Flows(flows.forward, flows.backward), stop=REACH)
     boxes = {l: _box_of(first.labels, seed3, l, len(seed3)) for l in ids}
     new = []
-    for labs, box in _merge_boxes(boxes):
+    groups = _merge_boxes(boxes)
+    for i, (labs, box) in enumerate(groups):
         window = _seed_window(prep, seed3, labs)
-        report = None if callback is None else (lambda f: callback('local', f))
-        lf = LocalFlows(fit_local(prep, box, window, callback=report, **fit_kwargs), box, tuple(labs), window)
+        lf = LocalFlows(fit_local(prep, box, window, report=part(report, i, len(groups)), **fit_kwargs), box, tuple(labs), window)
         flows.local.append(lf); new.append(lf)
     return new

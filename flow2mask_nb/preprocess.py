@@ -8,11 +8,12 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .io import InputError
+from dataclasses import dataclass
+from .errors import InputError
 
 # %% auto 0
-__all__ = ['CT_SOFT_TISSUE_WINDOW', 'windowed', 'hounsfield', 'detect_modality', 'intensity_window', 'normalize_intensity',
-           'working_shape', 'resize_slices', 'resize_flow']
+__all__ = ['CT_SOFT_TISSUE_WINDOW', 'windowed', 'hounsfield', 'detect_modality', 'Intensity', 'scale_intensities',
+           'intensity_window', 'normalize_intensity', 'working_shape', 'resize_slices', 'resize_flow']
 
 # %% ../nbs/10_preprocess.ipynb 5
 CT_SOFT_TISSUE_WINDOW = (-160., 240.)
@@ -40,11 +41,38 @@ def detect_modality(array) -> str:
     finite = _finite(array)
     return 'ct' if hounsfield(finite) or windowed(finite) else 'mr'
 
+@dataclass(frozen=True)
+class Intensity:
+    "How an image's intensities map to [0, 1] for the flows: the modality, the window (low, high) and the rule that chose it."
+    modality: str     # 'ct' or 'mr'
+    low: float
+    high: float
+    rule: str         # 'given', 'CT soft-tissue window', 'percentiles 0.5-99.5', 'already windowed ...'
+
+    @property
+    def window(self) -> tuple: return (self.low, self.high)
+
+    def scale(self, x):
+        "`x` through this window (`scale_intensities`)."
+        return scale_intensities(x, self.low, self.high)
+
+    def to_dict(self) -> dict:
+        "What reports and flows files record: modality, window, rule."
+        return dict(modality=self.modality, window=self.window, rule=self.rule)
+
+def scale_intensities(x, low: float, high: float):
+    "Intensities mapped linearly from [low, high] onto [0, 1] and clipped there: float32, a C-ordered array or a tensor as given."
+    span = max(float(high) - float(low), 1e-12)
+    if torch.is_tensor(x): return ((x.float() - low) / span).clamp(0, 1)
+    out = np.array(x, dtype=np.float32, order='C')       # one copy, then in place
+    out -= np.float32(low); out /= np.float32(span)
+    return np.clip(out, 0, 1, out=out)
+
 def intensity_window(array,                   # image voxels, any shape
                      modality: str = 'auto',  # 'ct', 'mr' or 'auto' (see `detect_modality`)
                      window=None,             # (low, high) to use as is, for any modality (None: the modality's rule)
                      percentiles=(0.5, 99.5), # the MR rule: clip between these percentiles
-                    ) -> dict:                # modality, window (low, high) and the rule that chose it
+                    ) -> Intensity:           # modality, window (low, high) and the rule that chose it
     "The intensities mapped to [0, 1]: a given window, a window already applied, the CT soft-tissue window or MR percentiles."
     a = np.asarray(array)
     if a.dtype.kind == 'f' and not np.all(np.isfinite(a)):
@@ -62,14 +90,13 @@ def intensity_window(array,                   # image voxels, any shape
     else:
         low, high = (float(v) for v in np.percentile(a, percentiles))
         rule = f'percentiles {percentiles[0]:g}-{percentiles[1]:g}'
-    return dict(modality=modality, window=(float(low), float(high)), rule=rule)
+    return Intensity(modality, float(low), float(high), rule)
 
 def normalize_intensity(array, modality: str = 'auto', window=None, percentiles=(0.5, 99.5)) -> np.ndarray:
     "Map intensities to [0, 1] float32 through `intensity_window` (same arguments); a constant volume maps to 0."
-    low, high = intensity_window(array, modality, window, percentiles)['window']
-    a = np.asarray(array, dtype=np.float32)
-    if high <= low: return np.zeros_like(a)   # a constant volume carries no motion information
-    return np.clip((a - low) / (high - low), 0, 1).astype(np.float32)
+    low, high = intensity_window(array, modality, window, percentiles).window
+    if high <= low: return np.zeros(np.shape(array), np.float32)   # a constant volume carries no motion information
+    return scale_intensities(array, low, high)
 
 # %% ../nbs/10_preprocess.ipynb 8
 def working_shape(h: int, w: int, size: int | None) -> tuple:
@@ -78,13 +105,14 @@ def working_shape(h: int, w: int, size: int | None) -> tuple:
     f = size / max(h, w)
     return (max(2, round(h * f)), max(2, round(w * f)))
 
-def resize_slices(stack, shape, mode: str = 'bilinear') -> torch.Tensor:
-    "Resample a slice stack (D, H, W) or a batch (B, C, H, W) in-plane to `shape` = (h, w)."
+def resize_slices(stack, shape, mode: str = 'bilinear', antialias: bool = False) -> torch.Tensor:
+    "Resample a slice stack (D, H, W) or a batch (B, C, H, W) in-plane to `shape` = (h, w) (`antialias`: low-pass when shrinking)."
     t = torch.as_tensor(stack)
     if t.ndim not in (3, 4): raise ValueError(f"stack must be (D, H, W) or (B, C, H, W), got {tuple(t.shape)}")
     if tuple(t.shape[-2:]) == tuple(shape): return t
     x = t[:, None] if t.ndim == 3 else t
-    kw = dict(align_corners=True) if mode in ('bilinear', 'bicubic') else {}
+    smooth = mode in ('bilinear', 'bicubic')
+    kw = dict(align_corners=True, antialias=antialias and (shape[0] < t.shape[-2] or shape[1] < t.shape[-1])) if smooth else {}
     out = F.interpolate(x.float() if not x.is_floating_point() else x, size=tuple(shape), mode=mode, **kw)
     return out[:, 0] if t.ndim == 3 else out
 

@@ -5,21 +5,23 @@
 # %% ../nbs/40_propagate.ipynb 3
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from .io import InputError
-from .warp import compose_flows, cycle_error, torch_threads
+from .errors import InputError
+from .progress import reporting
+from .device import torch_threads
+from .warp import compose_flows, cycle_error
 from .metrics import largest_slice
 from .flows import Flows, LocalFlows
 from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score
 from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence
 
 # %% auto 0
-__all__ = ['FAR', 'Propagation', 'seed_slices', 'pull', 'propagate_direction', 'signed_distance', 'shape_weight', 'drawn_box',
-           'drawn_window', 'propagate']
+__all__ = ['FAR', 'Propagation', 'seed_slices', 'pull', 'PropagateSettings', 'propagate_direction', 'signed_distance',
+           'shape_weight', 'drawn_box', 'drawn_window', 'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
@@ -162,20 +164,28 @@ def _doubt(t: _Track, reason: str | None, patience: int) -> bool:
     if t.failing >= patience: t.reason = t.doubt; return False
     return True
 
+@dataclass(frozen=True)
+class PropagateSettings:
+    "How a seed is carried from slice to slice: when it stops, how the flows are followed, whether masks are refined."
+    stop: StopRule = field(default_factory=StopRule)   # when a structure ends (`stop.StopRule`)
+    mode: str = 'composed'                 # 'composed' (one warp of the seed) or 'sequential' (slice to slice)
+    refine: str | None = 'posterior'       # 'posterior' (the seed's intensity model decides each pixel) or None
+
+    def __post_init__(self):
+        if self.mode not in ('composed', 'sequential'): raise ValueError(f"mode must be 'composed' or 'sequential', got {self.mode!r}")
+        if self.refine not in ('posterior', None): raise ValueError(f"refine must be 'posterior' or None, got {self.refine!r}")
+
 def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities, native grid
                         onehot: torch.Tensor,       # (L, H, W) the labels drawn on slice s
                         s: int,                     # seed slice
                         frame: _Frame,              # flows and the part of the grid they cover
                         step: int,                  # +1 upwards, -1 downwards
                         tracks: list,               # one `_Track` per channel
-                        rule: StopRule = StopRule(),
-                        mode: str = 'composed',     # 'composed' (one warp of the seed) or 'sequential'
-                        refine: str | None = 'posterior',
+                        how: PropagateSettings = PropagateSettings(),
                         label_ids=None,             # label values of the channels (for oracle ranges)
                        ):
     "Carry the seed from slice `s` until every track ends or stops; yields (j, roi, scores (L, rh, rw), infos)."
-    if mode not in ('composed', 'sequential'): raise ValueError(f"mode must be 'composed' or 'sequential', got {mode!r}")
-    if refine not in ('posterior', None): raise ValueError(f"refine must be 'posterior' or None, got {refine!r}")
+    rule, mode, refine = how.stop, how.mode, how.refine
     D, H, W = intensities.shape
     source = torch.cat([onehot.float(), intensities[s][None].float()])     # warp the seed image along, for dissimilarity
     box = _bbox(onehot.bool().any(0)); u = None
@@ -329,9 +339,7 @@ class _Run:
     intensities: torch.Tensor     # (D, H, W)
     seed: np.ndarray              # (D, H, W) label map
     anchors: dict                 # label -> slices it is drawn on
-    rule: StopRule
-    mode: str
-    refine: str | None
+    how: PropagateSettings
     tick: callable                # called with 1 after every propagated slice
     fusion: _Fusion = None
     spacing: tuple = (1., 1., 1.) # (slice, row, column) in mm, for `shape_weight`
@@ -350,8 +358,9 @@ class _Run:
         "Whether slice s, the outermost of several drawn slices of `label`, was drawn as the structure's end."
         # slices drawn all at once (mask completion) include the ends; a slice drawn past where the last run had
         # stopped says the opposite: the structure goes on from there (a correction of a stop that came too early)
-        return (self.rule.faint_beyond_anchors and len(self.anchors[label]) > 1
-                and s not in (self.rule.past_stop or {}).get(label, ()))
+        rule = self.how.stop
+        return (rule.faint_beyond_anchors and len(self.anchors[label]) > 1
+                and s not in (rule.past_stop or {}).get(label, ()))
 
     def _largest_drawn(self, label: int) -> int | None:
         "Pixels of the largest slice `label` is drawn on, when it is drawn on several (one slice may be its tip)."
@@ -373,8 +382,7 @@ class _Run:
         for l, n in zip(labels, nxt):
             if n is not None: self._open_gap(l, s, n)
         last, pending, doubted = {l: s for l in labels}, {l: [] for l in labels}, {l: [] for l in labels}
-        for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.rule,
-                                                         self.mode, self.refine, labels):
+        for j, roi, scores, infos in propagate_direction(self.intensities, onehot, s, frame, step, tracks, self.how, labels):
             for c, (l, n) in enumerate(zip(labels, nxt)):
                 if infos[c] is None: continue
                 pending[l].append((j, roi, scores[c], infos[c]))
@@ -439,38 +447,34 @@ def _inputs(intensities, seed, flows: Flows) -> tuple:
     return x, seed
 
 class _Ticker:
-    "Counts propagated slices for a tqdm bar and a callback(done, total) (which may raise to cancel)."
-    def __init__(self, total, progress, callback):
-        from tqdm.auto import tqdm
-        self.total, self.done, self.callback = total, 0, callback
-        self.bar = tqdm(total=total, desc='propagate', disable=not progress, unit='slice')
+    "Counts propagated slices for `report('propagate', done, total)` (which may raise to cancel)."
+    def __init__(self, total, report):
+        self.total, self.done, self.report = total, 0, report
     def __call__(self, n):
-        self.done += n; self.bar.update(n)
-        if self.callback: self.callback(min(self.done, self.total), self.total)
+        self.done += n
+        if self.report is not None: self.report('propagate', min(self.done, self.total), self.total)
 
 def propagate(intensities,            # (D, H, W) image intensities at native resolution, any units
               seed,                   # (D, H, W) label map, non-zero on the annotated slices
               flows: Flows,           # inter-slice flows (any grid), optionally with `LocalFlows`
               labels=None,            # label values to propagate (default: all in the seed)
-              stop: StopRule = StopRule(),
-              mode: str = 'composed',
-              refine: str | None = 'posterior',
-              progress: bool = False,
-              callback=None,          # called as callback(done, total) after every propagated slice; may raise to cancel
+              settings: PropagateSettings | None = None,   # stop, mode, refine (None: the defaults)
               spacing=None,           # (slice, row, column) spacing in mm, for completion between drawn slices (None: 1)
+              progress: bool = False, # a tqdm bar
+              report=None,            # report('propagate', done, total) after every propagated slice; may raise to cancel
+              **changes,              # fields of `PropagateSettings` changed for this call: stop, mode, refine
              ) -> Propagation:
     "Propagate every seeded label through the volume; a label's several seed slices are blended by distance."
+    how = replace(settings or PropagateSettings(), **changes)
     t0 = time.perf_counter()
     x, seed = _inputs(intensities, seed, flows)
     anchors = seed_slices(seed, labels)
     ids = sorted(anchors)
     groups = _groups(anchors, flows, x, seed)
-    tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), progress, callback)
-    run = _Run(x, seed, anchors, stop, mode, refine, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
-    try:
-        with torch.no_grad(), torch_threads(1):
-            for s, frame, labs in groups: run.group(s, frame, labs)
-    finally: tick.bar.close()
+    with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:
+        tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), report)
+        run = _Run(x, seed, anchors, how, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
+        for s, frame, labs in groups: run.group(s, frame, labs)
     out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
     recs = [run.records[k] for k in sorted(run.records)]
     counts = {j: np.bincount(out[j].ravel(), minlength=max(ids) + 1) for j in {r['slice'] for r in recs}}

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from .io import InputError
+from .errors import InputError
+from .preprocess import scale_intensities
 
 # %% auto 0
 __all__ = ['N_BINS', 'THICK', 'ring_mask', 'rank_separation', 'SeedModel', 'seed_model', 'refine_posterior', 'fusion_score']
@@ -59,8 +60,7 @@ class SeedModel:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         "Intensities in this structure's window, clipped to [0, 1]."
-        lo, hi = self.window
-        return ((x.float() - lo) / (hi - lo)).clamp(0, 1)
+        return scale_intensities(x, *self.window)
 
     def log_ratio(self, x: torch.Tensor, clip: float = 4.) -> torch.Tensor:
         "Per-pixel log-likelihood ratio of intensities `x` (raw units), clipped to +-`clip`; -`clip` off the seed's span."

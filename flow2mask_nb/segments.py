@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses, pathlib, re
 import numpy as np
 import SimpleITK as sitk
-from .io import Volume, InputError, read_volume, write_volume, as_label_array, check_output_path, _same_file
+from .errors import InputError
+from .io import Volume, read_volume, write_volume, as_label_array, check_output_path, _same_file
 
 # %% auto 0
 __all__ = ['PALETTE', 'SEG_NRRD_SUFFIX', 'label_colour', 'Structure', 'structures_for', 'parse_names', 'describe_structures',

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import numpy as np
 import torch
-from .io import InputError
+from .errors import InputError
 from .warp import warp
 from .flows import Flows, chain_flows_from
 
@@ -28,7 +28,7 @@ def reconstruction_errors(slices,              # (D, H, W) normalised intensitie
                           flows: Flows,        # inter-slice flows
                           candidates,          # slice indices to score
                           slice_range=None,    # (first, last) slices that must be reconstructed
-                          callback=None,       # called as callback(done, total) after every candidate; may raise
+                          report=None,         # report('suggest', done, total) after every candidate; may raise
                          ) -> np.ndarray:      # mean MSE per candidate
     "Mean error of reconstructing every slice in `slice_range` from each candidate slice through composed flows."
     x = torch.as_tensor(np.asarray(slices, dtype=np.float32))
@@ -41,10 +41,10 @@ def reconstruction_errors(slices,              # (D, H, W) normalised intensitie
             u = chain_flows_from(flows, int(s))[lo:hi + 1]                      # (n, 2, H, W)
             src = x[int(s)].expand(u.shape[0], 1, *x.shape[1:])
             errs.append((warp(src, u) - x[lo:hi + 1, None]).pow(2).mean().item())
-            if callback is not None: callback(len(errs), len(candidates))
+            if report is not None: report('suggest', len(errs), len(candidates))
     return np.array(errs)
 
-def suggest_slice(slices, flows: Flows, slice_range=None, stride: int | None = None, callback=None) -> dict:
+def suggest_slice(slices, flows: Flows, slice_range=None, stride: int | None = None, report=None) -> dict:
     "The slice that best reconstructs the others (method.md); returns slice, its error and all scores."
     D = flows.depth
     lo, hi = slice_range or (0, D - 1)
@@ -52,13 +52,13 @@ def suggest_slice(slices, flows: Flows, slice_range=None, stride: int | None = N
     stride = stride or max(1, (hi - lo + 1) // 32)
     cand = list(range(lo, hi + 1, stride))
     total = len(cand) + (2 * stride - 2 if stride > 1 else 0)     # candidates, then at most this many refinements
-    report = lambda start: None if callback is None else (lambda done, _: callback(start + done, total))
-    errs = reconstruction_errors(slices, flows, cand, (lo, hi), report(0))
+    after = lambda start: None if report is None else (lambda stage, done, _: report(stage, start + done, total))
+    errs = reconstruction_errors(slices, flows, cand, (lo, hi), after(0))
     best = cand[int(np.argmin(errs))]
     if stride > 1:                                   # refine around the coarse winner
         near = [s for s in range(max(lo, best - stride + 1), min(hi, best + stride - 1) + 1) if s not in cand]
         if near:
-            errs = np.concatenate([errs, reconstruction_errors(slices, flows, near, (lo, hi), report(len(cand)))])
+            errs = np.concatenate([errs, reconstruction_errors(slices, flows, near, (lo, hi), after(len(cand)))])
             cand += near
             best = cand[int(np.argmin(errs))]
     order = np.argsort(cand)

@@ -7,24 +7,27 @@ from __future__ import annotations
 import csv, functools, hashlib, io, json, pathlib, threading, time
 from dataclasses import dataclass, field, replace
 import numpy as np
-from .io import (Volume, InputError, Flow2MaskError, choose_slice_axis, slice_axis_rule, to_slices, from_slices,
-                             as_label_array, json_ready)
+from .errors import InputError, Flow2MaskError
+from .io import (Volume, choose_slice_axis, slice_axis_rule, to_slices, from_slices, as_label_array,
+                             json_ready)
 from .flows import Flows, LocalFlows
 from .propagate import propagate, Propagation, seed_slices as check_seed
 from .stop import StopRule, STOP_REASONS
-from .pipeline import Prepared, prepare, local_flows, model_fit_kwargs
-from .checkpoint import as_network, atomic_write_bytes
-from .warp import auto_threads
+from .pipeline import Prepared, prepare, local_flows, FlowSettings, FLOW_OPTIONS
+from .progress import Progress, listeners, part as progress_part
+from .checkpoint import as_network
+from .io import atomic_write_bytes, write_json
+from .device import auto_threads
 from .select import suggest_slice
-from .io import Cancelled
+from .errors import Cancelled
 from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'STAGE_WORDS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest',
-           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise',
-           'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Progress', 'Session',
-           'Annotation', 'annotate', 'complete', 'write_report']
+__all__ = ['BEYOND_DRAWN', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors',
+           'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise', 'least_confident', 'advise',
+           'describe_stop', 'mark_end', 'marked_extents', 'Session', 'Annotation', 'annotate', 'complete',
+           'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -98,7 +101,7 @@ def slab_flows(flows: Flows, lo: int, hi: int) -> Flows:
     return out
 
 # %% ../nbs/45_session.ipynb 14
-def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, kw, marked=None, past=None) -> Propagation:
+def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw, marked=None, past=None) -> Propagation:
     "`propagate` on slices lo..hi, seeded with the anchors there, the labels' marked ends and slices drawn past a stop."
     lo, hi = part
     seed = np.zeros((hi - lo + 1, *stack.shape[1:]), stack.dtype)
@@ -112,7 +115,7 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, callback, 
         stop = kw.get('stop') or StopRule()
         kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends},
                                     past_stop={**(stop.past_stop or {}), **beyond})}
-    return propagate(intensities[lo:hi + 1], seed, fl, labels, callback=callback, **kw)
+    return propagate(intensities[lo:hi + 1], seed, fl, labels, report=report, **kw)
 
 def past_stops(anchors: dict, rev: Revision | None) -> dict:
     "{label: drawn slices outside where a run had put the label}: corrections of a stop that came too early (kept)."
@@ -213,7 +216,7 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
            labels,                    # (D, H, W) labels as they are now: drawn, propagated, corrected
            flows: Flows,              # the volume's flows (any in-plane size, with their local flows)
            rev: Revision | None = None,  # what the last run left (None: a first run)
-           callback=None,             # called as callback(done, total) per propagated slice; may raise to cancel
+           report=None,               # report('propagate', done, total) per propagated slice; may raise to cancel
            extents=None,              # {label: (first, last)}: end slices marked now (kept for later runs): filled exactly
            **propagate_kw,            # `propagate` options: stop, mode, refine
           ) -> tuple:                 # (new labels (D, H, W), Revision)
@@ -230,9 +233,9 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
                    ends, marked, past)
     parts = _parts(stack, anchors, changed, rev, remarked)
     for i, (ls, part) in enumerate(parts):
-        report = None if callback is None else (lambda d, t, i=i: callback(i * t + d, len(parts) * t))
         if anchors.get(ls[0]):
-            res = _propagate_part(intensities, stack, flows, ls, anchors, part, report, propagate_kw, marked, past)
+            res = _propagate_part(intensities, stack, flows, ls, anchors, part, progress_part(report, i, len(parts)),
+                                  propagate_kw, marked, past)
         else: res = Propagation(np.zeros((part[1] - part[0] + 1, *stack.shape[1:]), stack.dtype))   # nothing drawn left
         _write(stack, res, ls, {l: anchors.get(l, {}) for l in ls}, part, new)
     _trim(stack, _within(ends, marked), new)
@@ -311,33 +314,7 @@ def marked_extents(marks: dict) -> tuple:
     done = {int(l): (int(a), int(b)) for l, (a, b) in marks.items() if a is not None and b is not None}
     return done, sorted(int(l) for l in marks if int(l) not in done)
 
-# %% ../nbs/45_session.ipynb 33
-STAGE_WORDS = dict(prepare='preparing the image', fit='fitting the flows', flows='computing the flows',
-                   suggest='scoring candidate slices', propagate='propagating', done='done')
-
-class Progress:
-    "A job's progress as a face polls it: `stage`, `fraction` and when they last changed; `cancel()` stops the job."
-    def __init__(self):
-        self.stage, self.fraction, self.updated = 'prepare', 0., time.monotonic()
-        self._cancel = threading.Event()
-
-    def __call__(self, stage: str, fraction: float):
-        "Report a step (the callback the work calls); raises `Cancelled` once `cancel()` was called."
-        if self._cancel.is_set(): raise Cancelled(f'cancelled while {STAGE_WORDS.get(self.stage, self.stage)}')
-        self.stage, self.fraction, self.updated = stage, min(1., max(0., float(fraction))), time.monotonic()
-
-    def counter(self, stage: str):
-        "A callback(done, total) reporting `stage`."
-        return lambda done, total: self(stage, done / max(total, 1))
-
-    def cancel(self): self._cancel.set()
-
-    @property
-    def cancelled(self) -> bool: return self._cancel.is_set()
-
-    def __str__(self): return f"{STAGE_WORDS.get(self.stage, self.stage)} {self.fraction:.0%}"
-
-# %% ../nbs/45_session.ipynb 36
+# %% ../nbs/45_session.ipynb 35
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume,           # the image to annotate
@@ -377,7 +354,7 @@ class Session:
             self.prepared = prepare(self.image, self._axis, kw.get('modality', 'auto'), kw.get('window'), self.size)
         return self.prepared
 
-    def compute_flows(self, callback=None) -> Flows:
+    def compute_flows(self, report=None) -> Flows:
         "The image's flows on the first call: a file made for it before (`find_flows`), else estimated (with progress)."
         if self.flows is None and self.reuse_flows:
             found = find_flows(self.image, self.axis, self.fingerprint, **self.flow_kw)
@@ -386,7 +363,7 @@ class Session:
                 except Flow2MaskError: pass          # changed since it was found: estimate them
         if self.flows is None:
             prep = self.prepare()
-            _, flows, meta = make_flows(self.image, self._axis, self.size, callback=callback, prepared=prep, **self.flow_kw)
+            _, flows, meta = make_flows(self.image, self._axis, self.size, report=report, prepared=prep, **self.flow_kw)
             if self.flows is None:              # unless a flows file came meanwhile
                 self.flows, self.flows_meta = flows, meta
                 self.flows_info = dict(flow_source=meta['flow_source'], flow_seconds=meta['seconds'])
@@ -399,42 +376,43 @@ class Session:
         self.flows, self.flows_meta, self.flows_path = flows, meta, pathlib.Path(path)
         self.flows_info = dict(flow_source=meta.get('flow_source'), flow_seconds=0., flows_file=str(path))
 
-    def suggest(self, slice_range=None, callback=None) -> dict:
+    def suggest(self, slice_range=None, report=None) -> dict:
         "The slice to annotate (`select.suggest_slice` on the working grid), with the slice axis."
-        cb = callback or (lambda stage, fraction: None)
-        self.compute_flows(cb)
-        out = suggest_slice(self.prepared.work.numpy(), self.flows, slice_range,
-                            callback=lambda d, t: cb('suggest', d / max(t, 1)))
+        self.compute_flows(report)
+        out = suggest_slice(self.prepared.work.numpy(), self.flows, slice_range, report=report)
         return {**out, 'axis': self.axis}
 
-    def propagate(self, labels, revision: Revision | None = None, callback=None, extents=None, **propagate_kw) -> tuple:
+    def propagate(self, labels, revision: Revision | None = None, report=None, extents=None, **propagate_kw) -> tuple:
         "`revise` the labels (D, H, W, slices first) since `revision` (`propagate_kw`: stop, mode, refine, progress)."
-        cb = callback or (lambda stage, fraction: None)
-        self.compute_flows(cb)
-        if self.local: self.add_local_flows(np.asarray(labels), revision, cb)
-        return revise(self.prepared.raw, labels, self.flows, revision, lambda d, t: cb('propagate', d / max(t, 1)),
-                      extents, spacing=self.prepared.spacing, **propagate_kw)
+        self.compute_flows(report)
+        if self.local: self.add_local_flows(np.asarray(labels), revision, report)
+        return revise(self.prepared.raw, labels, self.flows, revision, report, extents, spacing=self.prepared.spacing,
+                      **propagate_kw)
 
     @functools.cached_property
     def network(self):
         "The trained network the flows start from (`model`, loaded once), or None."
-        return as_network(self.flow_kw.get('model'))
+        return as_network(self.flow_settings.model)
 
-    def add_local_flows(self, labels, revision: Revision | None = None, callback=None) -> list:
+    @functools.cached_property
+    def flow_settings(self) -> FlowSettings:
+        "How this session's flows are made (`pipeline.FlowSettings`), read from its options."
+        return FlowSettings.from_options(size=self.size, **{k: v for k, v in self.flow_kw.items() if k in FLOW_OPTIONS})
+
+    def add_local_flows(self, labels, revision: Revision | None = None, report=None) -> list:
         "`pipeline.local_flows` for the drawn and corrected slices, fitted as the volume's flows were (kept, reused)."
-        kw = self.flow_kw
         seed = np.zeros_like(labels)
         for l, ks in current_anchors(labels, revision).items():
             for k in ks: seed[k][labels[k] == l] = l
         if not seed.any(): return []
         t0 = time.perf_counter()
-        fit_kw = model_fit_kwargs(self.network, kw.get('flow_source', 'auto'), kw.get('fit_steps'), kw.get('budget_s'))
-        new = local_flows(self.prepare(), seed, self.flows, callback=callback, threads=kw.get('threads') or auto_threads(),
-                          seed=kw.get('seed', 0), device=kw.get('device', 'auto'), **fit_kw)
+        s = self.flow_settings
+        new = local_flows(self.prepare(), seed, self.flows, report=report, threads=s.threads or auto_threads(), seed=s.rng,
+                          device=s.device, **s.fit_kwargs(self.network))
         self.local_seconds += time.perf_counter() - t0
         return new
 
-# %% ../nbs/45_session.ipynb 40
+# %% ../nbs/45_session.ipynb 39
 @dataclass
 class Annotation:
     "What `annotate` returns: the label volume (image geometry), the propagation details, the flows and the session."
@@ -471,7 +449,7 @@ def annotate(image: Volume,            # the image to annotate
              labels=None,              # label values to propagate (default: all in the seed)
              axis: int | None = None,  # slice axis (default: the one the seed is drawn across, else the coarsest spacing)
              extents: dict | None = None,  # {label: (first, last)}: slices the user marked as a label's ends: filled exactly
-             callback=None,            # called as callback(stage, fraction): 'fit', 'local', 'propagate', 'done'; may raise
+             report=None,              # report(stage, done, total): 'fit' or 'flows', 'local', 'propagate', 'done'; may raise
              progress: bool = False,   # tqdm bars for the fit and the propagation
              **options,                # `SESSION_OPTIONS` (flows, size, model, flow_source, ...) and `PROPAGATE_OPTIONS`
             ) -> Annotation:
@@ -486,19 +464,18 @@ def annotate(image: Volume,            # the image to annotate
     stack = np.ascontiguousarray(to_slices(seed_arr, prep.axis))
     drawn = check_seed(stack, labels)                  # before minutes of flow fitting, not after
     if labels is not None: stack = np.where(np.isin(stack, list(drawn)), stack, 0).astype(stack.dtype)
-    session.compute_flows(callback)
-    if callback: callback('propagate', 0.)
+    session.compute_flows(report)
     t1 = time.perf_counter()
-    out, rev = session.propagate(stack, None, callback, extents, progress=progress, **propagate_kw)   # finer flows first
+    out, rev = session.propagate(stack, None, report, extents, progress=progress, **propagate_kw)   # finer flows first
     t2 = time.perf_counter()
     seconds = t2 - t1 - session.local_seconds
-    info = dict(intensity=prep.intensity, **session.flows_info)
+    info = dict(intensity=prep.intensity.to_dict(), **session.flows_info)
     if session.local:
         info.update(local_seconds=session.local_seconds, local_flows=[dict(labels=list(lf.labels), box=list(lf.box),
                     grid=list(lf.flows.shape)) for lf in session.flows.local])
     info.update(axis=prep.axis, axis_rule=axis_rule, propagate_seconds=seconds, total_seconds=t2 - t0,
                 working_shape=list(session.flows.shape), mode=propagate_kw.get('mode', 'composed'))
-    if callback: callback('done', 1.)
+    if report: report('done', 1, 1)
     return Annotation(image.with_array(from_slices(out, prep.axis)), Propagation(out, rev.records, rev.stops, seconds),
                       session.flows, prep, info, session, rev)
 
@@ -506,7 +483,7 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/45_session.ipynb 45
+# %% ../nbs/45_session.ipynb 44
 REPORT_COLUMNS = ('slice', 'label', 'seed', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source', 'doubt')
 
@@ -519,6 +496,5 @@ def write_report(annotation: Annotation, path) -> tuple:
     for r in rows: w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_bytes(path, buf.getvalue().encode())
     js = path.with_suffix('.json')
-    atomic_write_bytes(js, json.dumps(json_ready(dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info)),
-                                      indent=1, default=float, allow_nan=False).encode())
+    write_json(js, dict(slices=rows, stops=annotation.propagation.stops, info=annotation.info))
     return path, js

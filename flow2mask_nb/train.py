@@ -5,23 +5,28 @@
 # %% ../nbs/30_train.ipynb 2
 from __future__ import annotations
 import os, io, csv, json, time, math, pathlib, contextlib
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-from .io import Flow2MaskError, InputError, read_volume, choose_slice_axis, to_slices
-from .warp import warp, compose_flows, torch_threads
-from .preprocess import normalize_intensity, working_shape
+from .errors import Flow2MaskError, InputError
+from .progress import reporting
+from .io import read_volume, choose_slice_axis, to_slices
+from .device import torch_threads
+from .warp import warp, compose_flows
+from .preprocess import normalize_intensity, working_shape, resize_slices
 from .model import FlowNetConfig, FlowNet3D, build_model
-from .flows import Flows, pick_device, chain_flow
-from .losses import (l2g_loss, l2g_reach, iss_loss, fb_consistency_loss, smoothness_loss,
+from .device import pick_device
+from .flows import Flows, chain_flow
+from .losses import (l2g_loss, l2g_reach, anchor_slices, iss_loss, fb_consistency_loss, smoothness_loss,
                                  vol2flow_loss, get_similarity)
-from .checkpoint import save_checkpoint, load_checkpoint, as_network, atomic_write_bytes
+from .checkpoint import save_checkpoint, load_checkpoint, as_network
+from .io import atomic_write_bytes
 
 # %% auto 0
-__all__ = ['HISTORY_COLUMNS', 'REFINE', 'network_flows', 'fit', 'fit_network', 'TrainConfig', 'default_arch', 'prepare_volume',
-           'sample_slab', 'sample_loss', 'flow_distance', 'write_history', 'plot_history', 'train', 'model_flows']
+__all__ = ['NETWORK_FIT', 'HISTORY_COLUMNS', 'REFINE', 'network_flows', 'FitSettings', 'fit', 'fit_network', 'TrainConfig',
+           'default_arch', 'prepare_volume', 'sample_slab', 'sample_loss', 'flow_distance', 'write_history',
+           'plot_history', 'TrainSchedule', 'train', 'model_flows']
 
 # %% ../nbs/30_train.ipynb 5
 def _check_volume(slices):
@@ -35,10 +40,8 @@ def _check_volume(slices):
     return slices
 
 def _resize_stack(x, h, w):
-    "Resize a (D, H, W) stack in-plane (bilinear, align_corners=True, antialiased when shrinking)."
-    if tuple(x.shape[1:]) == (h, w): return x
-    return F.interpolate(x[:, None], size=(h, w), mode='bilinear', align_corners=True,
-                         antialias=h < x.shape[1] or w < x.shape[2])[:, 0]
+    "Resize a (D, H, W) stack in-plane (bilinear, antialiased when shrinking: the network's and the fit's pyramids)."
+    return resize_slices(x, (h, w), antialias=True)
 
 def _up(params, H, W):
     "Coarse flow parameters (2, D-1, 2, h, w), in pixels of the (H, W) grid, upsampled to (H, W): a Flows."
@@ -84,27 +87,58 @@ class _Objective:
 
     def __call__(self, x, fl, step):
         K = l2g_reach(step / self.steps, 1, self.reach, self.growth, self.full_at)
-        loss = l2g_loss(x, fl, K, anchors=self.anchors, rho=self.rho, generator=self.generator)
+        loss = l2g_loss(x, fl, K, anchors=anchor_slices(self.anchors, x.shape[0], self.generator), rho=self.rho)
         for w, f in zip(self.weights, (iss_loss, smoothness_loss, fb_consistency_loss)):
             if w: loss = loss + w * f(fl)
         return loss, K
 
 class _Run:
-    "What every per-volume optimisation loop shares: history, progress bar, callback and time budget."
-    def __init__(self, steps, budget_s, desc, progress, callback):
-        self.steps, self.budget_s, self.callback, self.history = steps, budget_s, callback, []
+    "What every per-volume optimisation loop shares: history, progress report and time budget."
+    def __init__(self, steps, budget_s, stage, report):
+        self.steps, self.budget_s, self.stage, self.report, self.history = steps, budget_s, stage, report, []
         self.t0 = time.time()
-        self.bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
 
     def out_of_time(self) -> bool: return self.budget_s is not None and time.time() - self.t0 > self.budget_s
 
     def log(self, step, loss, K, level):
-        loss = loss.item()
-        self.history.append({'step': step, 'loss': loss, 'reach': K, 'level': level, 'time': time.time() - self.t0})
-        self.bar.update(1); self.bar.set_postfix(loss=f'{loss:.5f}', K=K)
-        if self.callback is not None: self.callback(step + 1, self.steps, loss)
+        self.history.append({'step': step, 'loss': loss.item(), 'reach': K, 'level': level, 'time': time.time() - self.t0})
+        if self.report is not None: self.report(self.stage, step + 1, self.steps)
 
-# %% ../nbs/30_train.ipynb 9
+# %% ../nbs/30_train.ipynb 8
+@dataclass(frozen=True)
+class FitSettings:
+    "How `fit` optimises one volume's flows: the measured defaults (README, bench/defaults.py)."
+    steps: int | None = None     # optimisation steps (None: 180, the measured default; 0: the init's flows)
+    budget_s: float | None = None  # wall-clock budget: stop early (keeping the flows so far) when spent
+    reach: int = 6               # final L2G reach K
+    full_at: float = 0.5         # progress at which the reach hits `reach`
+    growth: str = 'linear'       # reach growth (see `l2g_reach`)
+    rho: object = 'mse'          # similarity ('mse', 'ncc', 'ssim' or callable)
+    grid: int = 2                # flow parameters on a grid this many times coarser than the image
+    levels: tuple = (2, 1)       # image scales from coarse to fine (1 = full resolution)
+    split: tuple | None = None   # fraction of steps per level (default: equal)
+    anchors: object = 10         # anchors per step: int = random subset (10 measured as good as all on CT), None = all
+    lr: float = 0.05             # Adam learning rate, in pixels of the finest level
+    iss_weight: float = 0.       # weight of the ISS loss
+    smooth_weight: float = 0.    # weight of the in-plane smoothness loss
+    fb_weight: float = 0.        # weight of the forward-backward consistency loss
+
+    def __post_init__(self):
+        if self.steps is not None and self.steps < 0: raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.reach < 1: raise ValueError(f"reach must be >= 1, got {self.reach}")
+
+    @property
+    def step_count(self) -> int: return 180 if self.steps is None else int(self.steps)
+
+    def objective(self, depth: int, seed: int) -> _Objective:
+        "The loss these settings minimise on a volume of `depth` slices (anchors drawn from `seed`)."
+        return _Objective(max(self.step_count, 1), min(self.reach, depth - 1), self.full_at, self.growth,
+                          get_similarity(self.rho), self.anchors, (self.iss_weight, self.smooth_weight, self.fb_weight),
+                          torch.Generator().manual_seed(seed))
+
+NETWORK_FIT = FitSettings(steps=150, lr=1e-3)   # `fit_network`: the weights of a network, not flows, are optimised
+
+# %% ../nbs/30_train.ipynb 10
 def _level_plan(levels, split, steps) -> list:
     "[(scale, step at which the stage ends)] for the coarse-to-fine stages."
     levels = tuple(levels)
@@ -139,85 +173,66 @@ def _fit_levels(x, plan, start, grid, lr, objective, run) -> Flows:
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); run.log(step, loss, K, scale); step += 1
     return _up(params.detach(), *hw)
 
-# %% ../nbs/30_train.ipynb 10
+# %% ../nbs/30_train.ipynb 11
 def fit(slices,                      # (D, H, W) intensities normalised to [0, 1], at working resolution
-        steps: int | None = None,    # optimisation steps (None: 180, the measured default; 0: the init's flows)
-        budget_s: float | None = None,  # wall-clock budget: stop early (keeping the flows so far) when spent
+        settings: FitSettings | None = None,  # how to optimise (None: `FitSettings()`, the measured defaults)
         init=None,                   # start from: Flows, a trained network, or a checkpoint path
-        reach: int = 6,              # final L2G reach K
-        full_at: float = 0.5,        # progress at which the reach hits `reach`
-        growth: str = 'linear',      # reach growth (see `l2g_reach`)
-        rho='mse',                   # similarity ('mse', 'ncc', 'ssim' or callable)
-        grid: int = 2,               # flow parameters on a grid this many times coarser than the image
-        levels: tuple = (2, 1),      # image scales from coarse to fine (1 = full resolution)
-        split: tuple | None = None,  # fraction of steps per level (default: equal)
-        anchors=10,                  # anchors per step: int = random subset (10 measured as good as all on CT), None = all
-        lr: float = 0.05,            # Adam learning rate, in pixels of the finest level
-        iss_weight: float = 0.,      # weight of the ISS loss
-        smooth_weight: float = 0.,   # weight of the in-plane smoothness loss
-        fb_weight: float = 0.,       # weight of the forward-backward consistency loss
         device='cpu',                # 'auto', 'cpu', 'cuda', 'mps'
         seed: int = 0,               # seeds the anchors; CPU runs are deterministic
-        progress: bool = True,       # show a tqdm progress bar
         threads: int | None = None,  # torch CPU threads during the fit (None: leave as is); 1 is safest on a busy machine
-        callback=None,               # called as callback(step, steps, loss) after every step; may raise to cancel
+        progress: bool = True,       # a tqdm bar
+        report=None,                 # report('fit', done, total) after every step (`progress`); may raise to cancel
+        **changes,                   # fields of `FitSettings` changed for this call, e.g. steps=40
        ) -> tuple[Flows, list]:
     "Self-supervised flows of one volume, optimised directly; returns (Flows on the input grid, on the CPU; per-step history)."
+    s = replace(settings or FitSettings(), **changes)
     slices = _check_volume(slices)
-    steps = 180 if steps is None else int(steps)
-    if steps < 0 or (steps == 0 and init is None): raise ValueError(f"steps must be >= 1 (0 only with init), got {steps}")
-    if reach < 1: raise ValueError(f"reach must be >= 1, got {reach}")
+    steps = s.step_count
+    if steps == 0 and init is None: raise ValueError("steps must be >= 1 (0 only with init)")
     device = pick_device(device)
     D, H, W = slices.shape
     torch.manual_seed(seed)
-    objective = _Objective(max(steps, 1), min(reach, D - 1), full_at, growth, get_similarity(rho), anchors,
-                           (iss_weight, smooth_weight, fb_weight), torch.Generator().manual_seed(seed))
-    plan = _level_plan(levels, split, steps)
-    with torch_threads(threads or None):   # restored however the fit ends
+    objective = s.objective(D, seed)
+    plan = _level_plan(s.levels, s.split, steps)
+    with torch_threads(threads or None), reporting(report, progress) as report:   # restored however the fit ends
         start = _flows_from_init(init, slices, device)
         if steps == 0: return start.resize(H, W).detach().to('cpu', torch.float32), []
-        run = _Run(steps, budget_s, 'fit', progress, callback)
-        try: fl = _fit_levels(slices.to(device), plan, start, grid, lr, objective, run)
-        finally: run.bar.close()
+        run = _Run(steps, s.budget_s, 'fit', report)
+        fl = _fit_levels(slices.to(device), plan, start, s.grid, s.lr, objective, run)
     return fl.resize(H, W).to('cpu'), run.history
 
-# %% ../nbs/30_train.ipynb 11
+# %% ../nbs/30_train.ipynb 12
 def fit_network(slices,                  # (D, H, W) intensities normalised to [0, 1]
                 net=None,                # the network to fine-tune (changed in place), a checkpoint path, or None: a fresh FlowNet3D
-                steps: int = 150,        # optimisation steps
-                budget_s: float | None = None,  # wall-clock budget
-                lr: float = 1e-3,        # Adam learning rate
-                reach: int = 6,          # final L2G reach
-                anchors=10,              # anchors per step
-                iss_weight: float = 0.,  # weight of the ISS loss
-                device='cpu', seed: int = 0, progress: bool = True, threads: int | None = None, callback=None,
+                settings: FitSettings = NETWORK_FIT,  # steps, budget_s, lr, reach, anchors and iss_weight are used
+                device='cpu',
+                seed: int = 0,
+                progress: bool = True,   # a tqdm bar
+                report=None,             # report('fit', done, total) after every step; may raise to cancel
+                **changes,               # fields of `FitSettings` changed for this call
                ) -> tuple[Flows, list]:
     "Test-time training: fit a network's weights to this one volume; returns (Flows on the input grid, on the CPU; history)."
+    s = replace(settings, **changes)
     slices = _check_volume(slices)
-    if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
+    if s.step_count < 1: raise ValueError(f"steps must be >= 1, got {s.steps}")
     if isinstance(net, Flows): raise ValueError("fit_network needs a network or a checkpoint path, not Flows (use fit(init=...))")
     device = pick_device(device)
     D, H, W = slices.shape
     torch.manual_seed(seed)
     net = (build_model() if net is None else as_network(net, device)).to(device).train()
-    size = net.cfg.size
-    x = _resize_stack(slices, *working_shape(H, W, size)).to(device)
-    objective = _Objective(steps, min(reach, D - 1), anchors=anchors, weights=(iss_weight, 0., 0.),
-                           generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    run = _Run(steps, budget_s, 'fit (network)', progress, callback)
-    with torch_threads(threads or None):
-        try:
-            for step in range(steps):
-                if run.out_of_time(): break
-                with _autocast(device): fl = net(x)
-                loss, K = objective(x, fl.to(dtype=torch.float32), step)
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); run.log(step, loss, K, 1)
-        finally: run.bar.close()
-        fl = network_flows(net, slices, device)
-    return fl.detach().to('cpu'), run.history
+    x = _resize_stack(slices, *working_shape(H, W, net.cfg.size)).to(device)
+    objective = replace(s, smooth_weight=0., fb_weight=0.).objective(D, seed)
+    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    with reporting(report, progress) as report:
+        run = _Run(s.step_count, s.budget_s, 'fit', report)
+        for step in range(s.step_count):
+            if run.out_of_time(): break
+            with _autocast(device): fl = net(x)
+            loss, K = objective(x, fl.to(dtype=torch.float32), step)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); run.log(step, loss, K, 1)
+    return network_flows(net, slices, device).detach().to('cpu'), run.history
 
-# %% ../nbs/30_train.ipynb 20
+# %% ../nbs/30_train.ipynb 21
 @dataclass
 class TrainConfig:
     "A training recipe: what each step samples and the loss it minimises (saved with the model)."
@@ -253,7 +268,7 @@ def default_arch(size: int = 128, kind: str = '2d', out_stride: int = 2) -> Flow
     n = FlowNetConfig.decoder_levels(len(FlowNetConfig.enc), out_stride)
     return FlowNetConfig(size=size, kind=kind, out_stride=out_stride, dec=(32,) * n)
 
-# %% ../nbs/30_train.ipynb 21
+# %% ../nbs/30_train.ipynb 22
 def prepare_volume(item, size: int | None = 128, axis=None) -> torch.Tensor:
     "A training volume as a float tensor (D, h, w) in [0, 1] on the working grid: from a path, or a normalised (D, H, W) array."
     if isinstance(item, (str, pathlib.Path)):
@@ -267,7 +282,7 @@ def prepare_volume(item, size: int | None = 128, axis=None) -> torch.Tensor:
     x = _check_volume(x)
     return _resize_stack(x, *working_shape(*x.shape[1:], size)).contiguous()
 
-# %% ../nbs/30_train.ipynb 22
+# %% ../nbs/30_train.ipynb 23
 def _randint(n, g) -> int: return int(torch.randint(n, (1,), generator=g))
 def _coin(g, p=0.5) -> bool: return bool(torch.rand(1, generator=g) < p)
 
@@ -312,20 +327,20 @@ def sample_slab(vol: torch.Tensor, cfg: TrainConfig, g: torch.Generator, flows: 
     v = _draw_view(*vol.shape, cfg, g)
     return _view_image(vol, v) if flows is None else (_view_image(vol, v), _view_flows(flows, v))
 
-# %% ../nbs/30_train.ipynb 27
+# %% ../nbs/30_train.ipynb 28
 def sample_loss(net, x: torch.Tensor, cfg: TrainConfig, progress: float, g=None, target: Flows | None = None) -> tuple:
     "(loss, reach) of one sample (D, H, W) under recipe `cfg` at training `progress` in [0, 1] (`target`: teacher flows)."
     with _autocast(x.device): fl = net(x)
     fl = fl.to(dtype=torch.float32)
     D = x.shape[0]
     margin = min(cfg.margin, (min(x.shape[1:]) - 1) // 2) if cfg.crop else 0
-    anchors = cfg.anchors and min(cfg.anchors, D)
+    anchors = anchor_slices(cfg.anchors and min(cfg.anchors, D), D, g)
     K = None
     if cfg.loss == 'l2g':
         K = l2g_reach(min(progress, 1.), 1, cfg.reach or D - 1, cfg.growth, cfg.full_at, depth=D)
-        value = l2g_loss(x, fl, K, anchors=anchors, generator=g, margin=margin)
+        value = l2g_loss(x, fl, K, anchors=anchors, margin=margin)
     else:
-        value = vol2flow_loss(x, fl, cfg.vol2flow_steps, anchors=anchors, generator=g, margin=margin)
+        value = vol2flow_loss(x, fl, cfg.vol2flow_steps, anchors=anchors, margin=margin)
     if cfg.iss_weight: value = value + cfg.iss_weight * iss_loss(fl)
     if cfg.teacher and target is not None: value = value + cfg.teacher * flow_distance(fl, target.to(x.device), margin)
     return value, K
@@ -336,7 +351,7 @@ def flow_distance(flows: Flows, target: Flows, margin: int = 0) -> torch.Tensor:
     inner = (..., slice(margin, H - margin), slice(margin, W - margin))
     return sum(((a - b)[inner] ** 2).sum(1).mean() for a, b in ((flows.forward, target.forward), (flows.backward, target.backward))) / 2
 
-# %% ../nbs/30_train.ipynb 29
+# %% ../nbs/30_train.ipynb 30
 HISTORY_COLUMNS = ('step', 'seconds', 'loss', 'reach')
 
 def write_history(history: list, path) -> pathlib.Path:
@@ -359,7 +374,7 @@ def plot_history(history: list, path=None, smooth: int = 25):
     if path is not None: fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/30_train.ipynb 31
+# %% ../nbs/30_train.ipynb 32
 def _dist_info():
     world = int(os.environ.get('WORLD_SIZE', '1'))
     return world, int(os.environ.get('RANK', '0')), int(os.environ.get('LOCAL_RANK', '0'))
@@ -417,84 +432,124 @@ def _save(out: pathlib.Path, name: str, st: _State, recipe: TrainConfig, meta: d
     if state: extra['history'] = st.history
     save_checkpoint(out / name, st.model, st.opt if state else None, step=st.step, rng=state, extra=extra)
 
-# %% ../nbs/30_train.ipynb 32
-def train(volumes,                    # list of paths and/or normalised (D, H, W) tensors/arrays (unlabeled)
-          out,                        # output folder: model.safetensors, checkpoint.safetensors, history.csv/png
-          recipe: TrainConfig | None = None,   # what each step samples and minimises (default: `TrainConfig()`)
-          arch: FlowNetConfig | None = None,   # the network (default: `default_arch(recipe.size)`)
-          steps: int | None = None,   # stop after this many steps (per process) ...
-          budget_s: float | None = None,  # ... or when this many seconds of training are spent (the first of the two)
-          device='auto',              # 'auto', 'cpu', 'cuda', 'mps' (under torchrun: cuda:LOCAL_RANK if CUDA)
-          seed: int = 0,              # seeds the network's init and all sampling
-          resume: bool = False,       # continue from out/checkpoint.safetensors if it exists
-          checkpoint_every: int = 100,  # steps between checkpoints (0: only at the end)
-          snapshots=(),               # seconds of training at which to save model_<t>s.safetensors (for curves)
-          progress: bool = True,      # tqdm progress bar
-          callback=None,              # called as callback(steps_done, loss) after every step; may raise to stop
-         ) -> tuple:                  # (network in eval mode, history: per-step dicts)
-    "Train a flow network self-supervised over unlabeled volumes, for `steps` or `budget_s`; checkpoint at the end."
-    recipe = recipe or TrainConfig()
-    if steps is None and budget_s is None: raise InputError("give steps or budget_s (or both)")
-    if (steps is not None and steps < 1) or (budget_s is not None and budget_s <= 0):
-        raise InputError(f"steps must be >= 1 and budget_s > 0, got {steps}, {budget_s}")
-    world, rank, local = _dist_info()
-    distributed = world > 1
-    own_group = distributed and not torch.distributed.is_initialized()   # ours to destroy at the end
-    if own_group:
-        torch.distributed.init_process_group('nccl' if torch.cuda.is_available() and str(device) in ('auto', 'cuda') else 'gloo')
-    dev = pick_device(device)
-    if distributed and dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
+# %% ../nbs/30_train.ipynb 33
+@dataclass
+class TrainSchedule:
+    "How long a `train` run goes and what it leaves on the way."
+    steps: int | None = None          # stop after this many steps (per process) ...
+    budget_s: float | None = None     # ... or when this many seconds of training are spent (the first of the two)
+    resume: bool = False              # continue from out/checkpoint.safetensors if it exists
+    checkpoint_every: int = 100       # steps between checkpoints (0: only at the end)
+    snapshots: tuple = ()             # seconds of training at which to save model_<t>s.safetensors (for curves)
+
+    def __post_init__(self):
+        if self.steps is None and self.budget_s is None: raise InputError("give steps or budget_s (or both)")
+        if (self.steps is not None and self.steps < 1) or (self.budget_s is not None and self.budget_s <= 0):
+            raise InputError(f"steps must be >= 1 and budget_s > 0, got {self.steps}, {self.budget_s}")
+
+    def done(self, st: _State) -> tuple:
+        "(done, total) for a progress report: steps when counted in steps, else whole seconds."
+        if self.steps: return st.step, self.steps
+        return min(int(st.seconds), int(self.budget_s)), int(self.budget_s)
+
+@dataclass
+class _Trainer:
+    "One training process: its state, data, where it writes, and its place among the processes (rank)."
+    st: _State
+    vols: list
+    recipe: TrainConfig
+    plan: TrainSchedule
+    out: pathlib.Path
+    dev: torch.device
+    seed: int
+    meta: dict
+
+    @property
+    def rank(self) -> int: return _dist_info()[1]
+
+    def save(self, name: str, state: bool = True):
+        "A checkpoint (`state`) or a weights-only model file, written by rank 0 only."
+        if self.rank == 0: _save(self.out, name, self.st, self.recipe, self.meta, state)
+
+    def run(self, net, report=None):
+        "Step until the schedule is spent: checkpoints, snapshots, the loss log; `report('train', done, total)` per step."
+        st, plan, distributed = self.st, self.plan, _dist_info()[0] > 1
+        t1 = time.time()
+        teachers = [fit(v, device=self.dev, progress=False)[0] for v in self.vols] if self.recipe.teacher else None
+        st.seconds += time.time() - t1                   # the teachers' fits are part of the training time
+        snaps = sorted(s for s in plan.snapshots if s > st.seconds)
+        t0 = time.time() - st.seconds
+        # one progress value per step drives both the reach schedule and the stop; the ranks agree on it through an
+        # all-reduce only under a time budget (step counts are the same on every rank)
+        while (p := _progress(st.step, time.time() - t0, plan.steps, plan.budget_s, distributed and plan.budget_s is not None,
+                              self.dev)) < 1:
+            g = _step_generator(self.seed, st.step, self.rank)
+            value, K = _train_step(net, st.opt, self.vols, teachers, self.recipe, p, g, self.dev)
+            st.step, st.seconds = st.step + 1, time.time() - t0
+            st.history.append(dict(step=st.step - 1, seconds=round(st.seconds, 3), loss=value, reach=K))
+            if plan.checkpoint_every and st.step % plan.checkpoint_every == 0:
+                self.save('checkpoint.safetensors')
+                if self.rank == 0: write_history(st.history, self.out / 'history.csv')
+            while snaps and st.seconds >= snaps[0]: self.save(f'model_{snaps.pop(0):g}s.safetensors', state=False)
+            if report is not None: report('train', *plan.done(st))
+        self.save('checkpoint.safetensors'); self.save('model.safetensors', state=False)
+        if self.rank == 0: _finish(st.history, self.out)
+
+def _trainer(volumes, out, recipe: TrainConfig, arch, plan: TrainSchedule, dev, seed: int) -> _Trainer:
+    "The volumes on the working grid and a fresh or resumed network, checked against the recipe."
     out = pathlib.Path(out); out.mkdir(parents=True, exist_ok=True)
     vols = [prepare_volume(v, recipe.size) for v in volumes]
     if not vols: raise InputError("no training volumes given")
     arch = arch or default_arch(recipe.size)
     if arch.size != recipe.size: raise InputError(f"the network's size {arch.size} differs from the recipe's working size {recipe.size}")
-    st = _start(recipe, arch, dev, seed, out / 'checkpoint.safetensors', resume)
-    net = torch.nn.parallel.DistributedDataParallel(st.model, device_ids=[dev] if dev.type == 'cuda' else None) if distributed else st.model
-    meta = dict(seed=seed, world_size=world, device=dev.type,
+    st = _start(recipe, arch, dev, seed, out / 'checkpoint.safetensors', plan.resume)
+    meta = dict(seed=seed, world_size=_dist_info()[0], device=dev.type,
                 volumes=[pathlib.Path(v).name if isinstance(v, (str, pathlib.Path)) else 'array' for v in volumes])
-    save = (lambda name, state=True: _save(out, name, st, recipe, meta, state)) if rank == 0 else (lambda *a, **k: None)
-    t1 = time.time()
-    teachers = [fit(v, device=dev, progress=False)[0] for v in vols] if recipe.teacher else None   # part of the training time
-    st.seconds += time.time() - t1
-    snaps = sorted(s for s in snapshots if s > st.seconds)
-    bar = tqdm(total=steps or int(budget_s), initial=st.step if steps else int(st.seconds), disable=not progress or rank != 0,
-               desc=f'train ({recipe.loss})', unit='step' if steps else 's')
-    t0 = time.time() - st.seconds
+    return _Trainer(st, vols, recipe, plan, out, dev, seed, meta)
+
+def _run_device(device, local: int, distributed: bool) -> torch.device:
+    "The device of this process: under DDP on CUDA, the GPU of its local rank."
+    dev = pick_device(device)
+    if distributed and dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
+    return dev
+
+def train(volumes,                    # list of paths and/or normalised (D, H, W) tensors/arrays (unlabeled)
+          out,                        # output folder: model.safetensors, checkpoint.safetensors, history.csv/png
+          recipe: TrainConfig | None = None,   # what each step samples and minimises (default: `TrainConfig()`)
+          arch: FlowNetConfig | None = None,   # the network (default: `default_arch(recipe.size)`)
+          device='auto',              # 'auto', 'cpu', 'cuda', 'mps' (under torchrun: cuda:LOCAL_RANK if CUDA)
+          seed: int = 0,              # seeds the network's init and all sampling
+          progress: bool = True,      # a tqdm bar
+          report=None,                # report('train', done, total) after every step; may raise to stop
+          **schedule,                 # `TrainSchedule`: steps and/or budget_s, resume, checkpoint_every, snapshots
+         ) -> tuple:                  # (network in eval mode, history: per-step dicts)
+    "Train a flow network self-supervised over unlabeled volumes, for `steps` or `budget_s`; checkpoint at the end."
+    recipe, plan = recipe or TrainConfig(), TrainSchedule(**schedule)
+    world, rank, local = _dist_info()
+    own_group = world > 1 and not torch.distributed.is_initialized()   # ours to destroy at the end
+    if own_group:
+        torch.distributed.init_process_group('nccl' if torch.cuda.is_available() and str(device) in ('auto', 'cuda') else 'gloo')
     try:
-        # one progress value per step drives both the reach schedule and the stop; the ranks agree on it through an
-        # all-reduce only under a time budget (step counts are the same on every rank)
-        while (p := _progress(st.step, time.time() - t0, steps, budget_s, distributed and budget_s is not None, dev)) < 1:
-            value, K = _train_step(net, st.opt, vols, teachers, recipe, p, _step_generator(seed, st.step, rank), dev)
-            st.step, st.seconds = st.step + 1, time.time() - t0
-            st.history.append(dict(step=st.step - 1, seconds=round(st.seconds, 3), loss=value, reach=K))
-            bar.update(1 if steps else int(st.seconds) - bar.n); bar.set_postfix(loss=f'{value:.5f}', K=K)
-            if checkpoint_every and st.step % checkpoint_every == 0:
-                save('checkpoint.safetensors')
-                if rank == 0: write_history(st.history, out / 'history.csv')
-            while snaps and st.seconds >= snaps[0]: save(f'model_{snaps.pop(0):g}s.safetensors', state=False)
-            if callback is not None: callback(st.step, value)
-        save('checkpoint.safetensors'); save('model.safetensors', state=False)
-        if rank == 0: _finish(st.history, out)
+        job = _trainer(volumes, out, recipe, arch, plan, _run_device(device, local, world > 1), seed)
+        net = job.st.model
+        if world > 1: net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[job.dev] if job.dev.type == 'cuda' else None)
+        with reporting(report, progress and rank == 0) as report: job.run(net, report)
     finally:
-        bar.close()
         if own_group: torch.distributed.destroy_process_group()   # gloo's threads left running can abort the exit
-    return st.model.eval(), st.history
+    return job.st.model.eval(), job.st.history
 
 def _finish(history, out):
     "The loss log and its plot."
     write_history(history, out / 'history.csv')
     if history: plot_history(history, out / 'history.png')
 
-# %% ../nbs/30_train.ipynb 38
+# %% ../nbs/30_train.ipynb 39
 REFINE = dict(steps=40)   # fit's own schedule otherwise; measured: bench/bench_learned.py, README "Learned flows"
 
 def model_flows(model,                    # a trained network or checkpoint path
                 slices,                   # (D, H, W) intensities normalised to [0, 1], at working resolution
-                steps: int | None = None, # refinement steps of `fit` (None: REFINE['steps']; 0: the network's flows)
-                budget_s: float | None = None,  # or a time budget for the refinement
-                device='cpu', **fit_kwargs,     # seed, progress, threads, callback, or other `fit` settings
+                device='cpu',
+                **fit_kwargs,             # `fit`'s: seed, threads, progress, report, or `FitSettings` fields (steps: 0 for the network's own)
                ) -> tuple[Flows, list]:
-    "A trained network's flows for one volume, refined on it by `fit`: (Flows on the input grid, history)."
-    return fit(slices, steps=REFINE['steps'] if steps is None else steps, budget_s=budget_s, init=model, device=device,
-               **fit_kwargs)
+    "A trained network's flows for one volume, refined on it by `fit` (`REFINE` by default): (Flows on the input grid, history)."
+    return fit(slices, init=model, device=device, **{**REFINE, **fit_kwargs})

@@ -4,12 +4,11 @@
 
 # %% ../nbs/01_warp.ipynb 3
 from __future__ import annotations
-import contextlib, os
 import torch
 
 # %% auto 0
 __all__ = ['warp', 'compose_flows', 'compose_chain', 'jacobian_determinant', 'folding_fraction', 'cycle_error',
-           'labels_to_onehot', 'onehot_to_labels', 'warp_labels', 'torch_threads', 'auto_threads']
+           'labels_to_onehot', 'onehot_to_labels', 'warp_labels']
 
 # %% ../nbs/01_warp.ipynb 5
 def _check_flow(flow, name='flow'):
@@ -116,20 +115,3 @@ def warp_labels(labels: torch.Tensor, flow: torch.Tensor, label_ids=None, thresh
     if not ids: return torch.zeros_like(labels)
     soft = warp(labels_to_onehot(labels, ids).to(flow.dtype), flow, padding='zeros')
     return onehot_to_labels(soft, ids, threshold).to(labels.dtype)
-
-# %% ../nbs/01_warp.ipynb 24
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    "Run a block with `n` intra-op torch threads (None: leave unchanged), restoring the previous count."
-    old = torch.get_num_threads()
-    if n is not None: torch.set_num_threads(max(1, int(n)))
-    try: yield
-    finally: torch.set_num_threads(old)
-
-def auto_threads(load: float | None = None, cores: int | None = None) -> int:
-    "Torch threads for heavy work: the cores not busy with other processes (1-minute load average), at least 1."
-    cores = cores or os.cpu_count() or 1
-    if load is None:
-        try: load = os.getloadavg()[0]
-        except (OSError, AttributeError): return max(1, min(cores, torch.get_num_threads()))   # no load average (Windows)
-    return max(1, min(cores, int(cores - load + 0.5)))

@@ -187,7 +187,7 @@ def test_every_k_matches_the_benchmark_completion_on_real_cases(data_dir, tmp_pa
     assert rc == 0, se[-2000:]
     got = {r['case']: {int(l): d['dice'] for l, d in r['dice'].items()} for r in summary(out)['records']}
     for case in load_cases(tmp_path / 'cases.json'):
-        want = completion_case(case, 5, fit_steps=40, interpolation=False)
+        want, _ = completion_case(case, 5, fit_steps=40, interpolation=False)
         assert got[case.name] == pytest.approx({l: s['dice'] for l, s in want['flow2mask'].items()}, abs=1e-9)
 
 
@@ -200,7 +200,7 @@ def test_flows_of_a_batch_are_picked_up_by_an_annotator(tmp_path):
     assert rc == 0, err[-3000:]
     sess = Session(read_volume(ds / 'imagesTr' / 'case_001_0000.nii.gz'))
     stages = []
-    sess.compute_flows(lambda stage, fraction: stages.append(stage))
+    sess.compute_flows(lambda stage, done, total: stages.append(stage))
     assert sess.flows_path == (tmp_path / 'flows' / 'case_001.safetensors').resolve(), sess.flows_path
     assert 'flows' not in stages and 'fit' not in stages, stages           # nothing estimated
     assert sess.flows.depth == 16                                           # one per slice

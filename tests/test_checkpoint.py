@@ -2,7 +2,7 @@
 import os, pickle
 import pytest
 import torch
-from flow2mask_nb.io import Flow2MaskError
+from flow2mask_nb.errors import Flow2MaskError
 from flow2mask_nb.model import FlowNet3D, FlowNetConfig
 from flow2mask_nb.checkpoint import save_checkpoint, load_checkpoint, load_model
 

@@ -31,7 +31,8 @@ resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 import numpy as np
 import SimpleITK as sitk
-from flow2mask_nb.io import read_volume, Volume, Flow2MaskError
+from flow2mask_nb.errors import Flow2MaskError
+from flow2mask_nb.io import read_volume, Volume
 
 claims = []          # what ImageFileReader.Execute is about to allocate (bytes), per call
 _execute = sitk.ImageFileReader.Execute

@@ -472,11 +472,11 @@ def test_napari_progress_words_estimate_and_end(make_napari_viewer, phantom_file
     paint(lab, to_layer(ph.labels.array, layer_meta(lab.metadata)), 8, [1])
     sess = w._session(); real = sess.propagate; seen = []
 
-    def slow(labels, revision=None, callback=None, extents=None):   # finer flows for 3 s, then the real propagation
+    def slow(labels, revision=None, report=None, extents=None):   # finer flows for 3 s, then the real propagation
         for i in range(30):
-            callback('local', 0.07 + 0.8 * i / 30); time.sleep(0.1)
+            report('local', 7 + 80 * i // 30, 100); time.sleep(0.1)
         out = real(labels, revision, None, extents)
-        callback('propagate', 0.9)
+        report('propagate', 9, 10)
         return out
     monkeypatch.setattr(sess, 'propagate', slow)
     w.propagate_btn.native.click()

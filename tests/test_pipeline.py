@@ -149,7 +149,7 @@ def test_completion_on_real_cases(data_dir, name, bar):
     from flow2mask_nb.benchmark import load_cases, completion_case
     if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
     case = {c.name: c for c in load_cases(data_dir / 'dev')}[name]
-    r = completion_case(case, 5, interpolation=False)
+    r, _ = completion_case(case, 5, interpolation=False)
     mean = np.mean([s['dice'] for s in r['flow2mask'].values()])
     assert mean > bar, r['flow2mask']
     assert max(s['past'] for s in r['flow2mask'].values()) <= 2, r['flow2mask']

@@ -60,7 +60,7 @@ def windowed_crop(ph, faint_slice: int, drop: float = 65.):
 
 def test_structure_on_every_slice_of_a_short_crop_is_kept():
     "A lesion on all 13 slices of a windowed 0-255 crop, one slice of it faint: kept on every slice, the faint one in doubt."
-    ph = structure_phantom('bias', n_slices=13, extent=13, start=0, bias=0.)
+    ph = structure_phantom('disc', n_slices=13, extent=13, start=0)
     image = windowed_crop(ph, faint_slice=3)
     drawn = np.zeros_like(ph.labels.array); drawn[..., 6] = ph.labels.array[..., 6]     # drawn on the middle slice
     seed = ph.labels.with_array(drawn)
@@ -79,7 +79,7 @@ def test_structure_on_every_slice_of_a_short_crop_is_kept():
 def test_seed_drawn_on_axial_slices_sets_the_slice_axis():
     "Pixels coarser than the slices (3.9 x 3.9 x 2.5 mm): a seed drawn on one axial slice propagates along that axis."
     from flow2mask_nb.io import Volume
-    ph = structure_phantom('bias', n_slices=24, extent=12, start=6, bias=0.)
+    ph = structure_phantom('disc', n_slices=24, extent=12, start=6)
     image = Volume(ph.image.array, (3.9, 3.9, 2.5), ph.image.origin, ph.image.direction)
     truth = ph.labels.array
     ann = annotate(image, image.with_array(oracle_seed(truth, [1], axis=2)))

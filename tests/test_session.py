@@ -33,7 +33,7 @@ def test_a_correction_lifts_the_slices_around_it():
 
 def two_small_lesions():
     "384 x 384 x 12: the phantom's small disc, and a second one of other intensity 120 pixels away, moving with it."
-    ph = structure_phantom('bias', n_slices=12, size=(384, 384), extent=12, start=0, radius=7, bias=0.)
+    ph = structure_phantom('disc', n_slices=12, size=(384, 384), extent=12, start=0, radius=7)
     image = ph.image.array.astype(np.float32).copy(); labels = ph.labels.array.copy()
     for z in range(image.shape[2]):
         second = ndimage.shift(labels[..., z].astype(float), (120, 120), order=0) > 0.5
