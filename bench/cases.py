@@ -65,9 +65,43 @@ def structure_table(results, method='flow2mask') -> str:
     return '\n'.join(lines)
 
 
+def dev_rows(summary) -> list:
+    "The rows of the real dev cases (not the shared CT, not the phantom)."
+    return [r for r in summary['rows'] if r['case'] not in ('abdomen_ct', 'long_phantom')]
+
+
 def dev_mean(summary, key='flow2mask') -> float:
-    "Mean over the real dev cases (not the shared CT, not the phantom)."
-    return float(np.mean([r[key] for r in summary['rows'] if r['case'] not in ('abdomen_ct', 'long_phantom') and key in r]))
+    "Mean over the real dev cases."
+    return float(np.mean([r[key] for r in dev_rows(summary) if key in r]))
+
+
+def cell(v, *rivals) -> str:
+    "`v` to 3 decimals ('' when absent), in bold when rivals are given and it beats every one of them."
+    rivals = [r for r in rivals if r is not None]
+    if v is None: return ''
+    return f'**{v:.3f}**' if rivals and all(v > r for r in rivals) else f'{v:.3f}'
+
+
+def page_row(name, one: dict, filled: dict, seconds: str) -> str:
+    "One row of `page_table`: the one-seed run beside its baselines, then completion beside contour interpolation."
+    cells = [name, cell(one.get('flow2mask'), one.get('copy'), one.get('tvl1')), cell(one.get('copy')),
+             cell(one.get('tvl1')), cell(one.get('flow2mask_in_range')), seconds,
+             cell(filled.get('flow2mask'), filled.get('interpolation')), cell(filled.get('interpolation'))]
+    return '| ' + ' | '.join(cells) + ' |'
+
+
+def page_table(out: dict) -> str:
+    "The table of docs/results.md from cases.json: per case one seed and completion beside their baselines; dev mean."
+    one, done = out['largest']['summary'], out.get('completion', dict(summary=dict(rows=[])))['summary']
+    filled = {r['case']: r for r in done['rows']}
+    lines = ['| case | flow2mask | seed copy (true range) | TV-L1 | flow2mask in range | s | '
+             f"completion every {out.get('completion', {}).get('every', 5)}th | contour interpolation |", '|---' * 8 + '|']
+    lines += [page_row(r['case'], r, filled.get(r['case'], {}), f"{r['seconds']:.0f}") for r in one['rows']]
+    means = lambda s, keys: {k: dev_mean(s, k) for k in keys if any(k in r for r in dev_rows(s))}
+    lines.append(page_row(f'**mean of the {len(dev_rows(one))} dev cases**',
+                          means(one, ('flow2mask', 'copy', 'tvl1', 'flow2mask_in_range')),
+                          means(done, ('flow2mask', 'interpolation')), ''))
+    return '\n'.join(lines)
 
 
 def main():
@@ -90,7 +124,7 @@ def main():
     for key, rule, kw in runs:
         results = []
         for c in cases:
-            r = run_case(c, seed_rule=rule, **kw); r.pop('_annotation')
+            r, _ = run_case(c, seed_rule=rule, **kw)
             results.append(r)
             print(f"[{key}] {c.name}: " + ', '.join(f"{r['structures'][l]} {s['dice']:.3f}" for l, s in r['flow2mask'].items())
                   + f" | copy {np.mean([s['dice'] for s in r['copy'].values()]):.3f}"
@@ -105,7 +139,7 @@ def main():
     if not a.no_completion:
         results = []
         for c in cases:
-            r = completion_case(c, a.every); r.pop('_annotation'); results.append(r)
+            r, _ = completion_case(c, a.every); results.append(r)
             print(f"[completion] {c.name}: flow2mask {np.mean([s['dice'] for s in r['flow2mask'].values()]):.3f}"
                   + (f", interpolation {np.mean([s['dice'] for s in r['interpolation'].values()]):.3f}"
                      if 'interpolation' in r else f" ({r.get('interpolation_error', '')})") + f" | {r['seconds']:.1f} s", flush=True)
@@ -114,6 +148,7 @@ def main():
         print(f"\n## mask completion, every {a.every}th slice of each structure's range (ends included)\n")
         print(format_cases(s))
         print(structure_table(results))
+    print('\n## the table of docs/results.md (bench/results_page.py writes it there)\n\n' + page_table(out))
     (HERE / 'results').mkdir(exist_ok=True); (HERE / 'figures').mkdir(exist_ok=True)
     (HERE / 'results' / 'cases.json').write_text(json.dumps(json_ready(out), indent=1))
     import matplotlib; matplotlib.use('Agg')

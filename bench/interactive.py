@@ -159,6 +159,30 @@ def session_part(repeats: int, offsets=(10, -8, 5, -4)) -> dict:
     return out
 
 
+def latency_rows(res: dict) -> list:
+    "(what was timed, median s, slowest s, bar, met) for every part `res` holds."
+    a, b, c = (res.get(k) for k in ('cli_propagate_with_flows', 'repropagation_512', 'session_corrections_512'))
+    rows = []
+    if a: rows.append(('A. `flow2mask propagate --flows`, shared CT, the whole process', a['median_s'],
+                       max(a['propagate_with_flows_s']), f"{a['bar_s']:g} s", a['bar_met']))
+    if b: rows += [('B. `session.revise` after a correction 10 slices away, 512 x 512 x 100', b['median_s'],
+                    max(b['repropagate_s']), f"{b['bar_s']:g} s", b['bar_met']),
+                   ('B. a full propagation from both slices instead (baseline)', b['full_median_s'],
+                    max(b['full_propagate_s']), '', None)]
+    if c: rows.append(('C. corrections through `Session.propagate`, every organ, several offsets', c['median_s'],
+                       c['max_s'], f"{c['bar_median_s']:g} s median, {c['bar_max_s']:g} s worst", c['bar_met']))
+    return rows
+
+
+def latency_table(res: dict) -> str:
+    "The table of docs/results.md from interactive.json: per part, the median and slowest seconds against the bar."
+    lines = [f"| what is timed (median of {res['repeats']} repeats) | median s | slowest s | bar | met |", '|---' * 5 + '|']
+    met = {True: 'yes', False: '**no**', None: ''}
+    lines += [f'| {what} | {median:.2f} | {slowest:.2f} | {bar} | {met[ok]} |'
+              for what, median, slowest, bar, ok in latency_rows(res)]
+    return '\n'.join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--repeats', type=int, default=5)
@@ -179,7 +203,7 @@ def main():
               json.dumps(res['session_corrections_512']))
     p = pathlib.Path(a.json); p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(res, indent=1))
-    print(f'wrote {p}')
+    print(f'wrote {p}\n\n' + latency_table(res))
 
 
 if __name__ == '__main__':
