@@ -16,7 +16,7 @@ from .metrics import dice, hd95, per_slice_dice, oracle_seed, largest_slice
 __all__ = ['SEED_RULES', 'Case', 'load_cases', 'slice_extent', 'seed_slice_for', 'structure_scores', 'spearman', 'load_case',
            'run_case', 'completion_case', 'summarise', 'format_cases', 'plot_cases']
 
-# %% ../nbs/43_benchmark.ipynb 5
+# %% ../nbs/43_benchmark.ipynb 6
 @dataclass
 class Case:
     "One benchmark volume: image and label map paths, the slice axis and the structures to score."
@@ -26,13 +26,13 @@ class Case:
     axis: int | None = None                               # slice axis (None: the coarsest spacing)
     structures: dict = field(default_factory=dict)        # label value -> name (empty: every label in the map)
 
-# %% ../nbs/43_benchmark.ipynb 6
+# %% ../nbs/43_benchmark.ipynb 7
 def _find_image(folder: pathlib.Path, stems) -> pathlib.Path | None:
     for p in sorted(folder.iterdir()):
         if p.is_file() and _suffix(p) in IMAGE_SUFFIXES and p.name[:-len(_suffix(p))].lower() in stems: return p
     return None
 
-# %% ../nbs/43_benchmark.ipynb 7
+# %% ../nbs/43_benchmark.ipynb 8
 def load_cases(path) -> list:
     "Cases from a cases.json (or a folder holding one), or from a folder of sub-folders with image.* and label(s).*."
     p = pathlib.Path(path)
@@ -58,16 +58,16 @@ def load_cases(path) -> list:
     if not cases: raise InputError(f"{p}: no cases.json and no sub-folder with image.* and label.*")
     return cases
 
-# %% ../nbs/43_benchmark.ipynb 8
+# %% ../nbs/43_benchmark.ipynb 9
 SEED_RULES = ('largest', 'suggested', 'middle')
 
-# %% ../nbs/43_benchmark.ipynb 9
+# %% ../nbs/43_benchmark.ipynb 11
 def slice_extent(mask3) -> tuple | None:
     "(first, last) slice holding the mask, along axis 0; None when empty."
     z = np.nonzero(mask3.reshape(len(mask3), -1).any(1))[0]
     return (int(z[0]), int(z[-1])) if len(z) else None
 
-# %% ../nbs/43_benchmark.ipynb 10
+# %% ../nbs/43_benchmark.ipynb 12
 def seed_slice_for(truth3, label: int, rule: str = 'largest', slices=None, flows=None) -> int:
     "The slice to seed `label` on: its largest slice (an oracle), the `suggest` slice or the middle of its true range."
     if rule not in SEED_RULES: raise InputError(f"seed rule must be one of {SEED_RULES}, got {rule!r}")
@@ -82,7 +82,7 @@ def seed_slice_for(truth3, label: int, rule: str = 'largest', slices=None, flows
         z = np.nonzero(m.reshape(len(m), -1).any(1))[0]; k = int(z[np.argmin(abs(z - k))])
     return int(k)
 
-# %% ../nbs/43_benchmark.ipynb 11
+# %% ../nbs/43_benchmark.ipynb 13
 def structure_scores(pred3, truth3, spacing3) -> dict:
     "Dice over the volume and inside the true slice range, HD95 (mm), and slices past or short of the true ends."
     p, t = np.asarray(pred3, bool), np.asarray(truth3, bool)
@@ -98,7 +98,7 @@ def structure_scores(pred3, truth3, spacing3) -> dict:
     return dict(dice=dice(p, t), dice_in_range=dice(inside, t), hd95_mm=h if math.isfinite(h) else None,
                 past=int(past), short=int(short), slices_true=None if te is None else te[1] - te[0] + 1)
 
-# %% ../nbs/43_benchmark.ipynb 12
+# %% ../nbs/43_benchmark.ipynb 14
 def spearman(x, y) -> float:
     "Spearman rank correlation (average ranks for ties); nan with fewer than 3 pairs or a constant input."
     from scipy.stats import spearmanr
@@ -106,18 +106,18 @@ def spearman(x, y) -> float:
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0: return float('nan')
     return float(spearmanr(x, y).statistic)
 
-# %% ../nbs/43_benchmark.ipynb 13
+# %% ../nbs/43_benchmark.ipynb 18
 def _confidence_pairs(records, pred3, truth3, label, seeds) -> list:
     "(confidence, true Dice) per slice that the result or the truth covers, seed slices excluded."
     conf = {r['slice']: r['confidence'] for r in records if r['label'] == label}
     d = per_slice_dice(pred3 == label, truth3 == label)
     return [(float(conf.get(k, 0.)), float(d[k])) for k in range(len(d)) if not np.isnan(d[k]) and k not in seeds]
 
-# %% ../nbs/43_benchmark.ipynb 14
+# %% ../nbs/43_benchmark.ipynb 19
 def _score_all(pred3, truth3, ids, spacing3) -> dict:
     return {l: structure_scores(pred3 == l, truth3 == l, spacing3) for l in ids}
 
-# %% ../nbs/43_benchmark.ipynb 15
+# %% ../nbs/43_benchmark.ipynb 20
 def _tvl1(slices, truth3, seeds, spacing3):
     from flow2mask_nb.baselines import tvl1_propagate
     t0, cache, out = time.perf_counter(), {}, {}
@@ -126,7 +126,7 @@ def _tvl1(slices, truth3, seeds, spacing3):
         out[l] = structure_scores(pred == l, truth3 == l, spacing3)
     return out, time.perf_counter() - t0
 
-# %% ../nbs/43_benchmark.ipynb 16
+# %% ../nbs/43_benchmark.ipynb 21
 def _copy(truth3, seeds, spacing3) -> dict:
     from flow2mask_nb.baselines import copy_propagate
     out = {}
@@ -136,7 +136,7 @@ def _copy(truth3, seeds, spacing3) -> dict:
         out[l] = structure_scores(pred == l, truth3 == l, spacing3)
     return out
 
-# %% ../nbs/43_benchmark.ipynb 17
+# %% ../nbs/43_benchmark.ipynb 23
 def load_case(case: Case) -> tuple:
     "(image, truth, slice axis, truth with slices first, structure ids, spacing in slice order) of a case, checked."
     image = read_volume(case.image)
@@ -149,7 +149,7 @@ def load_case(case: Case) -> tuple:
     spacing3 = slices_spacing(image.spacing, axis)
     return image, truth, axis, truth3, ids, spacing3
 
-# %% ../nbs/43_benchmark.ipynb 18
+# %% ../nbs/43_benchmark.ipynb 24
 def run_case(case: Case,                   # the volume, its labels and structures
              seed_rule: str = 'largest',   # 'largest' (oracle), 'suggested' or 'middle' (of the true range)
              baselines: bool = True,       # also seed copy over the true range and TV-L1 on the same intensities
@@ -189,7 +189,7 @@ def run_case(case: Case,                   # the volume, its labels and structur
         out['tvl1'], out['tvl1_seconds'] = _tvl1(ann.prepared.slices, truth3, seeds, spacing3)
     return out, ann
 
-# %% ../nbs/43_benchmark.ipynb 19
+# %% ../nbs/43_benchmark.ipynb 25
 def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool = True, **annotate_kwargs) -> tuple:
     "Mask completion: each structure drawn on every `every`-th slice of its range (ends included), beside contour interpolation; (record, `Annotation`)."
     from flow2mask_nb.session import annotate
@@ -215,12 +215,12 @@ def completion_case(case: Case, every: int = 5, flows=None, interpolation: bool 
         except ImportError as e: out['interpolation_error'] = str(e)
     return out, ann
 
-# %% ../nbs/43_benchmark.ipynb 20
+# %% ../nbs/43_benchmark.ipynb 27
 def _mean(scores: dict, key='dice') -> float:
     v = [s[key] for s in scores.values() if s.get(key) is not None]
     return float(np.mean(v)) if v else float('nan')
 
-# %% ../nbs/43_benchmark.ipynb 21
+# %% ../nbs/43_benchmark.ipynb 28
 def summarise(results: list) -> dict:
     "Per-case means of every method and the mean over cases; the pooled confidence-Dice Spearman correlation."
     rows = []
@@ -236,7 +236,7 @@ def summarise(results: list) -> dict:
     pairs = np.array([p for r in results for p in r.get('confidence', [])]).reshape(-1, 2)
     return dict(rows=rows, mean=mean, spearman_pooled=spearman(pairs[:, 0], pairs[:, 1]) if len(pairs) else float('nan'))
 
-# %% ../nbs/43_benchmark.ipynb 22
+# %% ../nbs/43_benchmark.ipynb 29
 def format_cases(summary: dict) -> str:
     "A markdown table of `summarise`: per case, flow2mask beside seed copy, TV-L1 (or interpolation) and time."
     methods = [m for m in ('flow2mask', 'copy', 'tvl1', 'interpolation') if any(m in r for r in summary['rows'])]
@@ -248,7 +248,7 @@ def format_cases(summary: dict) -> str:
                      f" | {f(r.get('flow2mask_in_range'))} | {r.get('seconds', 0):.0f} | {f(r.get('spearman'))} |")
     return '\n'.join(lines)
 
-# %% ../nbs/43_benchmark.ipynb 23
+# %% ../nbs/43_benchmark.ipynb 30
 def plot_cases(summary: dict, path=None, title='mean Dice per case'):
     "Grouped bars per case: flow2mask beside the baselines; saved to `path` when given."
     import matplotlib.pyplot as plt

@@ -55,15 +55,16 @@ def reporting(report=None, progress: bool = False, **tqdm_kw):
 
 # %% ../nbs/06_progress.ipynb 11
 class Progress:
-    "A job's progress as a face polls it: `stage`, `fraction` and when they last changed; `cancel()` stops the job."
+    "A job's progress as a face polls it: `stage`, steps `done` of `total`, `fraction` and when they last changed."
     def __init__(self):
-        self.stage, self.fraction, self.updated = 'prepare', 0., time.monotonic()
+        self.stage, self.done, self.total, self.fraction, self.updated = 'prepare', 0, 0, 0., time.monotonic()
         self._cancel = threading.Event()
 
     def __call__(self, stage: str, done: int, total: int):
         "Take a step of the job; raises `Cancelled` once `cancel()` was called."
         if self._cancel.is_set(): raise Cancelled(f'cancelled while {STAGE_WORDS.get(self.stage, self.stage)}')
-        self.stage, self.fraction, self.updated = stage, min(1., max(0., done / max(total, 1))), time.monotonic()
+        self.stage, self.done, self.total, self.updated = stage, done, total, time.monotonic()
+        self.fraction = min(1., max(0., done / max(total, 1)))
 
     def cancel(self): self._cancel.set()
 
