@@ -29,7 +29,7 @@ from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer
 __all__ = ['PREVIEW_NAME', 'FLOW_SOURCES', 'REVISION_KEY', 'MARKS_KEY', 'POLL_MS', 'AUTOSAVE_DELAY_MS', 'CLOSE_WAIT_S',
            'Flow2MaskWidget', 'open_viewer']
 
-# %% ../nbs/81_napari_widget.ipynb 4
+# %% ../nbs/81_napari_widget.ipynb 5
 #| eval: false
 PREVIEW_NAME = 'flow2mask preview'
 FLOW_SOURCES = ('auto', 'tvl1', 'fit', 'model')
@@ -86,7 +86,7 @@ class _CloseWatch(QObject):
         except Exception: pass
         return False
 
-# %% ../nbs/81_napari_widget.ipynb 5
+# %% ../nbs/81_napari_widget.ipynb 7
 #| eval: false
 class _Jobs:
     "The threaded part of the widget: one job at a time, polled progress, Cancel, and what runs when a job ends."
@@ -223,7 +223,7 @@ class _Jobs:
             sess = self._session(); sess.load_flows(p); self._flows_ready(sess)
         self._guard(run)
 
-# %% ../nbs/81_napari_widget.ipynb 6
+# %% ../nbs/81_napari_widget.ipynb 9
 #| eval: false
 class _Actions:
     "Suggest, Propagate, Accept/Discard, marked ends, the next slice to check, Show flows, Save."
@@ -498,7 +498,7 @@ class _Actions:
         ax.legend(fontsize=7)
         self.canvas.setVisible(True); self.canvas.draw_idle()
 
-# %% ../nbs/81_napari_widget.ipynb 8
+# %% ../nbs/81_napari_widget.ipynb 11
 #| eval: false
 class Flow2MaskWidget(_Jobs, _Actions, Container):
     "Dock widget: flows in the background, suggest, propagate and correct (threaded, cancellable), accept, inspect, save."
@@ -700,7 +700,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         img = self.image.value
         self.viewer.dims.set_point(0, float(img.data_to_world((int(k), 0, 0))[0]))
 
-# %% ../nbs/81_napari_widget.ipynb 10
+# %% ../nbs/81_napari_widget.ipynb 13
 #| eval: false
 def open_viewer(image, seed=None, viewer=None, axis: int | None = None):
     "napari viewer with IMAGE (our reader's layer), the SEED on its grid as labels, and the widget docked."

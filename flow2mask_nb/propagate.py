@@ -334,7 +334,7 @@ def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> list:
     return sorted(out.values(), key=lambda g: g[0])
 
 @dataclass
-class _Run:
+class _PropagationRun:
     "One call of `propagate`: its inputs, and what the seed groups add to it (fusion, per-slice records, stops)."
     intensities: torch.Tensor     # (D, H, W)
     seed: np.ndarray              # (D, H, W) label map
@@ -473,7 +473,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     groups = _groups(anchors, flows, x, seed)
     with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:
         tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), report)
-        run = _Run(x, seed, anchors, how, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
+        run = _PropagationRun(x, seed, anchors, how, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
         for s, frame, labs in groups: run.group(s, frame, labs)
     out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
     recs = [run.records[k] for k in sorted(run.records)]

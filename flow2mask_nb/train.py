@@ -92,7 +92,7 @@ class _Objective:
             if w: loss = loss + w * f(fl)
         return loss, K
 
-class _Run:
+class _FitRun:
     "What every per-volume optimisation loop shares: history, progress report and time budget."
     def __init__(self, steps, budget_s, stage, report):
         self.steps, self.budget_s, self.stage, self.report, self.history = steps, budget_s, stage, report, []
@@ -197,7 +197,7 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
     with torch_threads(threads or None), reporting(report, progress) as report:   # restored however the fit ends
         start = _flows_from_init(init, slices, device)
         if steps == 0: return start.resize(H, W).detach().to('cpu', torch.float32), []
-        run = _Run(steps, s.budget_s, 'fit', report)
+        run = _FitRun(steps, s.budget_s, 'fit', report)
         fl = _fit_levels(slices.to(device), plan, start, s.grid, s.lr, objective, run)
     return fl.resize(H, W).to('cpu'), run.history
 
@@ -224,7 +224,7 @@ def fit_network(slices,                  # (D, H, W) intensities normalised to [
     objective = replace(s, smooth_weight=0., fb_weight=0.).objective(D, seed)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     with reporting(report, progress) as report:
-        run = _Run(s.step_count, s.budget_s, 'fit', report)
+        run = _FitRun(s.step_count, s.budget_s, 'fit', report)
         for step in range(s.step_count):
             if run.out_of_time(): break
             with _autocast(device): fl = net(x)
