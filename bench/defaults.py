@@ -45,7 +45,7 @@ ROWS = [   # (name, annotate options, oracle stop)
 
 
 _own_model = propagate_module.seed_model
-COMPLETION_ROWS = [   # (name, {attribute of propagate_module or of its _Fusion: replacement})
+COMPLETION_ROWS = [   # (name, {attribute of propagate_module or of its Fusion: replacement})
     ('default', {}),
     ('gaps: probabilities only (shape weight 0)', {'shape_weight': lambda area, gap, spacing: 0.}),
     ('gaps: interpolated outlines only (shape weight 1)', {'shape_weight': lambda area, gap, spacing: 1.}),

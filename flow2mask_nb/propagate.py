@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from .errors import InputError
 from .progress import reporting
 from .device import torch_threads
@@ -18,10 +17,11 @@ from .metrics import largest_slice
 from .flows import Flows, LocalFlows
 from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score
 from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence
+from .fusion import Fusion, shape_weight
 
 # %% auto 0
-__all__ = ['FAR', 'Propagation', 'seed_slices', 'pull', 'PropagateSettings', 'propagate_direction', 'signed_distance',
-           'shape_weight', 'drawn_box', 'drawn_window', 'propagate']
+__all__ = ['Propagation', 'seed_slices', 'pull', 'PropagateSettings', 'propagate_direction', 'drawn_box', 'drawn_window',
+           'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
@@ -218,94 +218,6 @@ def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities,
                 not (frame.z0 == 0 and frame.z1 == D - 1) else 'volume-end'
 
 # %% ../nbs/40_propagate.ipynb 18
-FAR = 20.   # signed distances are clipped at this many pixels: only the boundary's neighbourhood is blended
-
-def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
-    "Signed distance (pixels) to the boundary of an (H, W) mask: negative inside, clipped to +-`clip`."
-    m = mask.cpu().numpy()
-    out = np.full(m.shape, clip, np.float32)
-    ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-    if not len(ys): return torch.from_numpy(out)
-    # beyond `clip` of the mask every value is `clip`: the transforms run on the mask's box grown by it (exact)
-    r = int(math.ceil(clip)) + 1
-    y0, y1, x0, x1 = max(ys[0] - r, 0), min(ys[-1] + r + 1, m.shape[0]), max(xs[0] - r, 0), min(xs[-1] + r + 1, m.shape[1])
-    c = m[y0:y1, x0:x1]
-    out[y0:y1, x0:x1] = ndimage.distance_transform_edt(~c) - ndimage.distance_transform_edt(c)
-    return torch.from_numpy(out).clamp(-clip, clip)
-
-def shape_weight(area: int,       # pixels of the larger of the two drawn slices
-                 gap: int,        # slices between them
-                 spacing,         # (slice, row, column) spacing in mm
-                ) -> float:
-    "How much the fill-in of a gap follows the interpolated outlines: 1 - gap / radius of the structure (mm), >= 0."
-    # a surface is smooth on scales below its radius: across a short gap the two drawn outlines morph into each
-    # other (shape interpolation); across a gap as long as the structure is wide they need not, and the flows,
-    # which follow the image, decide alone
-    dz, dy, dx = spacing
-    radius = math.sqrt(area * dy * dx / math.pi)
-    return max(0., 1. - gap * dz / radius) if radius > 0 else 0.
-
-class _Fusion:
-    "Running fusion of label probabilities into the best label per voxel (memory: the slices reached, open gaps)."
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-        self.best, self.label = {}, {}     # slice -> (H, W) best probability so far (2 on drawn pixels), its label
-        self.gaps = {}                     # (label, a, b) -> ({slice: [probabilities, signed distances, box]}, weight)
-
-    def _slice(self, j: int) -> tuple:
-        "The best-so-far and label maps of slice j, made on first use (a slice never reached costs nothing)."
-        if j not in self.best:
-            self.best[j] = torch.zeros(self.shape[1:]); self.label[j] = torch.zeros(self.shape[1:], dtype=torch.int32)
-        return self.best[j], self.label[j]
-
-    def draw(self, s: int, label: int, mask: torch.Tensor):
-        "An annotated slice: the label where drawn, forever."
-        best, lab = self._slice(s)
-        best[mask] = 2.; lab[mask] = label
-
-    def _fold(self, j, roi, label, p):
-        best, lab = self._slice(j)
-        sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        better = (p >= 0.5) & (p > best[sl])
-        best[sl] = torch.where(better, p, best[sl]); lab[sl] = torch.where(better, label, lab[sl])
-
-    def open(self, label, a, b, shape: float = 0.):
-        "Start the blend of the gap between anchors a < b of `label`, following interpolated outlines by `shape`."
-        if (label, a, b) not in self.gaps: self.gaps[(label, a, b)] = ({}, shape)
-
-    def add(self, j, roi, label, p, gap=None, weight: float = 1.):
-        "Fold `p` (roi-shaped) for `label` on slice j; inside an open gap (a, b), add `weight` x p to its blend."
-        if gap is None: return self._fold(j, roi, label, p)
-        slices, shape = self.gaps[(label, *gap)]
-        if j not in slices:   # distances start 'far outside' (an anchor that reaches no pixel adds FAR); kept if they count
-            slices[j] = [torch.zeros(self.shape[1:]), torch.zeros(self.shape[1:]),
-                         torch.full(self.shape[1:], FAR) if shape > 0 else None, roi]
-        acc = slices[j]
-        sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        acc[0][sl] += weight * p
-        acc[1][sl] += weight * (p >= 0.5)          # the vote: where each anchor's mask is, by its weight
-        if acc[2] is not None: acc[2][sl] += weight * (signed_distance(p >= 0.5) - FAR)
-        b = acc[3]; acc[3] = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
-
-    def close(self, label, a, b):
-        "Both anchors of a gap are done: fold its blend (probabilities, and outlines by its shape weight), free it."
-        gap = self.gaps.pop((label, a, b), None)
-        if gap is None: return
-        slices, w = gap
-        for j, (probs, votes, dists, box) in slices.items():   # outside the box nothing was added: nothing to fold
-            sl = (slice(box[0], box[1]), slice(box[2], box[3]))
-            # the anchors' masks decide by their weights (the scores of accepted pixels lie in 0.5..1, so blending
-            # scores kept only the anchors' common part halfway between them: the middle slice shrank to it); a gap
-            # short against the structure's width follows the interpolated outlines
-            keep = (votes[sl] if dists is None else w * torch.sigmoid(-dists[sl]) + (1 - w) * votes[sl]) >= 0.5
-            self._fold(j, box, label, torch.where(keep, probs[sl].clamp(min=0.5), probs[sl].clamp(max=0.49)))
-
-    def labels(self, dtype) -> np.ndarray:
-        out = np.zeros(self.shape, dtype)
-        for j, lab in self.label.items(): out[j] = lab.numpy()
-        return out
-
-# %% ../nbs/40_propagate.ipynb 21
 def drawn_box(seed: np.ndarray, label: int) -> tuple:
     "(z0, z1, y0, y1, x0, x1) of the slices and pixels where `label` is drawn in a (D, H, W) `seed`."
     m = seed == label
@@ -341,7 +253,7 @@ class _PropagationRun:
     anchors: dict                 # label -> slices it is drawn on
     how: PropagateSettings
     tick: callable                # called with 1 after every propagated slice
-    fusion: _Fusion = None
+    fusion: Fusion = None
     spacing: tuple = (1., 1., 1.) # (slice, row, column) in mm, for `shape_weight`
     records: dict = field(default_factory=dict)   # (slice, label) -> record
     stops: list = field(default_factory=list)
@@ -473,7 +385,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     groups = _groups(anchors, flows, x, seed)
     with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:
         tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), report)
-        run = _PropagationRun(x, seed, anchors, how, tick, _Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
+        run = _PropagationRun(x, seed, anchors, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
         for s, frame, labs in groups: run.group(s, frame, labs)
     out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
     recs = [run.records[k] for k in sorted(run.records)]
