@@ -6,7 +6,6 @@
 from __future__ import annotations
 import functools
 import numpy as np
-from scipy import ndimage
 from skimage.registration import optical_flow_tvl1
 from .errors import InputError
 from .io import as_label_array

@@ -4,7 +4,7 @@
 
 # %% ../nbs/48_batch.ipynb 3
 from __future__ import annotations
-import csv, hashlib, io, json, logging, math, os, pathlib, re, socket, time, traceback, uuid
+import csv, hashlib, io, json, logging, os, pathlib, re, socket, time, traceback, uuid
 from contextlib import contextmanager, ExitStack
 from dataclasses import dataclass, field, asdict, replace
 import numpy as np

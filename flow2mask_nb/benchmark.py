@@ -10,7 +10,7 @@ import numpy as np
 from .errors import InputError
 from .io import (read_volume, read_labels, to_slices, from_slices, slices_spacing, choose_slice_axis,
                              IMAGE_SUFFIXES, _suffix)
-from .metrics import dice, hd95, per_slice_dice, oracle_seed, largest_slice
+from .metrics import dice, hd95, per_slice_dice, largest_slice
 
 # %% auto 0
 __all__ = ['SEED_RULES', 'Case', 'load_cases', 'slice_extent', 'seed_slice_for', 'structure_scores', 'spearman', 'load_case',

@@ -4,7 +4,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
-from .warp import compose_flows, warp
+from .warp import compose_flows
 from .errors import InputError
 from .preprocess import resize_flow
 

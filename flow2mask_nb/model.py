@@ -5,15 +5,11 @@
 # %% ../nbs/20_model.ipynb 3
 from __future__ import annotations
 import math
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .warp import compose_flows, warp
-from .errors import InputError
-from .preprocess import resize_flow
-from .device import pick_device
-from .flows import Flows, LocalFlows, chain_flow, chain_flows_from
+from .flows import Flows
 
 # %% auto 0
 __all__ = ['FlowNetConfig', 'FlowNet3D', 'n_params', 'FlowNet2D', 'build_model']

@@ -6,9 +6,8 @@
 from __future__ import annotations
 import pathlib
 import numpy as np
-import torch
-from .errors import InputError, Flow2MaskError
-from .io import (Volume, read_volume, write_volume, choose_slice_axis, as_label_array, to_slices, is_dicom_file,
+from .errors import InputError
+from .io import (Volume, read_volume, choose_slice_axis, as_label_array, to_slices, is_dicom_file,
                              from_slices, IMAGE_SUFFIXES, _suffix)
 from .flows import Flows, flow_into
 from .warp import jacobian_determinant

@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_notebook.ipynb 3
 from __future__ import annotations
-import importlib.util, io, json, math, os, pathlib, tempfile, threading, time
+import importlib.util, io, json, os, pathlib, tempfile, threading, time
 import numpy as np
 from .errors import InputError, Flow2MaskError
 from .io import Volume, to_slices, from_slices, volume_to_sitk, read_volume, write_volume, _suffix
@@ -14,7 +14,7 @@ from .session import (Session, Revision, least_confident, describe_stop, advise,
                                   current_anchors)
 from .progress import Progress, STAGE_WORDS
 from .errors import Cancelled
-from .io import atomic_write_bytes, write_json
+from .io import write_json
 from .flowfile import image_fingerprint, save_flows_file, state_dir
 from .flows import flow_into
 from .segments import check_export_path, export_labels, parse_names, describe_structures

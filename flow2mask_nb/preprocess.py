@@ -4,7 +4,6 @@
 
 # %% ../nbs/10_preprocess.ipynb 3
 from __future__ import annotations
-import math
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -4,7 +4,7 @@
 
 # %% ../nbs/45_session.ipynb 3
 from __future__ import annotations
-import csv, functools, hashlib, io, json, pathlib, threading, time
+import csv, functools, hashlib, io, pathlib, time
 from dataclasses import dataclass, field, replace
 import numpy as np
 from .errors import InputError, Flow2MaskError
@@ -14,12 +14,11 @@ from .flows import Flows, LocalFlows
 from .propagate import propagate, Propagation, seed_slices as check_seed
 from .stop import StopRule, STOP_REASONS
 from .pipeline import Prepared, prepare, local_flows, FlowSettings, FLOW_OPTIONS
-from .progress import Progress, listeners, part as progress_part
+from .progress import part as progress_part
 from .checkpoint import as_network
 from .io import atomic_write_bytes, write_json
 from .device import auto_threads
 from .select import suggest_slice
-from .errors import Cancelled
 from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 

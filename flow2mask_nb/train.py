@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb 2
 from __future__ import annotations
-import os, io, csv, json, time, math, pathlib, contextlib
+import os, io, csv, time, math, pathlib, contextlib
 from dataclasses import dataclass, asdict, field, replace
 import numpy as np
 import torch
@@ -13,11 +13,11 @@ from .errors import Flow2MaskError, InputError
 from .progress import reporting
 from .io import read_volume, choose_slice_axis, to_slices
 from .device import torch_threads
-from .warp import warp, compose_flows
+from .warp import compose_flows
 from .preprocess import normalize_intensity, working_shape, resize_slices
-from .model import FlowNetConfig, FlowNet3D, build_model
+from .model import FlowNetConfig, build_model
 from .device import pick_device
-from .flows import Flows, chain_flow
+from .flows import Flows
 from .losses import (l2g_loss, l2g_reach, anchor_slices, iss_loss, fb_consistency_loss, smoothness_loss,
                                  vol2flow_loss, get_similarity)
 from .checkpoint import save_checkpoint, load_checkpoint, as_network
