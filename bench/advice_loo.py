@@ -32,7 +32,7 @@ def main():
     from flow2mask_nb.effort import effort_case
     from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import json_ready
-    from cases import add_case_options, chosen_cases
+    from cases import add_case_options, chosen_cases, leave_one_out
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--weights', default='0.5,1,2,3,4', help='comma-separated weights to compare')
     add_case_options(ap)
@@ -53,10 +53,8 @@ def main():
                   f"{np.average([v[1] for v in t.values()], weights=[v[2] for v in t.values()]):.3f}", flush=True)
     finally: session.BEYOND_DRAWN = default
     names = list(next(iter(tables.values())))
-    left_out, chosen = {}, {}
-    for n in names:
-        chosen[n] = min(tables, key=lambda w: (np.mean([tables[w][k][0] for k in names if k != n]), w))
-        left_out[n] = tables[chosen[n]][n][0]
+    left_out, chosen = leave_one_out({w: {n: t[n][0] for n in names} for w, t in tables.items()}, higher_is_better=False,
+                                     prefer=default)
     print(f"left-out mean over cases: {np.mean(list(left_out.values())):.2f} slices to 0.90 "
           f"(weights chosen: {', '.join(sorted({f'{w:g}' for w in chosen.values()}))}; the default is {default:g})")
     print('| case | ' + ' | '.join(f'weight {w:g}' for w in tables) + ' | left out |')

@@ -44,6 +44,16 @@ def chosen_cases(args) -> list:
     return cases
 
 
+def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None) -> tuple:
+    "(left-out score per case, the candidate chosen for it): each case scored by the candidate best on the OTHER cases."
+    names = list(next(iter(scores.values())))
+    sign = 1 if higher_is_better else -1
+    def best_without(n):           # ties go to `prefer` (the default), then to the first candidate
+        return max(scores, key=lambda k: (sign * np.mean([scores[k][m] for m in names if m != n]), k == prefer))
+    chosen = {n: best_without(n) for n in names}
+    return {n: scores[chosen[n]][n] for n in names}, chosen
+
+
 def long_phantom_case(folder: pathlib.Path) -> Case:
     "A 160-slice phantom whose three small organs span 30-40 slices each: there the stop decides whole-volume Dice."
     from flow2mask_nb.io import write_volume

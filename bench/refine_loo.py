@@ -24,7 +24,7 @@ def main():
     from flow2mask_nb.benchmark import run_case
     from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import json_ready
-    from cases import add_case_options, chosen_cases
+    from cases import add_case_options, chosen_cases, leave_one_out
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--trust', default='0.9,0.8,0.97', help='priors inside the warped mask')
     ap.add_argument('--sigma', default='1,0.5,2', help='blurs of the prior in pixels')
@@ -46,9 +46,7 @@ def main():
                   flush=True)
     finally: refine_posterior.__defaults__ = default
     names = [c.name for c in cases]
-    chosen = {n: max(pairs, key=lambda p: (np.mean([scores[p][k] for k in names if k != n]), p == pairs[0]))
-              for n in names}
-    left_out = {n: scores[chosen[n]][n] for n in names}
+    left_out, chosen = leave_one_out(scores, prefer=pairs[0])
     print(f"left-out mean {np.mean(list(left_out.values())):.4f}, the first pair's {np.mean(list(scores[pairs[0]].values())):.4f}"
           f" (pairs chosen: {', '.join(sorted({f'trust {p[0]:g} sigma {p[1]:g}' for p in chosen.values()}))})")
     print('| case | ' + ' | '.join(f'trust {t:g}, sigma {s:g}' for t, s in pairs) + ' | left out |')

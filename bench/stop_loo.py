@@ -157,11 +157,9 @@ def rules(grid: dict = GRID) -> list:
 
 
 def leave_one_out(scores: list, names: list) -> tuple:
-    "(left-out score per case, the rule index chosen for each) from scores[rule][case]."
-    m = np.array([[s[n] for n in names] for s in scores])     # rules x cases
-    total = m.sum(1)
-    chosen = {n: int(np.argmax(total - m[:, i])) for i, n in enumerate(names)}
-    return {n: float(m[chosen[n], i]) for i, n in enumerate(names)}, chosen
+    "(left-out score per case, the rule index chosen for each) from scores[rule][case] (`cases.leave_one_out`)."
+    from cases import leave_one_out as by_case
+    return by_case({i: {n: s[n] for n in names} for i, s in enumerate(scores)})
 
 
 def describe(rule: dict) -> str:

@@ -104,7 +104,7 @@ def working_shape(h: int, w: int, size: int | None) -> tuple:
     f = size / max(h, w)
     return (max(2, round(h * f)), max(2, round(w * f)))
 
-def resize_slices(stack, shape, mode: str = 'bilinear', antialias: bool = True) -> torch.Tensor:
+def resize_slices(stack, shape, mode: str = 'bilinear', antialias: bool = False) -> torch.Tensor:
     "Resample a slice stack (D, H, W) or a batch (B, C, H, W) in-plane to `shape` = (h, w) (`antialias`: low-pass when shrinking)."
     t = torch.as_tensor(stack)
     if t.ndim not in (3, 4): raise ValueError(f"stack must be (D, H, W) or (B, C, H, W), got {tuple(t.shape)}")

@@ -279,6 +279,13 @@ class _PropagationRun:
         zs = self.anchors[label]
         return max(int((self.seed[k] == label).sum()) for k in zs) if len(zs) > 1 else None
 
+    def _track_end(self, label: int, s: int, n, step: int) -> int:
+        "The last slice a track from s may reach: before the next anchor n, else the volume's end (`past_reach` after a correction)."
+        if n is not None: return n - step
+        end, reach = (self.intensities.shape[0] - 1 if step > 0 else 0), self.how.stop.past_reach
+        if reach is None or s not in (self.how.stop.past_stop or {}).get(label, ()): return end
+        return min(end, s + reach) if step > 0 else max(end, s - reach)
+
     def _next_anchor(self, label: int, s: int, step: int):
         return min((a for a in self.anchors[label] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None)
 
@@ -287,7 +294,7 @@ class _PropagationRun:
         D = self.intensities.shape[0]
         nxt = [self._next_anchor(l, s, step) for l in labels]
         # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
-        tracks = [_Track(c, pooled if n is not None else own, (n - step) if n is not None else (D - 1 if step > 0 else 0),
+        tracks = [_Track(c, pooled if n is not None else own, self._track_end(l, s, n, step),
                          n is None, n is None and self._drawn_end(l, s),
                          drawn_area=self._largest_drawn(l) if n is None else None)
                   for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]
@@ -307,7 +314,8 @@ class _PropagationRun:
                 if step < 0: self.fusion.close(l, n, s)          # both anchors of the gap (n, s) are done
                 continue
             r = tracks[c].reason
-            if r in ('volume-end', 'box-end') and pending[l]:   # the end came while in doubt: keep what is there
+            if r == 'volume-end' and tracks[c].end not in (0, D - 1): r = 'past-reach'
+            if r in ('volume-end', 'box-end', 'past-reach') and pending[l]:   # the end came while in doubt: keep what is there
                 for item in pending[l]: self._keep(s, l, n, *item)
                 doubted[l] += [item[0] for item in pending[l]]; last[l] = pending[l][-1][0]
             ends = r not in ('volume-end', 'box-end')

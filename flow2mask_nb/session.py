@@ -11,7 +11,7 @@ from .errors import InputError, Flow2MaskError
 from .io import (Volume, choose_slice_axis, slice_axis_rule, to_slices, from_slices, as_label_array,
                              json_ready)
 from .flows import Flows, LocalFlows
-from .propagate import propagate, Propagation, seed_slices as check_seed
+from .propagate import propagate, Propagation, PropagateSettings, seed_slices as check_seed
 from .stop import StopRule, STOP_REASONS
 from .pipeline import Prepared, prepare, local_flows, FlowSettings, FLOW_OPTIONS
 from .progress import part as progress_part
@@ -111,7 +111,7 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw
     ends = {l: (a - lo, b - lo) for l, (a, b) in (marked or {}).items() if l in labels}
     beyond = {l: [k - lo for k in ks] for l, ks in (past or {}).items() if l in labels}
     if ends or beyond:                 # slice numbers of the slab
-        stop = kw.get('stop') or StopRule()
+        stop = kw.get('stop') or (kw.get('settings') or PropagateSettings()).stop
         kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends},
                                     past_stop={**(stop.past_stop or {}), **beyond})}
     return propagate(intensities[lo:hi + 1], seed, fl, labels, report=report, **kw)
@@ -322,8 +322,10 @@ class Session:
                  local: bool = True,            # finer flows around small structures (`pipeline.local_flows`)
                  flows: Flows | None = None,    # flows already estimated for this image along `axis`, same intensities
                  reuse_flows: bool = True,      # use a flows file made before for this image (`flowfile.find_flows`)
+                 settings: PropagateSettings | None = None,   # how every `propagate` of this session carries the slices
                  **flow_kw):                    # how flows are made and the intensities: as `flowfile.make_flows`
         self.image, self._axis, self.size, self.flow_kw, self.reuse_flows = image, axis, size, flow_kw, reuse_flows
+        self.settings = settings or PropagateSettings()
         self.flows_path = None                  # the flows file the flows came from, if any
         self.local = local and flow_kw.get('flow_source') != 'tvl1'   # finer flows around small structures, as `annotate`
         self.prepared = self.flows_meta = None
@@ -386,7 +388,7 @@ class Session:
         self.compute_flows(report)
         if self.local: self.add_local_flows(np.asarray(labels), revision, report)
         return revise(self.prepared.raw, labels, self.flows, revision, report, extents, spacing=self.prepared.spacing,
-                      **propagate_kw)
+                      **{'settings': self.settings, **propagate_kw})
 
     @functools.cached_property
     def network(self):

@@ -41,7 +41,7 @@ def _check_volume(slices):
 
 def _resize_stack(x, h, w):
     "Resize a (D, H, W) stack in-plane (bilinear, antialiased when shrinking: the network's and the fit's pyramids)."
-    return resize_slices(x, (h, w))
+    return resize_slices(x, (h, w), antialias=True)
 
 def _up(params, H, W):
     "Coarse flow parameters (2, D-1, 2, h, w), in pixels of the (H, W) grid, upsampled to (H, W): a Flows."

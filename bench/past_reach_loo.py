@@ -1,0 +1,66 @@
+"""How far a structure goes beyond a slice drawn past where it had stopped, chosen by leave-one-case-out on the effort protocol.
+
+Run:  .venv/bin/python bench/past_reach_loo.py [--reach none,1,2,3,5,8] [--cases NAME,NAME] [--flows DIR]
+
+When the annotator draws a slice past where the last run had stopped, the structure goes on from there; with no
+limit it can run far past its true end (a faint structure has no contrast to stop on). `StopRule.past_reach` lets it
+go at most that many slices beyond the drawn slice. For every candidate, the worst-slice and the advice annotators
+(`effort.structure_effort`, flows from DIR as `bench/effort.py` reads them) run on the shared CT and every dev case;
+per case, the candidate with the fewest slices to Dice 0.90 on the OTHER cases (both annotators, mean over
+structures) is scored on it. Prints per candidate the means, the left-out mean and the per-case table; writes
+bench/results/past_reach_loo.json.
+"""
+import argparse, json, pathlib, sys
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE))
+ANNOTATORS = ('worst', 'advice')
+
+
+def case_scores(results: list) -> tuple:
+    "({case: mean slices to 0.90 over structures and annotators}, {case: mean Dice after 3 slices}, structures)."
+    from flow2mask_nb.effort import slices_to_reach, dice_after
+    curves = {r['case']: [s['runs'][a]['curve'] for s in r['structures'] for a in ANNOTATORS] for r in results}
+    return ({n: float(np.mean([slices_to_reach(c, 0.9) for c in cs])) for n, cs in curves.items()},
+            {n: float(np.mean([dice_after(c, 3) for c in cs])) for n, cs in curves.items()},
+            sum(len(r['structures']) for r in results))
+
+
+def main():
+    from flow2mask_nb.effort import effort_case
+    from flow2mask_nb.cli import case_flows
+    from flow2mask_nb.io import write_json
+    from flow2mask_nb.propagate import PropagateSettings
+    from flow2mask_nb.stop import StopRule
+    from cases import add_case_options, chosen_cases, leave_one_out
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--reach', default='none,1,2,3,5,8', help="comma-separated limits to compare ('none': no limit)")
+    add_case_options(ap)
+    a = ap.parse_args()
+    cases = chosen_cases(a)
+    flows = {c.name: case_flows(c, a.flows) for c in cases}
+    default = StopRule().past_reach
+    to90, after3 = {}, {}
+    for v in a.reach.split(','):
+        reach = None if v == 'none' else int(v)
+        how = PropagateSettings(stop=StopRule(past_reach=reach))
+        results = [effort_case(c, flows=flows[c.name][0], annotators=ANNOTATORS, interpolation=False, settings=how,
+                               **flows[c.name][1]) for c in cases]
+        to90[reach], after3[reach], n = case_scores(results)
+        print(f"past_reach {reach}: slices to 0.90 (worst slice and advice), mean over cases {np.mean(list(to90[reach].values())):.2f}; "
+              f"Dice after 3 {np.mean(list(after3[reach].values())):.3f} ({n} structures)", flush=True)
+    left_out, chosen = leave_one_out(to90, higher_is_better=False, prefer=default)
+    print(f"left-out mean over cases: {np.mean(list(left_out.values())):.2f} slices to 0.90 "
+          f"(chosen: {', '.join(sorted({str(k) for k in chosen.values()}))}; the default is {default})")
+    print('| case | ' + ' | '.join(f'reach {k}' for k in to90) + ' | left out |')
+    print('|---' * (len(to90) + 2) + '|')
+    for n in left_out:
+        print(f'| {n} | ' + ' | '.join(f'{to90[k][n]:.2f}' for k in to90) + f' | {left_out[n]:.2f} |')
+    write_json(HERE / 'results' / 'past_reach_loo.json', dict(slices_to_90={str(k): t for k, t in to90.items()},
+               dice_after_3={str(k): t for k, t in after3.items()}, left_out=left_out,
+               chosen={n: str(k) for n, k in chosen.items()}))
+
+
+if __name__ == '__main__':
+    main()
