@@ -44,12 +44,14 @@ def chosen_cases(args) -> list:
     return cases
 
 
-def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None) -> tuple:
+def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None, weights: dict | None = None) -> tuple:
     "(left-out score per case, the candidate chosen for it): each case scored by the candidate best on the OTHER cases."
     names = list(next(iter(scores.values())))
-    sign = 1 if higher_is_better else -1
+    sign, weights = (1 if higher_is_better else -1), weights or {}
     def best_without(n):           # ties go to `prefer` (the default), then to the first candidate
-        return max(scores, key=lambda k: (sign * np.mean([scores[k][m] for m in names if m != n]), k == prefer))
+        others = [m for m in names if m != n]
+        return max(scores, key=lambda k: (sign * np.average([scores[k][m] for m in others],
+                                                            weights=[weights.get(m, 1) for m in others]), k == prefer))
     chosen = {n: best_without(n) for n in names}
     return {n: scores[chosen[n]][n] for n in names}, chosen
 

@@ -6,8 +6,8 @@ When the annotator draws a slice past where the last run had stopped, the struct
 limit it can run far past its true end (a faint structure has no contrast to stop on). `StopRule.past_reach` lets it
 go at most that many slices beyond the drawn slice. For every candidate, the worst-slice and the advice annotators
 (`effort.structure_effort`, flows from DIR as `bench/effort.py` reads them) run on the shared CT and every dev case;
-per case, the candidate with the fewest slices to Dice 0.90 on the OTHER cases (both annotators, mean over
-structures) is scored on it. Prints per candidate the means, the left-out mean and the per-case table; writes
+per case, the candidate with the fewest slices to Dice 0.90 on the OTHER cases (both annotators, mean over their
+structures, as the effort bars count) is scored on it. Prints per candidate the means, the left-out mean and the per-case table; writes
 bench/results/past_reach_loo.json.
 """
 import argparse, json, pathlib, sys
@@ -19,12 +19,12 @@ ANNOTATORS = ('worst', 'advice')
 
 
 def case_scores(results: list) -> tuple:
-    "({case: mean slices to 0.90 over structures and annotators}, {case: mean Dice after 3 slices}, structures)."
+    "({case: mean slices to 0.90 over structures and annotators}, {case: mean Dice after 3 slices}, {case: structures})."
     from flow2mask_nb.effort import slices_to_reach, dice_after
     curves = {r['case']: [s['runs'][a]['curve'] for s in r['structures'] for a in ANNOTATORS] for r in results}
     return ({n: float(np.mean([slices_to_reach(c, 0.9) for c in cs])) for n, cs in curves.items()},
             {n: float(np.mean([dice_after(c, 3) for c in cs])) for n, cs in curves.items()},
-            sum(len(r['structures']) for r in results))
+            {r['case']: len(r['structures']) for r in results})
 
 
 def main():
@@ -48,10 +48,12 @@ def main():
         results = [effort_case(c, flows=flows[c.name][0], annotators=ANNOTATORS, interpolation=False, settings=how,
                                **flows[c.name][1]) for c in cases]
         to90[reach], after3[reach], n = case_scores(results)
-        print(f"past_reach {reach}: slices to 0.90 (worst slice and advice), mean over cases {np.mean(list(to90[reach].values())):.2f}; "
-              f"Dice after 3 {np.mean(list(after3[reach].values())):.3f} ({n} structures)", flush=True)
-    left_out, chosen = leave_one_out(to90, higher_is_better=False, prefer=default)
-    print(f"left-out mean over cases: {np.mean(list(left_out.values())):.2f} slices to 0.90 "
+        w = [n[k] for k in to90[reach]]
+        print(f"past_reach {reach}: slices to 0.90 (worst slice and advice), mean over structures "
+              f"{np.average(list(to90[reach].values()), weights=w):.2f}; Dice after 3 "
+              f"{np.average(list(after3[reach].values()), weights=w):.3f} ({sum(w)} structures)", flush=True)
+    left_out, chosen = leave_one_out(to90, higher_is_better=False, prefer=default, weights=n)
+    print(f"left-out mean over structures: {np.average(list(left_out.values()), weights=[n[k] for k in left_out]):.2f} slices to 0.90 "
           f"(chosen: {', '.join(sorted({str(k) for k in chosen.values()}))}; the default is {default})")
     print('| case | ' + ' | '.join(f'reach {k}' for k in to90) + ' | left out |')
     print('|---' * (len(to90) + 2) + '|')

@@ -27,7 +27,7 @@ class StopRule:
     faint_separation_fraction: float | None = 0.   # for a faint seed, only a reversed contrast stops
     faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones...
     past_stop: dict | None = None              # ...but for {label: slices} drawn past where the last run had stopped
-    past_reach: int | None = 2                 # ...from which it goes at most this many slices further (None: no
+    past_reach: int | None = 4                 # ...from which it goes at most this many slices further (None: no
                                                # limit; bench/past_reach_loo.py)
     patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
     extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
