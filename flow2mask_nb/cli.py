@@ -83,7 +83,7 @@ def cmd_info(args):
 # %% ../nbs/90_cli.ipynb 10
 def evaluate_files(pred_path, truth_path, labels=None) -> list:
     "Score a predicted label map against a ground-truth label map (per label, plus the mean)."
-    from flow2mask_nb.metrics import label_table, oracle_seed
+    from flow2mask_nb.metrics import label_table
     truth = read_volume(truth_path)                     # the reference grid: read once
     truth = truth.with_array(as_label_array(truth.array, str(truth_path)))
     pred = read_labels(pred_path, truth)

@@ -17,7 +17,7 @@ from .errors import Cancelled
 from .session import Session, advise, mark_end, marked_extents
 from .progress import Progress
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
-                                   autosave_folder, autosave_note)   # what both faces say (no ipywidgets imported)
+                                   autosave_note)   # what both faces say (no ipywidgets imported)
 from .segments import parse_names, describe_structures, Structure
 from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer_meta, layer_view,
                                       layer_to_slices, slices_to_layer, axis_labels,

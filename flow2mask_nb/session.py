@@ -8,11 +8,10 @@ import csv, functools, hashlib, io, pathlib, time
 from dataclasses import dataclass, field, replace
 import numpy as np
 from .errors import InputError, Flow2MaskError
-from .io import (Volume, choose_slice_axis, slice_axis_rule, to_slices, from_slices, as_label_array,
-                             json_ready)
+from .io import (Volume, choose_slice_axis, slice_axis_rule, to_slices, from_slices, as_label_array)
 from .flows import Flows, LocalFlows
 from .propagate import propagate, Propagation, PropagateSettings, seed_slices as check_seed
-from .stop import StopRule, STOP_REASONS
+from .stop import STOP_REASONS
 from .pipeline import Prepared, prepare, local_flows, FlowSettings, FLOW_OPTIONS
 from .progress import part as progress_part
 from .checkpoint import as_network

@@ -5,9 +5,8 @@
 # %% ../nbs/50_viz.ipynb 3
 from __future__ import annotations
 import numpy as np
-import matplotlib
 import matplotlib.pyplot as plt
-from matplotlib.colors import hsv_to_rgb, ListedColormap
+from matplotlib.colors import hsv_to_rgb
 from .segments import PALETTE
 
 # %% auto 0
