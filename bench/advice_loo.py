@@ -30,15 +30,13 @@ def case_table(results: list) -> dict:
 def main():
     from flow2mask_nb import session
     from flow2mask_nb.effort import effort_case
-    from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import json_ready
-    from cases import add_case_options, chosen_cases, leave_one_out
+    from cases import add_case_options, chosen_case_flows, leave_one_out
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--weights', default='0.5,1,2,3,4', help='comma-separated weights to compare')
     add_case_options(ap)
     a = ap.parse_args()
-    cases = chosen_cases(a)
-    flows = {c.name: case_flows(c, a.flows) for c in cases}
+    cases, flows = chosen_case_flows(a)
     default, tables = session.BEYOND_DRAWN, {}
     try:
         for w in (float(v) for v in a.weights.split(',')):

@@ -44,12 +44,20 @@ def chosen_cases(args) -> list:
     return cases
 
 
+def chosen_case_flows(args) -> tuple:
+    "(the cases `--cases` names, {case: (Flows, intensity options)} read or made once in `--flows`)."
+    from flow2mask_nb.cli import case_flows
+    cases = chosen_cases(args)
+    return cases, {c.name: case_flows(c, args.flows) for c in cases}
+
+
 def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None, weights: dict | None = None) -> tuple:
     "(left-out score per case, the candidate chosen for it): each case scored by the candidate best on the OTHER cases."
     names = list(next(iter(scores.values())))
     sign, weights = (1 if higher_is_better else -1), weights or {}
     def best_without(n):           # ties go to `prefer` (the default), then to the first candidate
         others = [m for m in names if m != n]
+        if not others: return prefer if prefer in scores else next(iter(scores))   # one case: nothing to choose on
         return max(scores, key=lambda k: (sign * np.average([scores[k][m] for m in others],
                                                             weights=[weights.get(m, 1) for m in others]), k == prefer))
     chosen = {n: best_without(n) for n in names}

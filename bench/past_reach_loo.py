@@ -10,7 +10,7 @@ per case, the candidate with the fewest slices to Dice 0.90 on the OTHER cases (
 structures, as the effort bars count) is scored on it. Prints per candidate the means, the left-out mean and the per-case table; writes
 bench/results/past_reach_loo.json.
 """
-import argparse, json, pathlib, sys
+import argparse, pathlib, sys
 import numpy as np
 
 HERE = pathlib.Path(__file__).parent
@@ -29,17 +29,15 @@ def case_scores(results: list) -> tuple:
 
 def main():
     from flow2mask_nb.effort import effort_case
-    from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import write_json
     from flow2mask_nb.propagate import PropagateSettings
     from flow2mask_nb.stop import StopRule
-    from cases import add_case_options, chosen_cases, leave_one_out
+    from cases import add_case_options, chosen_case_flows, leave_one_out
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--reach', default='none,1,2,3,5,8', help="comma-separated limits to compare ('none': no limit)")
     add_case_options(ap)
     a = ap.parse_args()
-    cases = chosen_cases(a)
-    flows = {c.name: case_flows(c, a.flows) for c in cases}
+    cases, flows = chosen_case_flows(a)
     default = StopRule().past_reach
     to90, after3 = {}, {}
     for v in a.reach.split(','):

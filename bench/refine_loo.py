@@ -22,16 +22,14 @@ sys.path.insert(0, str(HERE))
 def main():
     from flow2mask_nb.seedmodel import refine_posterior
     from flow2mask_nb.benchmark import run_case
-    from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import json_ready
-    from cases import add_case_options, chosen_cases, leave_one_out
+    from cases import add_case_options, chosen_case_flows, leave_one_out
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--trust', default='0.9,0.8,0.97', help='priors inside the warped mask')
     ap.add_argument('--sigma', default='1,0.5,2', help='blurs of the prior in pixels')
     add_case_options(ap)
     a = ap.parse_args()
-    cases = chosen_cases(a)
-    flows = {c.name: case_flows(c, a.flows) for c in cases}      # one Flows per case: its finer flows are kept
+    cases, flows = chosen_case_flows(a)      # one Flows per case: its finer flows are kept
     pairs = list(itertools.product([float(v) for v in a.trust.split(',')], [float(v) for v in a.sigma.split(',')]))
     default, scores = refine_posterior.__defaults__, {}
     try:
