@@ -9,7 +9,7 @@ on the shared CT and every dev case; then, per case, the weight with the fewest 
 cases is scored on it. Prints per weight the mean over structures and over cases, the left-out mean, and the
 per-case table; writes bench/results/advice_loo.json.
 """
-import argparse, json, pathlib, sys
+import json, pathlib, sys
 import numpy as np
 
 HERE = pathlib.Path(__file__).parent
@@ -31,12 +31,8 @@ def main():
     from flow2mask_nb import session
     from flow2mask_nb.effort import effort_case
     from flow2mask_nb.io import json_ready
-    from cases import add_case_options, chosen_case_flows, leave_one_out
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--weights', default='0.5,1,2,3,4', help='comma-separated weights to compare')
-    add_case_options(ap)
-    a = ap.parse_args()
-    cases, flows = chosen_case_flows(a)
+    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
+    a, cases, flows = case_flows_from_command_line(__doc__, {'--weights': ('0.5,1,2,3,4', 'comma-separated weights to compare')})
     default, tables = session.BEYOND_DRAWN, {}
     try:
         for w in (float(v) for v in a.weights.split(',')):
@@ -55,10 +51,7 @@ def main():
                                      prefer=default)
     print(f"left-out mean over cases: {np.mean(list(left_out.values())):.2f} slices to 0.90 "
           f"(weights chosen: {', '.join(sorted({f'{w:g}' for w in chosen.values()}))}; the default is {default:g})")
-    print('| case | ' + ' | '.join(f'weight {w:g}' for w in tables) + ' | left out |')
-    print('|---' * (len(tables) + 2) + '|')
-    for n in names:
-        print(f'| {n} | ' + ' | '.join(f'{tables[w][n][0]:.1f}' for w in tables) + f' | {left_out[n]:.1f} |')
+    print(leave_one_out_table({w: {n: t[n][0] for n in names} for w, t in tables.items()}, left_out, lambda w: f'weight {w:g}', 1))
     out = HERE / 'results'; out.mkdir(exist_ok=True)
     (out / 'advice_loo.json').write_text(json.dumps(json_ready(dict(
         tables={f'{w:g}': t for w, t in tables.items()}, left_out=left_out, chosen=chosen)), indent=1))

@@ -44,11 +44,16 @@ def chosen_cases(args) -> list:
     return cases
 
 
-def chosen_case_flows(args) -> tuple:
-    "(the cases `--cases` names, {case: (Flows, intensity options)} read or made once in `--flows`)."
+def case_flows_from_command_line(doc: str, options: dict) -> tuple:
+    "(args, cases, {case: (Flows, intensity options)}): a bench's `options` {flag: (default, help)}, --cases, --flows."
+    import argparse
     from flow2mask_nb.cli import case_flows
+    ap = argparse.ArgumentParser(description=doc.split('\n')[0])
+    for flag, (default, help) in options.items(): ap.add_argument(flag, default=default, help=help)
+    add_case_options(ap)
+    args = ap.parse_args()
     cases = chosen_cases(args)
-    return cases, {c.name: case_flows(c, args.flows) for c in cases}
+    return args, cases, {c.name: case_flows(c, args.flows) for c in cases}     # flows read or made once per case
 
 
 def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None, weights: dict | None = None) -> tuple:
@@ -62,6 +67,14 @@ def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None, weig
                                                             weights=[weights.get(m, 1) for m in others]), k == prefer))
     chosen = {n: best_without(n) for n in names}
     return {n: scores[chosen[n]][n] for n in names}, chosen
+
+
+def leave_one_out_table(scores: dict, left_out: dict, heading, digits: int = 2) -> str:
+    "Markdown: per case, every candidate's score (`heading(candidate)` names its column) and the left-out one."
+    lines = ['| case | ' + ' | '.join(heading(k) for k in scores) + ' | left out |', '|---' * (len(scores) + 2) + '|']
+    lines += [f'| {n} | ' + ' | '.join(f'{scores[k][n]:.{digits}f}' for k in scores) + f' | {left_out[n]:.{digits}f} |'
+              for n in left_out]
+    return '\n'.join(lines)
 
 
 def long_phantom_case(folder: pathlib.Path) -> Case:

@@ -1,6 +1,6 @@
 """How far a structure goes beyond a slice drawn past where it had stopped, chosen by leave-one-case-out on the effort protocol.
 
-Run:  .venv/bin/python bench/past_reach_loo.py [--reach none,1,2,3,5,8] [--cases NAME,NAME] [--flows DIR]
+Run:  .venv/bin/python bench/past_reach_loo.py [--reach none,1,2,3,4,5] [--cases NAME,NAME] [--flows DIR]
 
 When the annotator draws a slice past where the last run had stopped, the structure goes on from there; with no
 limit it can run far past its true end (a faint structure has no contrast to stop on). `StopRule.past_reach` lets it
@@ -10,7 +10,7 @@ per case, the candidate with the fewest slices to Dice 0.90 on the OTHER cases (
 structures, as the effort bars count) is scored on it. Prints per candidate the means, the left-out mean and the per-case table; writes
 bench/results/past_reach_loo.json.
 """
-import argparse, pathlib, sys
+import pathlib, sys
 import numpy as np
 
 HERE = pathlib.Path(__file__).parent
@@ -32,12 +32,8 @@ def main():
     from flow2mask_nb.io import write_json
     from flow2mask_nb.propagate import PropagateSettings
     from flow2mask_nb.stop import StopRule
-    from cases import add_case_options, chosen_case_flows, leave_one_out
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--reach', default='none,1,2,3,5,8', help="comma-separated limits to compare ('none': no limit)")
-    add_case_options(ap)
-    a = ap.parse_args()
-    cases, flows = chosen_case_flows(a)
+    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
+    a, cases, flows = case_flows_from_command_line(__doc__, {'--reach': ('none,1,2,3,4,5', "limits to compare ('none': no limit)")})
     default = StopRule().past_reach
     to90, after3 = {}, {}
     for v in a.reach.split(','):
@@ -53,10 +49,7 @@ def main():
     left_out, chosen = leave_one_out(to90, higher_is_better=False, prefer=default, weights=n)
     print(f"left-out mean over structures: {np.average(list(left_out.values()), weights=[n[k] for k in left_out]):.2f} slices to 0.90 "
           f"(chosen: {', '.join(sorted({str(k) for k in chosen.values()}))}; the default is {default})")
-    print('| case | ' + ' | '.join(f'reach {k}' for k in to90) + ' | left out |')
-    print('|---' * (len(to90) + 2) + '|')
-    for n in left_out:
-        print(f'| {n} | ' + ' | '.join(f'{to90[k][n]:.2f}' for k in to90) + f' | {left_out[n]:.2f} |')
+    print(leave_one_out_table(to90, left_out, lambda k: f'reach {k}'))
     write_json(HERE / 'results' / 'past_reach_loo.json', dict(slices_to_90={str(k): t for k, t in to90.items()},
                dice_after_3={str(k): t for k, t in after3.items()}, left_out=left_out,
                chosen={n: str(k) for n, k in chosen.items()}))

@@ -12,7 +12,7 @@ flows from DIR as the other benches read them); then, per case, the pair with th
 scored on it. Prints the in-sample mean per pair, the left-out mean, and the per-case table; writes
 bench/results/refine_loo.json.
 """
-import argparse, itertools, json, pathlib, sys
+import itertools, json, pathlib, sys
 import numpy as np
 
 HERE = pathlib.Path(__file__).parent
@@ -23,13 +23,9 @@ def main():
     from flow2mask_nb.seedmodel import refine_posterior
     from flow2mask_nb.benchmark import run_case
     from flow2mask_nb.io import json_ready
-    from cases import add_case_options, chosen_case_flows, leave_one_out
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--trust', default='0.9,0.8,0.97', help='priors inside the warped mask')
-    ap.add_argument('--sigma', default='1,0.5,2', help='blurs of the prior in pixels')
-    add_case_options(ap)
-    a = ap.parse_args()
-    cases, flows = chosen_case_flows(a)      # one Flows per case: its finer flows are kept
+    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
+    a, cases, flows = case_flows_from_command_line(__doc__, {'--trust': ('0.9,0.8,0.97', 'priors inside the warped mask'),
+                                                            '--sigma': ('1,0.5,2', 'blurs of the prior in pixels')})
     pairs = list(itertools.product([float(v) for v in a.trust.split(',')], [float(v) for v in a.sigma.split(',')]))
     default, scores = refine_posterior.__defaults__, {}
     try:
@@ -43,14 +39,10 @@ def main():
             print(f"trust {trust:g}, sigma {sigma:g}: mean over cases {np.mean(list(scores[(trust, sigma)].values())):.4f}",
                   flush=True)
     finally: refine_posterior.__defaults__ = default
-    names = [c.name for c in cases]
     left_out, chosen = leave_one_out(scores, prefer=pairs[0])
     print(f"left-out mean {np.mean(list(left_out.values())):.4f}, the first pair's {np.mean(list(scores[pairs[0]].values())):.4f}"
           f" (pairs chosen: {', '.join(sorted({f'trust {p[0]:g} sigma {p[1]:g}' for p in chosen.values()}))})")
-    print('| case | ' + ' | '.join(f'trust {t:g}, sigma {s:g}' for t, s in pairs) + ' | left out |')
-    print('|---' * (len(pairs) + 2) + '|')
-    for n in names:
-        print(f'| {n} | ' + ' | '.join(f'{scores[p][n]:.3f}' for p in pairs) + f' | {left_out[n]:.3f} |')
+    print(leave_one_out_table(scores, left_out, lambda p: f'trust {p[0]:g}, sigma {p[1]:g}', 3))
     out = HERE / 'results'; out.mkdir(exist_ok=True)
     (out / 'refine_loo.json').write_text(json.dumps(json_ready(dict(
         scores={f'trust {t:g} sigma {s:g}': v for (t, s), v in scores.items()}, left_out=left_out,
