@@ -1,7 +1,7 @@
 """Per-volume fit (`flow2mask_nb.train.fit`, the CLI's default when no model is given): time and final
 reconstruction error on the shared abdomen CT and on a 256x256x100 synthetic volume.
 
-The CT is read and normalised exactly as `flow2mask propagate` does it (`pipeline.prepare`: the modality's intensity
+The CT is read and normalised exactly as `flow2mask propagate` does it (`preprocess.prepare`: the modality's intensity
 rule, the 128-pixel working grid), found with `testing.shared_data_dir` (../shared/data or $FLOW2MASK_DATA).
 Reconstruction error: mean MSE of W(I_i, U(i->j)) against I_j over all pairs with |j-i| <= K (K = 1 and 6), next
 to the same for zero flows (no motion model).  Usage: python bench/bench_fit.py [--skip-synthetic] [--dice]
@@ -10,7 +10,7 @@ import argparse, os, sys, time
 import numpy as np, torch
 from flow2mask_nb.io import read_volume, read_labels, to_slices
 from flow2mask_nb.testing import shared_data_dir, shifted_texture
-from flow2mask_nb.pipeline import prepare
+from flow2mask_nb.preprocess import prepare
 from flow2mask_nb.preprocess import resize_slices
 from flow2mask_nb.flows import Flows, chain_flows_from
 from flow2mask_nb.losses import l2g_loss

@@ -31,7 +31,7 @@ from flow2mask_nb.benchmark import run_case                         # noqa: E402
 from flow2mask_nb.cli import main as cli_main                          # noqa: E402
 from flow2mask_nb.io import json_ready                              # noqa: E402
 from flow2mask_nb.io import read_volume                             # noqa: E402
-from flow2mask_nb.pipeline import prepare                           # noqa: E402
+from flow2mask_nb.preprocess import prepare                           # noqa: E402
 from flow2mask_nb.flows import Flows                                # noqa: E402
 from flow2mask_nb.losses import error_by_distance                   # noqa: E402
 from flow2mask_nb.train import model_flows, fit                     # noqa: E402

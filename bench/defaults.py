@@ -21,7 +21,8 @@ from flow2mask_nb.benchmark import run_case, completion_case, summarise
 from flow2mask_nb.io import json_ready
 from flow2mask_nb.testing import shared_data_dir
 from flow2mask_nb.flows import Flows
-from flow2mask_nb.pipeline import prepare, estimate_flows
+from flow2mask_nb.preprocess import prepare
+from flow2mask_nb.flowsource import estimate_flows
 from flow2mask_nb.stop import StopRule
 from flow2mask_nb.io import read_volume, choose_slice_axis
 

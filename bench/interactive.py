@@ -61,7 +61,7 @@ def cli_part(repeats: int, folder: pathlib.Path) -> dict:
     flows = folder / 'ct_flows.safetensors'
     out['flows_seconds'] = round(wall([exe, 'flows', str(ct), '-o', str(flows), '-q'], env), 2)
     out['python_start_s'] = sorted(wall([sys.executable, '-c', 'pass'], env) for _ in range(repeats))
-    out['import_cli_s'] = sorted(wall([sys.executable, '-c', 'import flow2mask_nb.cli, flow2mask_nb.pipeline'], env)
+    out['import_cli_s'] = sorted(wall([sys.executable, '-c', 'import flow2mask_nb.cli, flow2mask_nb.flowsource'], env)
                                  for _ in range(repeats))
     runs = []
     for i in range(repeats):

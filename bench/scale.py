@@ -105,7 +105,7 @@ def child(image_path, seed_path, out_path, fit_steps, threads):
     import torch
     torch.set_num_threads(threads)
     st = Stages()
-    from flow2mask_nb import pipeline, session
+    from flow2mask_nb import flowsource, session
     from flow2mask_nb.io import read_volume, read_labels, write_volume
     # stage marks inside annotate (the bench wraps the library's functions; it changes nothing in them)
     def mark(name, f):
@@ -113,7 +113,7 @@ def child(image_path, seed_path, out_path, fit_steps, threads):
             st.start(name); return f(*a, **k)
         return g
     session.prepare = mark('prepare: intensity window, slice-first float copy, working size', session.prepare)
-    pipeline.estimate_flows = mark('flows: fit', pipeline.estimate_flows)     # `flowfile.make_flows` imports it per call
+    flowsource.estimate_flows = mark('flows: fit', flowsource.estimate_flows)     # `flowfile.make_flows` imports it per call
     session.local_flows = mark('flows: finer flows near small structures', session.local_flows)
     session.propagate = mark('propagate: warp, refine, stop and fuse slice by slice', session.propagate)
     orig_from = session.from_slices

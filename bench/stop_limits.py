@@ -27,7 +27,8 @@ from flow2mask_nb.benchmark import run_case, seed_slice_for, load_case
 from flow2mask_nb.io import json_ready
 from flow2mask_nb.io import to_slices
 from flow2mask_nb.flows import Flows
-from flow2mask_nb.pipeline import prepare, estimate_flows
+from flow2mask_nb.preprocess import prepare
+from flow2mask_nb.flowsource import estimate_flows
 from flow2mask_nb.testing import shared_data_dir
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))

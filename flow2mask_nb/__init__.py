@@ -6,7 +6,7 @@ _API = {   # name -> the module that defines it (no name of a submodule: importi
     'Volume': 'io', 'read_volume': 'io', 'read_labels': 'io', 'write_volume': 'io', 'to_slices': 'io',
     'from_slices': 'io', 'annotate': 'session', 'write_report': 'session', 'Session': 'session', 'advise': 'session',
     'revise': 'session', 'complete': 'session', 'StopRule': 'stop', 'suggest_slice': 'select',
-    'PropagateSettings': 'propagate', 'FlowSettings': 'pipeline', 'FitSettings': 'train', 'fit': 'train',
+    'PropagateSettings': 'propagate', 'FlowSettings': 'flowsource', 'FitSettings': 'train', 'fit': 'train',
     'Intensity': 'preprocess', 'Progress': 'progress', 'Bars': 'progress', 'Flow2MaskError': 'errors',
     'InputError': 'errors', 'Cancelled': 'errors',
     'make_flows': 'flowfile', 'read_flows_file': 'flowfile', 'save_flows_file': 'flowfile', 'find_flows': 'flowfile',

@@ -123,7 +123,7 @@ class Settings:
     flows: str | None = None         # folder of flows files <case>.safetensors: read when there, else made and written
     reference: str | None = None     # folder of dense label maps <case>.* to score against
     model: str | None = None         # trained model file (None: flows fitted on each volume)
-    flow_source: str = 'auto'        # 'auto', 'fit', 'model' or 'tvl1' (`pipeline.estimate_flows`)
+    flow_source: str = 'auto'        # 'auto', 'fit', 'model' or 'tvl1' (`flowsource.estimate_flows`)
     fit_steps: int | None = None     # fitting steps (None: the fit's default)
     budget_s: float | None = None    # or seconds per fit
     size: int | None = 128           # working in-plane size of the flows

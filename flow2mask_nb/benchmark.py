@@ -158,7 +158,8 @@ def run_case(case: Case,                   # the volume, its labels and structur
              **annotate_kwargs,            # options of `session.annotate`
             ) -> tuple:                    # (the record: JSON-ready scores, the `Annotation`)
     "Seed every structure of `case` on one slice, propagate them in one call and score each beside the baselines."
-    from flow2mask_nb.pipeline import prepare, estimate_flows
+    from flow2mask_nb.preprocess import prepare
+    from flow2mask_nb.flowsource import estimate_flows
     from flow2mask_nb.session import annotate
     image, truth, axis, truth3, ids, spacing3 = load_case(case)
     prep = None

@@ -57,7 +57,7 @@ FLOWS_FORMAT, FLOWS_VERSION = 'flow2mask-flows', 1
 FLOWS_SUFFIX = '.safetensors'
 
 def flows_meta(image: Volume,          # the image the flows were estimated on
-               prepared,               # its `pipeline.Prepared` (axis, working grid)
+               prepared,               # its `preprocess.Prepared` (axis, working grid)
                info: dict,             # `estimate_flows`'s info: flow_source, flow_seconds
                settings: dict,         # how they were made: size, fit_steps, budget_s, model
               ) -> dict:
@@ -129,14 +129,15 @@ def read_flows_file(path, image: Volume, axis: int | None = None) -> tuple:
 def make_flows(image: Volume,                      # the image
                axis: int | None = None,             # slice axis (default: coarsest spacing)
                size: int | None = 128,              # working in-plane size
-               modality: str = 'auto', window=None, # intensity settings of `pipeline.prepare`
+               modality: str = 'auto', window=None, # intensity settings of `preprocess.prepare`
                report=None,                         # report(stage, done, total) per step; may raise Cancelled
                progress: bool = False,              # tqdm bars
                prepared=None,                       # this image already prepared with these settings (skips `prepare`)
                **flow_options,                      # `FlowSettings.from_options`: model, flow_source, fit_steps, budget_s...
               ) -> tuple:                           # (Prepared, Flows, meta)
     "Prepare `image` and estimate its inter-slice flows, with the metadata `save_flows_file` stores."
-    from flow2mask_nb.pipeline import prepare, estimate_flows, FlowSettings
+    from flow2mask_nb.preprocess import prepare
+    from flow2mask_nb.flowsource import estimate_flows, FlowSettings
     prep = prepared if prepared is not None else prepare(image, axis, modality, window, size)
     flows, info = estimate_flows(prep, FlowSettings.from_options(size=size, **flow_options), progress, report)
     settings = dict(size=size, **{k: flow_options.get(k) for k in ('fit_steps', 'budget_s', 'model')})

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 from dataclasses import dataclass
 from .errors import InputError
+from .io import Volume, choose_slice_axis, to_slices, slices_spacing
 
 # %% auto 0
 __all__ = ['CT_SOFT_TISSUE_WINDOW', 'windowed', 'hounsfield', 'detect_modality', 'Intensity', 'scale_intensities',
-           'intensity_window', 'normalize_intensity', 'working_shape', 'resize_slices', 'resize_flow']
+           'intensity_window', 'normalize_intensity', 'working_shape', 'resize_slices', 'resize_flow', 'Prepared',
+           'prepare']
 
 # %% ../nbs/10_preprocess.ipynb 5
 CT_SOFT_TISSUE_WINDOW = (-160., 240.)
@@ -123,3 +125,41 @@ def resize_flow(flow: torch.Tensor, shape) -> torch.Tensor:
     out = F.interpolate(flow, size=(H, W), mode='bilinear', align_corners=True)
     scale = torch.tensor([(H - 1) / max(h - 1, 1), (W - 1) / max(w - 1, 1)], dtype=flow.dtype, device=flow.device)
     return out * scale.view(1, 2, 1, 1)
+
+# %% ../nbs/10_preprocess.ipynb 11
+@dataclass
+class Prepared:
+    "A volume ready for flow estimation: slice axis first, normalised, and a working-resolution copy."
+    volume: Volume           # the input, untouched
+    axis: int                # slice axis of volume.array
+    slices: np.ndarray       # (D, H, W) float32 in [0, 1], native resolution
+    work: torch.Tensor       # (D, h, w) float32, working resolution for the flows
+    intensity: Intensity     # modality, window (low, high) and the rule that chose it
+
+    @property
+    def raw(self) -> np.ndarray:
+        "The image's own intensities with the slice axis first (a view, no copy)."
+        return to_slices(self.volume.array, self.axis)
+
+    @property
+    def spacing(self) -> tuple:
+        "Voxel spacing in mm in the order of `slices`: (between slices, rows, columns)."
+        return slices_spacing(self.volume.spacing, self.axis)
+
+def prepare(volume: Volume,                   # the image
+            axis: int | None = None,           # slice axis (default: coarsest spacing, ties to the last axis)
+            modality: str = 'auto',            # 'ct', 'mr' or 'auto'
+            window=None,                       # intensity window (low, high) for the flows (None: the modality's rule)
+            size: int | None = 128,            # longest in-plane side of the working grid (None: native)
+           ) -> Prepared:
+    "Normalise `volume` and put its slice axis first, with a working-resolution copy for the flows."
+    axis = choose_slice_axis(volume.spacing, axis)
+    if volume.shape[axis] < 2: raise InputError(f"the volume has {volume.shape[axis]} slice along axis {axis}; "
+                                                "propagation needs at least 2")
+    intensity = intensity_window(volume.array, modality, window)
+    slices = intensity.scale(to_slices(volume.array, axis))
+    if slices.min() == slices.max():
+        raise InputError(f"the image has no contrast after intensity normalisation ({intensity.rule} "
+                         f"{intensity.low:g}..{intensity.high:g}): there is nothing for the flows to follow")
+    work = resize_slices(torch.from_numpy(slices), working_shape(*slices.shape[1:], size)).contiguous()
+    return Prepared(volume, axis, slices, work, intensity)

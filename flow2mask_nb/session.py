@@ -12,7 +12,8 @@ from .io import (Volume, choose_slice_axis, slice_axis_rule, to_slices, from_sli
 from .flows import Flows, LocalFlows
 from .propagate import propagate, Propagation, PropagateSettings, seed_slices as check_seed
 from .stop import STOP_REASONS
-from .pipeline import Prepared, prepare, local_flows, FlowSettings, FLOW_OPTIONS
+from .preprocess import Prepared, prepare
+from .flowsource import local_flows, FlowSettings, FLOW_OPTIONS
 from .progress import part as progress_part
 from .checkpoint import as_network
 from .io import atomic_write_bytes, write_json
@@ -318,7 +319,7 @@ class Session:
     def __init__(self, image: Volume,           # the image to annotate
                  axis: int | None = None,       # slice axis (default: the coarsest spacing)
                  size: int | None = 128,        # working in-plane size of the flows
-                 local: bool = True,            # finer flows around small structures (`pipeline.local_flows`)
+                 local: bool = True,            # finer flows around small structures (`flowsource.local_flows`)
                  flows: Flows | None = None,    # flows already estimated for this image along `axis`, same intensities
                  reuse_flows: bool = True,      # use a flows file made before for this image (`flowfile.find_flows`)
                  settings: PropagateSettings | None = None,   # how every `propagate` of this session carries the slices
@@ -348,7 +349,7 @@ class Session:
     def view(self) -> ScreenView: return screen_view(self.image.direction, self.axis)
 
     def prepare(self):
-        "The image normalised, slice axis first, with its working-grid copy (`pipeline.Prepared`), made once."
+        "The image normalised, slice axis first, with its working-grid copy (`preprocess.Prepared`), made once."
         if self.prepared is None:
             kw = self.flow_kw
             self.prepared = prepare(self.image, self._axis, kw.get('modality', 'auto'), kw.get('window'), self.size)
@@ -396,11 +397,11 @@ class Session:
 
     @functools.cached_property
     def flow_settings(self) -> FlowSettings:
-        "How this session's flows are made (`pipeline.FlowSettings`), read from its options."
+        "How this session's flows are made (`flowsource.FlowSettings`), read from its options."
         return FlowSettings.from_options(size=self.size, **{k: v for k, v in self.flow_kw.items() if k in FLOW_OPTIONS})
 
     def add_local_flows(self, labels, revision: Revision | None = None, report=None) -> list:
-        "`pipeline.local_flows` for the drawn and corrected slices, fitted as the volume's flows were (kept, reused)."
+        "`flowsource.local_flows` for the drawn and corrected slices, fitted as the volume's flows were (kept, reused)."
         seed = np.zeros_like(labels)
         for l, ks in current_anchors(labels, revision).items():
             for k in ks: seed[k][labels[k] == l] = l
