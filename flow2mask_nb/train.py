@@ -534,6 +534,9 @@ def train(volumes,                    # list of paths and/or normalised (D, H, W
         net = job.st.model
         if world > 1: net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[job.dev] if job.dev.type == 'cuda' else None)
         with reporting(report, progress and rank == 0) as report: job.run(net, report)
+        if world > 1:
+            del net                                     # the DDP wrapper goes before its process group...
+            torch.distributed.barrier()                 # ...and no rank leaves while another still talks to it
     finally:
         if own_group: torch.distributed.destroy_process_group()   # gloo's threads left running can abort the exit
     return job.st.model.eval(), job.st.history
