@@ -139,7 +139,7 @@ def make_flows(image: Volume,                      # the image
     from flow2mask_nb.preprocess import prepare
     from flow2mask_nb.flowsource import estimate_flows, FlowSettings
     prep = prepared if prepared is not None else prepare(image, axis, modality, window, size)
-    flows, info = estimate_flows(prep, FlowSettings.from_options(size=size, **flow_options), progress, report)
+    flows, info = estimate_flows(prep, FlowSettings.from_options(**flow_options), progress, report)
     settings = dict(size=size, **{k: flow_options.get(k) for k in ('fit_steps', 'budget_s', 'model')})
     return prep, flows, flows_meta(image, prep, info, settings)
 

@@ -44,7 +44,6 @@ class FlowSettings:
     budget_s: float | None = None  # or a time budget in seconds for the fit
     device: str = 'auto'           # 'auto', 'cpu', 'cuda', 'mps'
     threads: int | None = None     # torch threads for the fit (None: `device.auto_threads`, by the load)
-    size: int | None = 128         # working grid: longest in-plane side (None: native)
     rng: int = 0                   # seeds the fit
 
     def __post_init__(self):

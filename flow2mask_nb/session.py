@@ -398,7 +398,7 @@ class Session:
     @functools.cached_property
     def flow_settings(self) -> FlowSettings:
         "How this session's flows are made (`flowsource.FlowSettings`), read from its options."
-        return FlowSettings.from_options(size=self.size, **{k: v for k, v in self.flow_kw.items() if k in FLOW_OPTIONS})
+        return FlowSettings.from_options(**{k: v for k, v in self.flow_kw.items() if k in FLOW_OPTIONS})
 
     def add_local_flows(self, labels, revision: Revision | None = None, report=None) -> list:
         "`flowsource.local_flows` for the drawn and corrected slices, fitted as the volume's flows were (kept, reused)."
