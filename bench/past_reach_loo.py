@@ -28,7 +28,7 @@ def case_scores(results: list) -> tuple:
 
 
 def main():
-    from flow2mask_nb.effort import effort_case
+    from flow2mask_nb.effort import effort_case, slices_to_reach
     from flow2mask_nb.io import write_json
     from flow2mask_nb.propagate import PropagateSettings
     from flow2mask_nb.stop import StopRule
@@ -42,6 +42,8 @@ def main():
         results = [effort_case(c, flows=flows[c.name][0], annotators=ANNOTATORS, interpolation=False, settings=how,
                                **flows[c.name][1]) for c in cases]
         to90[reach], after3[reach], n = case_scores(results)
+        for who in ANNOTATORS:
+            print(f"  {who}: slices to 0.90, mean over structures {np.mean([slices_to_reach(st['runs'][who]['curve'], 0.9) for r in results for st in r['structures']]):.2f}")
         w = [n[k] for k in to90[reach]]
         print(f"past_reach {reach}: slices to 0.90 (worst slice and advice), mean over structures "
               f"{np.average(list(to90[reach].values()), weights=w):.2f}; Dice after 3 "
