@@ -161,7 +161,8 @@ def as_network(model, device=None) -> torch.nn.Module | None:
 # %% ../nbs/22_checkpoint.ipynb 19
 def save_flows(path, flows: Flows, meta: dict | None = None) -> pathlib.Path:
     "Save `Flows` (and JSON-able `meta`) to a safetensors file, atomically."
-    data = _st_save({'forward': flows.forward.detach().cpu().contiguous(), 'backward': flows.backward.detach().cpu().contiguous()},
+    parts = {'': flows} if flows.second is None else {'': flows, 'second_': flows.second}   # with its second opinion
+    data = _st_save({f'{p}{k}': getattr(f, k).detach().cpu().contiguous() for p, f in parts.items() for k in ('forward', 'backward')},
                     metadata={'flow2mask_flows': json.dumps(meta or {})})
     atomic_write_bytes(path, data); return pathlib.Path(path)
 
@@ -179,4 +180,5 @@ def load_flows(path) -> tuple[Flows, dict]:
     try: t = _st_load(path.read_bytes())
     except Exception as e:
         raise Flow2MaskError(f"{path}: not a flow2mask flows file ({type(e).__name__}: {str(e)[:200]})") from None
-    return Flows(t['forward'], t['backward']), meta
+    second = Flows(t['second_forward'], t['second_backward']) if 'second_forward' in t else None
+    return Flows(t['forward'], t['backward'], second=second), meta

@@ -157,6 +157,12 @@ def _flow_args(p):
                    help='torch threads for the fit (default: the cores other processes leave free)')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
+def _second_opinion_arg(p):
+    "--no-second-opinion, for the commands that make flows and propagate with them."
+    p.add_argument('--no-second-opinion', dest='second_opinion', action='store_false',
+                   help='fitted flows alone, without the TV-L1 flows whose agreement trims what only one carries '
+                        '(a few seconds less; see docs/results.md)')
+
 def describe_intensity(info: dict) -> str:
     "The intensity choice in words, for the command line."
     lo, hi = info['window']
@@ -184,7 +190,8 @@ def cmd_propagate(args):
         dict(flows=flows, axis=meta['axis'], modality=meta['modality'], window=meta['window']) if flows else {})
     ann = annotate(image, seed, labels=parse_labels(args.labels), extents=parse_extents(args.extent), model=resolve_model(args.model),
                    flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget, mode=args.mode,
-                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads, **opts)
+                   size=args.size, device=args.device, progress=not args.quiet, threads=args.threads,
+                   second_opinion=args.second_opinion, **opts)
     notes = export_labels(ann.labels, out, names, args.image, protect)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
           f"[{ann.info.get('flow_source', 'given')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
@@ -209,6 +216,7 @@ def _propagate_args(p):
     p.add_argument('--names', default=None, help='structure names kept in .seg.nrrd and DICOM SEG, e.g. 1=liver,5=spleen')
     p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     _flow_args(p)
+    _second_opinion_arg(p)
     p.add_argument('--labels', default=None, help='labels to propagate, e.g. 1,5 (default: all in the seed)')
     p.add_argument('--extent', action='append', default=None, metavar='LABEL:FIRST-LAST',
                    help="a label's first and last slice (slice axis, from 0), e.g. 1:10-25: filled exactly, no automatic "
@@ -361,9 +369,11 @@ def cmd_flows(args):
     _, flows, meta = make_flows(image, args.axis, args.size, args.modality, parse_window(args.window),
                                 model=resolve_model(args.model),
                                 flow_source=args.flow_source, fit_steps=args.fit_steps, budget_s=args.budget,
-                                device=args.device, progress=not args.quiet, threads=args.threads)
+                                device=args.device, progress=not args.quiet, threads=args.threads,
+                                second_opinion=args.second_opinion)
     save_flows_file(out, flows, meta, protect)
-    print(f"wrote {out}: {meta['flow_source']} flows between {meta['depth']} {meta['plane']} slices (axis "
+    second = ' (with TV-L1 flows as a second opinion)' if meta.get('second_opinion') else ''
+    print(f"wrote {out}: {meta['flow_source']} flows{second} between {meta['depth']} {meta['plane']} slices (axis "
           f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s; "
           f"reuse them with --flows {out}")
 
@@ -387,6 +397,7 @@ def _flows_args(p):
     p.add_argument('image', help='image: NIfTI, NRRD, MHA/MHD, .npy/.npz or a DICOM series folder')
     p.add_argument('-o', '--output', required=True, help='flows file to write (.safetensors)')
     _flow_args(p)
+    _second_opinion_arg(p)
     _intensity_args(p)
     p.set_defaults(func=cmd_flows)
 

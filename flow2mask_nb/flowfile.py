@@ -71,6 +71,7 @@ def flows_meta(image: Volume,          # the image the flows were estimated on
                 window=list(prepared.intensity.window), intensity_rule=prepared.intensity.rule,
                 size=settings.get('size', 128),
                 flow_source=info.get('flow_source'), seconds=round(float(info.get('flow_seconds', 0.)), 3),
+                second_opinion=bool(info.get('second_opinion', False)),
                 fit_steps=settings.get('fit_steps'), budget_s=settings.get('budget_s'),
                 model=None if model is None or not isinstance(model, (str, pathlib.Path)) else pathlib.Path(model).name,
                 flow2mask=__version__, torch=torch.__version__, created=time.strftime('%Y-%m-%dT%H:%M:%S'))
@@ -147,9 +148,11 @@ def make_flows(image: Volume,                      # the image
 def usable_flows(meta: dict,                 # a flows file's metadata
                  axis: int,                  # the slice axis the session works along
                  flow_source: str = 'auto', model=None, modality: str = 'auto', window=None,   # what the user chose
+                 second_opinion: bool = True,  # flows with TV-L1 flows beside them (`FlowSettings.second_opinion`)
                  **ignored) -> bool:         # the fit's steps, budget...: any fit of the image will do
     "Whether flows with `meta` (made for this image) serve a session along `axis` with these explicit settings."
     if int(meta.get('axis', -1)) != int(axis): return False
+    if bool(meta.get('second_opinion', False)) != bool(second_opinion and meta.get('flow_source') != 'tvl1'): return False
     if flow_source not in (None, 'auto') and meta.get('flow_source') != flow_source: return False
     if model is not None and isinstance(model, (str, pathlib.Path)) and meta.get('model') != pathlib.Path(model).name:
         return False

@@ -18,6 +18,8 @@ class Flows:
     forward: torch.Tensor   # forward[i]: warp(I_i, forward[i]) ~ I_(i+1), on slice i+1's grid
     backward: torch.Tensor  # backward[i]: warp(I_(i+1), backward[i]) ~ I_i, on slice i's grid
     local: list = field(default_factory=list, repr=False, compare=False)  # `LocalFlows` near small structures
+    second: Flows | None = field(default=None, repr=False, compare=False)  # independent flows of the same slices (TV-L1):
+                            # propagation keeps a structure only where both carry it (`propagate`)
 
     def __post_init__(self):
         for name in ('forward', 'backward'):
@@ -27,6 +29,8 @@ class Flows:
                                  f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
         if self.forward.shape != self.backward.shape:
             raise ValueError(f"Flows.forward {tuple(self.forward.shape)} and backward {tuple(self.backward.shape)} differ")
+        if self.second is not None and (not isinstance(self.second, Flows) or self.second.depth != self.depth):
+            raise ValueError(f"Flows.second must be Flows of the same {self.depth} slices")
 
     @property
     def depth(self) -> int: return self.forward.shape[0] + 1   # number of slices D
@@ -35,14 +39,17 @@ class Flows:
 
     def to(self, device=None, dtype=None) -> 'Flows':
         "Move both tensors (device and/or dtype); local refinements stay as they are."
-        return Flows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype), self.local)
+        return Flows(self.forward.to(device=device, dtype=dtype), self.backward.to(device=device, dtype=dtype), self.local,
+                     self.second and self.second.to(device, dtype))
 
-    def detach(self) -> 'Flows': return Flows(self.forward.detach(), self.backward.detach(), self.local)
+    def detach(self) -> 'Flows':
+        return Flows(self.forward.detach(), self.backward.detach(), self.local, self.second and self.second.detach())
 
     def resize(self, h: int, w: int) -> 'Flows':
         "On an h x w grid (bilinear, align_corners=True), vectors rescaled by (new-1)/(old-1); itself if already h x w."
         if self.shape == (h, w): return self
-        return Flows(resize_flow(self.forward, (h, w)), resize_flow(self.backward, (h, w)))
+        return Flows(resize_flow(self.forward, (h, w)), resize_flow(self.backward, (h, w)),
+                     second=self.second and self.second.resize(h, w))
 
 @dataclass
 class LocalFlows:

@@ -33,7 +33,7 @@ def tvl1_flows(work: torch.Tensor, progress: bool = False, report=None, **tvl1_k
     return Flows(torch.from_numpy(np.stack(fw)), torch.from_numpy(np.stack(bw)))
 
 FLOW_SOURCES = ('auto', 'fit', 'model', 'tvl1')
-FLOW_OPTIONS = ('model', 'flow_source', 'fit_steps', 'budget_s', 'device', 'threads', 'seed')   # `FlowSettings.from_options`'s names
+FLOW_OPTIONS = ('model', 'flow_source', 'fit_steps', 'budget_s', 'device', 'threads', 'seed', 'second_opinion')   # `FlowSettings.from_options`'s names
 
 @dataclass(frozen=True)
 class FlowSettings:
@@ -45,6 +45,7 @@ class FlowSettings:
     device: str = 'auto'           # 'auto', 'cpu', 'cuda', 'mps'
     threads: int | None = None     # torch threads for the fit (None: `device.auto_threads`, by the load)
     rng: int = 0                   # seeds the fit
+    second_opinion: bool = True    # also TV-L1 flows: a structure is kept only where both carry it (bench/second_opinion.py)
 
     def __post_init__(self):
         if self.source not in FLOW_SOURCES: raise InputError(f"flow source must be one of {', '.join(FLOW_SOURCES)}, got {self.source!r}")
@@ -81,7 +82,10 @@ def estimate_flows(prepared: Prepared,
         flows, hist = train.fit(prepared.work, budget_s=s.budget_s, device=s.device, seed=s.rng, progress=progress,
                                 report=report, threads=s.threads or auto_threads(), **kw)
     flows = flows.detach().to('cpu', torch.float32)
-    return flows, dict(flow_source=source, fit_steps=len(hist), flow_seconds=time.perf_counter() - t0)
+    if s.second_opinion and source != 'tvl1':   # independent errors: where the two disagree, neither is trusted
+        flows.second = tvl1_flows(prepared.work, progress, report)
+    return flows, dict(flow_source=source, fit_steps=len(hist), flow_seconds=time.perf_counter() - t0,
+                       second_opinion=flows.second is not None)
 
 # %% ../nbs/42_flowsource.ipynb 11
 def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float = 24., coarser: float = 3.) -> bool:

@@ -5,6 +5,7 @@
 # %% ../nbs/40_propagate.ipynb 3
 from __future__ import annotations
 import math, time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
@@ -229,13 +230,17 @@ def drawn_window(intensities, seed: np.ndarray, label: int) -> tuple:
     k = largest_slice(seed == label)
     return seed_model(torch.as_tensor(np.ascontiguousarray(intensities[k])), torch.from_numpy(seed[k] == label)).window
 
+def _local_for(flows: Flows, intensities, seed: np.ndarray, label: int):
+    "The smallest `LocalFlows` that serves `label` as drawn (around it, seen alike), or None."
+    if not flows.local: return None
+    box, window = drawn_box(seed, label), drawn_window(intensities, seed, label)
+    fits = [lf for lf in flows.local if lf.serves(box, window)]
+    return min(fits, key=lambda lf: (lf.box[3] - lf.box[2]) * (lf.box[5] - lf.box[4])) if fits else None
+
 def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int) -> _Frame:
     "The finest flows that serve `label` as drawn: the smallest `LocalFlows` around it that saw it alike, else the volume's."
-    if flows.local:
-        box, window = drawn_box(seed, label), drawn_window(intensities, seed, label)
-        fits = [lf for lf in flows.local if lf.serves(box, window)]
-        if fits: return _Frame.of_local(min(fits, key=lambda lf: (lf.box[3] - lf.box[2]) * (lf.box[5] - lf.box[4])))
-    return _Frame.of(flows, seed.shape)
+    lf = _local_for(flows, intensities, seed, label)
+    return _Frame.of(flows, seed.shape) if lf is None else _Frame.of_local(lf)
 
 def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> list:
     "(seed slice, frame, labels) for every seed slice and flow frame, labels sharing both travel together."
@@ -354,6 +359,25 @@ class _PropagationRun:
                                         doubt=None)
         for step in (+1, -1): self.direction(s, frame, labels, onehot, models, step)
 
+def _checked(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> tuple:
+    "({label: slices} the second opinion checks, its seed groups): labels on the volume's flows, not on finer ones."
+    if flows.second is None: return {}, []
+    # finer flows near a small structure are its own (the second opinion is on the coarse working grid)
+    checked = {l: zs for l, zs in anchors.items() if _local_for(flows, intensities, seed, l) is None}
+    return checked, _groups(checked, Flows(flows.second.forward, flows.second.backward), intensities, seed)
+
+def _agreement(out: np.ndarray, other: np.ndarray, labels, stops: list) -> np.ndarray:
+    "`out` kept where `other` has the same label (for `labels`); stops that now come earlier say so."
+    for l in labels: out[(out == l) & (other != l)] = 0
+    present = {l: set(np.nonzero((out == l).any((1, 2)))[0].tolist()) for l in labels}
+    for st in stops:
+        l, step = st['label'], (1 if st['direction'] == 'up' else -1)
+        if l not in present or st['last_slice'] in present[l]: continue
+        j = st['last_slice']
+        while j != st['seed'] and j not in present[l]: j -= step
+        st.update(last_slice=j, stop_slice=j + step, reason='disagree', explanation=STOP_REASONS['disagree'])
+    return out
+
 def _inputs(intensities, seed, flows: Flows) -> tuple:
     "Validated (D, H, W) intensity tensor and seed array."
     x = torch.as_tensor(np.asarray(intensities))
@@ -367,12 +391,21 @@ def _inputs(intensities, seed, flows: Flows) -> tuple:
     return x, seed
 
 class _Ticker:
-    "Counts propagated slices for `report('propagate', done, total)` (which may raise to cancel)."
+    "Counts propagated slices for `report('propagate', done, total)` (which may raise to cancel: then every later tick does)."
     def __init__(self, total, report):
-        self.total, self.done, self.report = total, 0, report
+        self.total, self.done, self.report, self.stopped = total, 0, report, None
     def __call__(self, n):
+        if self.stopped is not None: raise self.stopped          # the other run of a pair stops as soon as this one
         self.done += n
-        if self.report is not None: self.report('propagate', min(self.done, self.total), self.total)
+        if self.report is None: return
+        try: self.report('propagate', min(self.done, self.total), self.total)
+        except BaseException as e: self.stopped = e; raise
+
+def _carry(run: _PropagationRun, groups: list) -> _PropagationRun:
+    "Propagate every seed group of `groups` in `run` (gradients off: each thread sets its own)."
+    with torch.no_grad():
+        for s, frame, labs in groups: run.group(s, frame, labs)
+    return run
 
 def propagate(intensities,            # (D, H, W) image intensities at native resolution, any units
               seed,                   # (D, H, W) label map, non-zero on the annotated slices
@@ -391,11 +424,18 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     anchors = seed_slices(seed, labels)
     ids = sorted(anchors)
     groups = _groups(anchors, flows, x, seed)
+    checked, second = _checked(anchors, flows, x, seed)
+    new_run = lambda which, tick: _PropagationRun(x, seed, which, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
     with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:
-        tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups), report)
-        run = _PropagationRun(x, seed, anchors, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
-        for s, frame, labs in groups: run.group(s, frame, labs)
-    out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
+        tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups + second), report)
+        run, check = new_run(anchors, tick), new_run(checked, tick)
+        if second:      # the same seed through the second opinion's flows, side by side (one torch thread each)
+            with ThreadPoolExecutor(2) as pool:
+                jobs = [pool.submit(_carry, run, groups), pool.submit(_carry, check, second)]
+                for job in jobs: job.result()
+        else: _carry(run, groups)
+        out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
+        if second: out = _agreement(out, check.fusion.labels(out.dtype), list(checked), run.stops)   # what only one carries goes
     recs = [run.records[k] for k in sorted(run.records)]
     counts = {j: np.bincount(out[j].ravel(), minlength=max(ids) + 1) for j in {r['slice'] for r in recs}}
     for r in recs: r['area_final'] = int(counts[r['slice']][r['label']])

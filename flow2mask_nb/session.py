@@ -91,7 +91,8 @@ def slab(anchor_slices, changed, depth: int) -> tuple:
 
 def slab_flows(flows: Flows, lo: int, hi: int) -> Flows:
     "The flows between slices lo..hi, with the parts of the `LocalFlows` that reach into them (boxes shifted)."
-    out = Flows(flows.forward[lo:hi], flows.backward[lo:hi])
+    second = flows.second and Flows(flows.second.forward[lo:hi], flows.second.backward[lo:hi])
+    out = Flows(flows.forward[lo:hi], flows.backward[lo:hi], second=second)
     for lf in flows.local:
         z0, z1, *yx = lf.box
         a, b = max(z0, lo), min(z1, hi)
@@ -331,6 +332,8 @@ class Session:
         self.prepared = self.flows_meta = None
         self.flows_info = {}                    # how the flows were made here: flow_source, flow_seconds (none when given)
         self.local_seconds = 0.                 # spent fitting finer flows near small structures so far
+        if flows is not None and flows.second is not None and not flow_kw.get('second_opinion', True):
+            flows = Flows(flows.forward, flows.backward, flows.local)      # asked for one opinion: the fit's alone
         self.flows = flows
         if flows is not None:
             if flows.depth != self.prepare().slices.shape[0]:
@@ -435,7 +438,7 @@ def _seed_array(seed, image: Volume) -> np.ndarray:
     return as_label_array(arr, 'seed')
 
 SESSION_OPTIONS = ('flows', 'size', 'local', 'modality', 'window', 'model', 'flow_source', 'fit_steps', 'budget_s',
-                   'device', 'threads', 'seed_rng')   # what `annotate` passes to `Session` (seed_rng: the fit's seed)
+                   'device', 'threads', 'seed_rng', 'second_opinion')   # what `annotate` passes to `Session` (seed_rng: the fit's seed)
 PROPAGATE_OPTIONS = ('stop', 'mode', 'refine')       # ...and to `propagate`
 
 def _split_options(options: dict) -> tuple:

@@ -46,6 +46,7 @@ STOP_REASONS = {
     'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
     'erased': "you emptied this slice: the structure ends before it",
     'marked': "you marked the structure's end slice before this one",
+    'disagree': "the second flows (TV-L1) no longer carry the structure here: only what both carry is kept",
 }
 
 # %% ../nbs/39_stop.ipynb 8

@@ -179,3 +179,29 @@ def test_emptied_slices_end_an_iso_intense_tumour(data_dir):
     np.testing.assert_array_equal(ended[lo:hi + 1], first[lo:hi + 1])           # nothing re-propagated inside
     before, after = dice(first == 1, truth), dice(ended == 1, truth)
     assert after > 0.8 and after > before + 0.1, (before, after)
+
+
+@pytest.mark.slow
+def test_second_opinion_trims_what_only_the_fit_carries(data_dir):
+    """With TV-L1 flows as a second opinion (the default), the MR sarcoma keeps only what both flow fields carry: its
+    spill into the muscle around it shrinks (bench/second_opinion.py: 0.646 with the fit alone, 0.741 with both), and
+    the drawn slice stays as drawn. The same fit serves both runs, so only the agreement differs."""
+    from flow2mask_nb.benchmark import load_cases
+    from flow2mask_nb.flows import Flows
+    from flow2mask_nb.io import choose_slice_axis
+    from flow2mask_nb.session import Session
+    if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
+    case = {c.name: c for c in load_cases(data_dir / 'dev')}['sarcoma_001_mr']
+    image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
+    truth = to_slices(read_labels(case.labels, image).array, axis) == 1
+    seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
+    both = Session(image, axis, reuse_flows=False)
+    with_second, _ = both.propagate(seed)
+    assert both.flows.second is not None and both.flows_meta['second_opinion']
+    alone = Session(image, axis, flows=Flows(both.flows.forward, both.flows.backward), modality=both.flows_meta['modality'],
+                    window=both.flows_meta['window'])
+    fit_only, _ = alone.propagate(seed)
+    assert ((with_second == 1) <= (fit_only == 1)).all()                      # only ever removes
+    np.testing.assert_array_equal(with_second[k] == 1, truth[k])
+    d_both, d_fit = dice(with_second == 1, truth), dice(fit_only == 1, truth)
+    assert d_both > d_fit + 0.05 and d_both > 0.70, (d_fit, d_both)
