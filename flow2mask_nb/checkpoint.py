@@ -162,7 +162,9 @@ def as_network(model, device=None) -> torch.nn.Module | None:
 def save_flows(path, flows: Flows, meta: dict | None = None) -> pathlib.Path:
     "Save `Flows` (and JSON-able `meta`) to a safetensors file, atomically."
     parts = {'': flows} if flows.second is None else {'': flows, 'second_': flows.second}   # with its second opinion
-    data = _st_save({f'{p}{k}': getattr(f, k).detach().cpu().contiguous() for p, f in parts.items() for k in ('forward', 'backward')},
+    # safetensors refuses tensors that share memory: a second opinion may be (a view of) the same flows
+    own = lambda p, t: t.detach().cpu().contiguous().clone() if p else t.detach().cpu().contiguous()
+    data = _st_save({f'{p}{k}': own(p, getattr(f, k)) for p, f in parts.items() for k in ('forward', 'backward')},
                     metadata={'flow2mask_flows': json.dumps(meta or {})})
     atomic_write_bytes(path, data); return pathlib.Path(path)
 

@@ -230,17 +230,13 @@ def drawn_window(intensities, seed: np.ndarray, label: int) -> tuple:
     k = largest_slice(seed == label)
     return seed_model(torch.as_tensor(np.ascontiguousarray(intensities[k])), torch.from_numpy(seed[k] == label)).window
 
-def _local_for(flows: Flows, intensities, seed: np.ndarray, label: int):
-    "The smallest `LocalFlows` that serves `label` as drawn (around it, seen alike), or None."
-    if not flows.local: return None
-    box, window = drawn_box(seed, label), drawn_window(intensities, seed, label)
-    fits = [lf for lf in flows.local if lf.serves(box, window)]
-    return min(fits, key=lambda lf: (lf.box[3] - lf.box[2]) * (lf.box[5] - lf.box[4])) if fits else None
-
 def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int) -> _Frame:
     "The finest flows that serve `label` as drawn: the smallest `LocalFlows` around it that saw it alike, else the volume's."
-    lf = _local_for(flows, intensities, seed, label)
-    return _Frame.of(flows, seed.shape) if lf is None else _Frame.of_local(lf)
+    if flows.local:
+        box, window = drawn_box(seed, label), drawn_window(intensities, seed, label)
+        fits = [lf for lf in flows.local if lf.serves(box, window)]
+        if fits: return _Frame.of_local(min(fits, key=lambda lf: (lf.box[3] - lf.box[2]) * (lf.box[5] - lf.box[4])))
+    return _Frame.of(flows, seed.shape)
 
 def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> list:
     "(seed slice, frame, labels) for every seed slice and flow frame, labels sharing both travel together."
@@ -359,12 +355,12 @@ class _PropagationRun:
                                         doubt=None)
         for step in (+1, -1): self.direction(s, frame, labels, onehot, models, step)
 
-def _checked(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> tuple:
-    "({label: slices} the second opinion checks, its seed groups): labels on the volume's flows, not on finer ones."
+def _checked(anchors: dict, groups: list, flows: Flows, intensities, seed: np.ndarray) -> tuple:
+    "({label: slices} the second opinion checks, its seed groups): the labels `groups` carries on the volume's flows."
     if flows.second is None: return {}, []
     # finer flows near a small structure are its own (the second opinion is on the coarse working grid)
-    checked = {l: zs for l, zs in anchors.items() if _local_for(flows, intensities, seed, l) is None}
-    return checked, _groups(checked, Flows(flows.second.forward, flows.second.backward), intensities, seed)
+    checked = {l: anchors[l] for _, frame, labs in groups if frame.flows is flows for l in labs}
+    return checked, _groups(checked, flows.second, intensities, seed)
 
 def _agreement(out: np.ndarray, other: np.ndarray, labels, stops: list) -> np.ndarray:
     "`out` kept where `other` has the same label (for `labels`); stops that now come earlier say so."
@@ -424,18 +420,18 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     anchors = seed_slices(seed, labels)
     ids = sorted(anchors)
     groups = _groups(anchors, flows, x, seed)
-    checked, second = _checked(anchors, flows, x, seed)
+    checked, second = _checked(anchors, groups, flows, x, seed)
     new_run = lambda which, tick: _PropagationRun(x, seed, which, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
     with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:
         tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups + second), report)
-        run, check = new_run(anchors, tick), new_run(checked, tick)
-        if second:      # the same seed through the second opinion's flows, side by side (one torch thread each)
+        run, check = new_run(anchors, tick), second and new_run(checked, tick)
+        if check:       # the same seed through the second opinion's flows, side by side (one torch thread each)
             with ThreadPoolExecutor(2) as pool:
                 jobs = [pool.submit(_carry, run, groups), pool.submit(_carry, check, second)]
                 for job in jobs: job.result()
         else: _carry(run, groups)
         out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
-        if second: out = _agreement(out, check.fusion.labels(out.dtype), list(checked), run.stops)   # what only one carries goes
+        if check: out = _agreement(out, check.fusion.labels(out.dtype), list(checked), run.stops)   # what only one carries goes
     recs = [run.records[k] for k in sorted(run.records)]
     counts = {j: np.bincount(out[j].ravel(), minlength=max(ids) + 1) for j in {r['slice'] for r in recs}}
     for r in recs: r['area_final'] = int(counts[r['slice']][r['label']])

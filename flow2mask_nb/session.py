@@ -332,9 +332,7 @@ class Session:
         self.prepared = self.flows_meta = None
         self.flows_info = {}                    # how the flows were made here: flow_source, flow_seconds (none when given)
         self.local_seconds = 0.                 # spent fitting finer flows near small structures so far
-        if flows is not None and flows.second is not None and not flow_kw.get('second_opinion', True):
-            flows = Flows(flows.forward, flows.backward, flows.local)      # asked for one opinion: the fit's alone
-        self.flows = flows
+        self.flows = flows = self._as_asked(flows)
         if flows is not None:
             if flows.depth != self.prepare().slices.shape[0]:
                 raise InputError(f"the given flows cover {flows.depth} slices, the image has {self.prepared.slices.shape[0]} "
@@ -373,9 +371,15 @@ class Session:
                 self.flows_info = dict(flow_source=meta['flow_source'], flow_seconds=meta['seconds'])
         return self.flows
 
+    def _as_asked(self, flows: Flows | None) -> Flows | None:
+        "Given flows as this session's options ask: without their second opinion when `second_opinion=False`."
+        if flows is None or flows.second is None or self.flow_kw.get('second_opinion', True): return flows
+        return Flows(flows.forward, flows.backward, flows.local)
+
     def load_flows(self, path):
         "Use a flows file made for this image (`flow2mask flows`) instead of estimating them."
         flows, meta = read_flows_file(path, self.image, self._axis)
+        flows = self._as_asked(flows)
         self.prepared = prepare(self.image, meta['axis'], meta['modality'], meta['window'], meta['size'])
         self.flows, self.flows_meta, self.flows_path = flows, meta, pathlib.Path(path)
         self.flows_info = dict(flow_source=meta.get('flow_source'), flow_seconds=0., flows_file=str(path))
