@@ -239,8 +239,10 @@ def cmd_suggest(args):
     rng = parse_range(args.range, image.shape[axis])
     intensity = (dict(modality=meta['modality'], window=meta['window']) if flows else
                  dict(modality=args.modality, window=parse_window(args.window)))
+    # the suggestion scores slices by the fit's reconstructions alone: no TV-L1 second opinion is made for it
     session = Session(image, axis, meta.get('size', 128), flows=flows, reuse_flows=False, model=resolve_model(args.model),
-                      fit_steps=args.fit_steps, budget_s=args.budget, progress=not args.quiet and not args.json, **intensity)
+                      fit_steps=args.fit_steps, budget_s=args.budget, progress=not args.quiet and not args.json,
+                      second_opinion=False, **intensity)
     res = session.suggest(rng)
     if args.json: return _print_json(res)
     print(f"annotate slice {res['slice']} along axis {res['axis']} "
