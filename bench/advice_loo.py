@@ -1,13 +1,15 @@
-"""The advice's weight beyond the drawn slices, chosen by leave-one-case-out on the effort protocol's advice annotator.
+"""The advice's weights, chosen by leave-one-case-out on the effort protocol's advice annotator.
 
-Run:  .venv/bin/python bench/advice_loo.py [--weights 0.5,1,2,3,4] [--cases NAME,NAME] [--flows DIR]
+Run:  .venv/bin/python bench/advice_loo.py [--setting BEYOND_DRAWN] [--weights 0.5,1,2,3,4] [--cases NAME,NAME] [--flows DIR]
 
 `session.advise` scores a candidate slice by its area times its distance from the nearest known slice; a slice
-outside the span of the drawn ones counts `session.BEYOND_DRAWN` times more. For every weight, the annotator who
+outside the span of the drawn ones counts `session.BEYOND_DRAWN` times more; a slice there that the stop rule
+doubted may instead count the structure beyond it, `session.DOUBT_WEIGHT` times. `--setting` names the weight to
+vary (0 is without); the other stays at its default. For every weight, the annotator who
 follows the advice (`effort.structure_effort(..., 'advice')`, flows from DIR as `bench/effort.py` reads them) runs
 on the shared CT and every dev case; then, per case, the weight with the fewest slices to Dice 0.90 on the OTHER
 cases is scored on it. Prints per weight the mean over structures and over cases, the left-out mean, and the
-per-case table; writes bench/results/advice_loo.json.
+per-case table; writes bench/results/advice_loo.json (advice_<setting>_loo.json for the others).
 """
 import json, pathlib, sys
 import numpy as np
@@ -32,11 +34,14 @@ def main():
     from flow2mask_nb.effort import effort_case
     from flow2mask_nb.io import json_ready
     from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
-    a, cases, flows = case_flows_from_command_line(__doc__, {'--weights': ('0.5,1,2,3,4', 'comma-separated weights to compare')})
-    default, tables = session.BEYOND_DRAWN, {}
+    a, cases, flows = case_flows_from_command_line(__doc__, {
+        '--weights': ('0.5,1,2,3,4', 'comma-separated weights to compare'),
+        '--setting': ('BEYOND_DRAWN', f'the weight of session.advise to vary: one of {session.ADVICE_WEIGHTS}')})
+    if a.setting not in session.ADVICE_WEIGHTS: sys.exit(f'--setting is one of {session.ADVICE_WEIGHTS}, not {a.setting}')
+    default, tables = getattr(session, a.setting), {}
     try:
         for w in (float(v) for v in a.weights.split(',')):
-            session.BEYOND_DRAWN = w                      # `advise` reads it at every call
+            setattr(session, a.setting, w)                # `advise` reads it at every call
             results = [effort_case(c, flows=flows[c.name][0], annotators=('advice',), interpolation=False,
                                    **flows[c.name][1]) for c in cases]
             tables[w] = case_table(results)
@@ -45,7 +50,7 @@ def main():
                   f"{np.average([v[0] for v in t.values()], weights=[v[2] for v in t.values()]):.2f}, over cases "
                   f"{np.mean([v[0] for v in t.values()]):.2f}; Dice after 3 slices "
                   f"{np.average([v[1] for v in t.values()], weights=[v[2] for v in t.values()]):.3f}", flush=True)
-    finally: session.BEYOND_DRAWN = default
+    finally: setattr(session, a.setting, default)
     names = list(next(iter(tables.values())))
     left_out, chosen = leave_one_out({w: {n: t[n][0] for n in names} for w, t in tables.items()}, higher_is_better=False,
                                      prefer=default)
@@ -53,8 +58,9 @@ def main():
           f"(weights chosen: {', '.join(sorted({f'{w:g}' for w in chosen.values()}))}; the default is {default:g})")
     print(leave_one_out_table({w: {n: t[n][0] for n in names} for w, t in tables.items()}, left_out, lambda w: f'weight {w:g}', 1))
     out = HERE / 'results'; out.mkdir(exist_ok=True)
-    (out / 'advice_loo.json').write_text(json.dumps(json_ready(dict(
-        tables={f'{w:g}': t for w, t in tables.items()}, left_out=left_out, chosen=chosen)), indent=1))
+    name = 'advice_loo.json' if a.setting == 'BEYOND_DRAWN' else f'advice_{a.setting.lower()}_loo.json'
+    (out / name).write_text(json.dumps(json_ready(dict(setting=a.setting, tables={f'{w:g}': t for w, t in tables.items()},
+                                                       left_out=left_out, chosen=chosen)), indent=1))
 
 
 if __name__ == '__main__':

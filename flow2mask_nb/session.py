@@ -23,10 +23,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors',
-           'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise', 'least_confident', 'advise',
-           'describe_stop', 'mark_end', 'marked_extents', 'Session', 'Annotation', 'annotate', 'complete',
-           'write_report']
+__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'ADVICE_WEIGHTS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision',
+           'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends',
+           'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Session',
+           'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -140,7 +140,7 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
     shift = lambda r: {**r, 'slice': r['slice'] + lo, 'seed': r['seed'] + lo}
     mine = lambda r, key: r['label'] in labels and lo <= r[key] <= hi
     rev.records = [r for r in rev.records if not mine(r, 'slice')] + [shift(r) for r in res.records]
-    moved = lambda s: {**s, 'seed': s['seed'] + lo, 'last_slice': s['last_slice'] + lo,
+    moved = lambda s: {**s, 'seed': s['seed'] + lo, 'last_slice': s['last_slice'] + lo, 'doubt': [k + lo for k in s.get('doubt', [])],
                        **({} if s.get('stop_slice') is None else {'stop_slice': s['stop_slice'] + lo})}
     # an anchor at a slab end going outwards was not run again: its old stop stands, the slab's end is no stop
     outward = lambda s: (s['seed'] == lo and s['direction'] == 'down' and lo > 0) or \
@@ -148,7 +148,7 @@ def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
     new = [s for s in map(moved, res.stops) if not outward(s)]
     rev.stops = [s for s in rev.stops if not mine(s, 'seed') or outward(s)] + new
 
-# %% ../nbs/45_session.ipynb 18
+# %% ../nbs/45_session.ipynb 19
 def user_ends(stack, anchors: dict, rev: Revision | None) -> dict:
     "{label: (first, last)} slices each label may reach: ends set by emptying a propagated slice beyond its anchors."
     if rev is None: return {}
@@ -204,7 +204,7 @@ def _within(ends: dict, marked: dict) -> dict:
         out[l] = (max(lo, a), min(hi, b))
     return out
 
-# %% ../nbs/45_session.ipynb 19
+# %% ../nbs/45_session.ipynb 20
 def _parts(stack, anchors, changed, rev, whole=()) -> list:
     "The work to do: [(labels, (lo, hi))], one part per changed label (all labels at once on a first run)."
     D = stack.shape[0]
@@ -242,7 +242,7 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     for r in new.records: r['area_final'] = int((stack[r['slice']] == r['label']).sum())
     return stack, new
 
-# %% ../nbs/45_session.ipynb 27
+# %% ../nbs/45_session.ipynb 28
 def least_confident(records: list, exclude=()) -> dict | None:
     "The propagated (not drawn, non-empty) record with the lowest confidence, or None; skips slices in `exclude`."
     cand = [r for r in records if _propagated(r) and r.get('area_final', r.get('area', 0)) > 0
@@ -251,6 +251,14 @@ def least_confident(records: list, exclude=()) -> dict | None:
 
 _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   # stops the image decided, not the user
 BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
+DOUBT_WEIGHT = 1.   # a slice the stop rule doubted counts the structure beyond it this much (bench/advice_loo.py)
+ADVICE_WEIGHTS = ('BEYOND_DRAWN', 'DOUBT_WEIGHT')   # what bench/advice_loo.py varies
+
+def _beyond(areas, k: int, drawn) -> float:
+    "Pixels of a structure (`areas` per slice) from slice k away from its `drawn` slices, up to its first empty slice."
+    step, total = (1 if k > drawn[-1] else -1), 0.
+    while 0 <= k < len(areas) and areas[k] > 0: total += float(areas[k]); k += step
+    return total
 
 def advise(stack,                # (D, H, W) labels as they are now, slice axis first
            rev: Revision,        # what the last run left (`revise`)
@@ -270,6 +278,7 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
     for l in sorted(rev.anchors):
         if label is not None and l != label: continue
         drawn = sorted(rev.anchors[l]); skip = set(drawn) | set(exclude)
+        recs = {int(r['slice']): r for r in rev.records if r['label'] == l and _propagated(r)}
         cand = {k: (float(areas[k, l]), 'large and far from what you drew') for k in range(len(stack))
                 if areas[k, l] > 0 and k not in skip}
         for st in rev.stops:
@@ -279,10 +288,17 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
                 cand[k] = (float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
         lo, hi = rev.ends.get(l, (0, len(stack) - 1))
         known = drawn + [b for b in (lo - 1, hi + 1) if 0 <= b < len(stack)]    # drawn, or emptied by the user
+        doubts = {k: r['doubt'] for k, r in recs.items() if r.get('doubt')}
         for k, (area, why) in cand.items():
             # outside the drawn slices one anchor alone holds the mask, and a stop may have come too early or too
             # late: the error grows faster there than between two drawn slices
-            score = area * min(abs(k - a) for a in known) * (1. if drawn[0] <= k <= drawn[-1] else BEYOND_DRAWN)
+            outside = not drawn[0] <= k <= drawn[-1]
+            score = area * min(abs(k - a) for a in known) * (BEYOND_DRAWN if outside else 1.)
+            if outside and k in doubts:
+                # a slice that failed the stop rule, kept because later ones passed: if the structure ends there,
+                # everything beyond it is spill, and emptying that one slice removes it all
+                stake = DOUBT_WEIGHT * BEYOND_DRAWN * _beyond(areas[:, l], k, drawn)
+                if stake > score: score, why = stake, f"the structure may end here: {STOP_REASONS.get(doubts[k], doubts[k])}"
             if best is None or score > best[0]: best = (score, k, l, why, min(drawn, key=lambda a: abs(k - a)))
     if best is None or best[0] <= 0: return None
     _, k, l, why, near = best
@@ -295,7 +311,7 @@ def describe_stop(stop: dict) -> str:
     at = stop.get('stop_slice')
     return f"{head}: stopped at slice {at}: {why}" if at is not None else f"{head}: {why} (slice {stop['last_slice']})"
 
-# %% ../nbs/45_session.ipynb 30
+# %% ../nbs/45_session.ipynb 31
 def mark_end(marks: dict,       # the marks so far ({label: [first, last]})
              label: int,        # the structure's label value
              k: int,            # the slice shown
@@ -314,7 +330,7 @@ def marked_extents(marks: dict) -> tuple:
     done = {int(l): (int(a), int(b)) for l, (a, b) in marks.items() if a is not None and b is not None}
     return done, sorted(int(l) for l in marks if int(l) not in done)
 
-# %% ../nbs/45_session.ipynb 35
+# %% ../nbs/45_session.ipynb 36
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume,           # the image to annotate
@@ -420,7 +436,7 @@ class Session:
         self.local_seconds += time.perf_counter() - t0
         return new
 
-# %% ../nbs/45_session.ipynb 39
+# %% ../nbs/45_session.ipynb 40
 @dataclass
 class Annotation:
     "What `annotate` returns: the label volume (image geometry), the propagation details, the flows and the session."
@@ -491,7 +507,7 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/45_session.ipynb 44
+# %% ../nbs/45_session.ipynb 45
 REPORT_COLUMNS = ('slice', 'label', 'seed', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source', 'doubt')
 
