@@ -14,7 +14,7 @@ from .errors import InputError
 from .progress import reporting
 from .device import torch_threads
 from .warp import compose_flows, cycle_error
-from .metrics import largest_slice
+from .metrics import largest_slice, iou
 from .flows import Flows, LocalFlows
 from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score
 from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence
@@ -362,8 +362,27 @@ def _checked(anchors: dict, groups: list, flows: Flows, intensities, seed: np.nd
     checked = {l: anchors[l] for _, frame, labs in groups if frame.flows is flows for l in labs}
     return checked, _groups(checked, flows.second, intensities, seed)
 
-def _agreement(out: np.ndarray, other: np.ndarray, labels, stops: list) -> np.ndarray:
-    "`out` kept where `other` has the same label (for `labels`); stops that now come earlier say so."
+def _overlap_end(out: np.ndarray, other: np.ndarray, stop: dict, rule: StopRule) -> int | None:
+    "The first slice of an outward track where the opinions overlap less than `rule.agreement` x on its first slice, `patience` in a row."
+    if rule.agreement is None: return None
+    step, l, run, first = (1 if stop['direction'] == 'up' else -1), stop['label'], 0, None
+    for j in range(stop['seed'] + step, stop['last_slice'] + step, step):
+        overlap = iou(out[j] == l, other[j] == l)
+        first = overlap if first is None else first     # how well the two flows agree on this image, where both see it
+        run = run + 1 if overlap < rule.agreement * first else 0
+        if run >= rule.patience: return j - (run - 1) * step
+    return None
+
+def _agreement(out: np.ndarray, other: np.ndarray, labels, stops: list, rule: StopRule = StopRule()) -> np.ndarray:
+    "`out` where `other` has the same label (for `labels`), past the drawn slices while the two agree; moved stops say so."
+    # past the structure's end both flows carry the mask onto whatever is there, each its own way: where their masks
+    # part, the structure has most likely ended (their common part there is what both spilled into); how well they
+    # overlap inside a structure depends on the image (TV-L1 is poor on some MR), hence a share of the first slice's
+    ends = [(st, _overlap_end(out, other, st, rule)) for st in stops if st['label'] in labels]
+    for st, j in ends:
+        if j is None: continue
+        step = 1 if st['direction'] == 'up' else -1
+        for k in range(j, st['last_slice'] + step, step): out[k][out[k] == st['label']] = 0
     for l in labels: out[(out == l) & (other != l)] = 0
     present = {l: set(np.nonzero((out == l).any((1, 2)))[0].tolist()) for l in labels}
     for st in stops:
@@ -431,7 +450,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
                 for job in jobs: job.result()
         else: _carry(run, groups)
         out = run.fusion.labels(np.uint8 if max(ids) <= 255 else np.uint16)
-        if check: out = _agreement(out, check.fusion.labels(out.dtype), list(checked), run.stops)   # what only one carries goes
+        if check: out = _agreement(out, check.fusion.labels(out.dtype), list(checked), run.stops, how.stop)   # what only one carries goes
     recs = [run.records[k] for k in sorted(run.records)]
     counts = {j: np.bincount(out[j].ravel(), minlength=max(ids) + 1) for j in {r['slice'] for r in recs}}
     for r in recs: r['area_final'] = int(counts[r['slice']][r['label']])

@@ -30,6 +30,9 @@ class StopRule:
     past_reach: int | None = 4                 # ...from which it goes at most this many slices further (None: no
                                                # limit; bench/past_reach_loo.py)
     patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
+    agreement: float | None = 0.6              # disagree: past the drawn slices, the fit's and the second opinion's masks
+                                               # overlap (IoU) less than this share of their overlap on the first slice
+                                               # there, `patience` slices in a row (bench/agreement_loo.py)
     extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
     oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
 
@@ -46,7 +49,7 @@ STOP_REASONS = {
     'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
     'erased': "you emptied this slice: the structure ends before it",
     'marked': "you marked the structure's end slice before this one",
-    'disagree': "the second flows (TV-L1) no longer carry the structure here: only what both carry is kept",
+    'disagree': "the second flows (TV-L1) no longer carry the structure here, or carry it elsewhere: only what both carry is kept",
 }
 
 # %% ../nbs/39_stop.ipynb 8
