@@ -364,7 +364,7 @@ def _checked(anchors: dict, groups: list, flows: Flows, intensities, seed: np.nd
 
 def _overlap_end(out: np.ndarray, other: np.ndarray, stop: dict, rule: StopRule) -> int | None:
     "The first slice of an outward track where the opinions overlap less than `rule.agreement` x on its first slice, `patience` in a row."
-    if rule.agreement is None: return None
+    if rule.agreement is None or stop['label'] in (rule.extent or {}) or rule.oracle_range is not None: return None  # ends given
     step, l, run, first = (1 if stop['direction'] == 'up' else -1), stop['label'], 0, None
     for j in range(stop['seed'] + step, stop['last_slice'] + step, step):
         overlap = iou(out[j] == l, other[j] == l)

@@ -278,7 +278,6 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
     for l in sorted(rev.anchors):
         if label is not None and l != label: continue
         drawn = sorted(rev.anchors[l]); skip = set(drawn) | set(exclude)
-        recs = {int(r['slice']): r for r in rev.records if r['label'] == l and _propagated(r)}
         cand = {k: (float(areas[k, l]), 'large and far from what you drew') for k in range(len(stack))
                 if areas[k, l] > 0 and k not in skip}
         for st in rev.stops:
@@ -288,7 +287,7 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
                 cand[k] = (float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
         lo, hi = rev.ends.get(l, (0, len(stack) - 1))
         known = drawn + [b for b in (lo - 1, hi + 1) if 0 <= b < len(stack)]    # drawn, or emptied by the user
-        doubts = {k: r['doubt'] for k, r in recs.items() if r.get('doubt')}
+        doubts = {int(r['slice']): r['doubt'] for r in rev.records if r['label'] == l and _propagated(r) and r.get('doubt')}
         for k, (area, why) in cand.items():
             # outside the drawn slices one anchor alone holds the mask, and a stop may have come too early or too
             # late: the error grows faster there than between two drawn slices
