@@ -151,7 +151,7 @@ def trace(case: 'FittedCase'):
     "Print every cue on every slice each structure of `case` is carried to, with no stop, beside the true pixels there."
     from flow2mask_nb.stop import StopRule
     never = StopRule(min_pixels=1, area_fraction=None, support_fraction=None, separation_fraction=None,
-                     faint_separation_fraction=None)
+                     faint_separation_fraction=None, agreement=None)
     seen = []
     case.dice(cue_stop(None, None, case.vol, case.truth3, trace=seen), stop=never)
     print('label slice distance faint true_pixels ' + ' '.join(c.replace(' ', '_') for c in GRIDS))

@@ -36,7 +36,7 @@ def record(cases, flows_dir) -> list:
     from flow2mask_nb.seedmodel import seed_model
     from flow2mask_nb.io import to_slices
     never = StopRule(min_pixels=1, area_fraction=None, support_fraction=None, separation_fraction=None,
-                     faint_separation_fraction=None, faint_beyond_anchors=False)
+                     faint_separation_fraction=None, faint_beyond_anchors=False, agreement=None)
     out = []
     for c in cases:
         t0 = time.perf_counter()

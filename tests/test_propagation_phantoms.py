@@ -33,7 +33,8 @@ def test_fading_structure_stops_near_its_end():
     ann, d, extent = run('fade')
     assert abs(extent[1] - 31) <= 2 and abs(extent[0] - 8) <= 2, (extent, ann.propagation.stops)
     _, d_never, extent_never = run('fade', stop=StopRule(min_pixels=1, area_fraction=None, support_fraction=None,
-                                                         separation_fraction=None, faint_separation_fraction=None),
+                                                         separation_fraction=None, faint_separation_fraction=None,
+                                                         agreement=None),
                                    refine=None, flows=ann.flows)
     assert d >= 0.85, d
     assert extent_never[1] > 35                    # the flows alone carry the mask on towards the volume's end
