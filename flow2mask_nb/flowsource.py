@@ -83,7 +83,7 @@ def estimate_flows(prepared: Prepared,
                                 report=report, threads=s.threads or auto_threads(), **kw)
     flows = flows.detach().to('cpu', torch.float32)
     if s.second_opinion and source != 'tvl1':   # independent errors: where the two disagree, neither is trusted
-        flows.second = tvl1_flows(prepared.work, progress, report)
+        flows = replace(flows, second=tvl1_flows(prepared.work, progress, report))   # validated: same slices
     return flows, dict(flow_source=source, fit_steps=len(hist), flow_seconds=time.perf_counter() - t0,
                        second_opinion=flows.second is not None)
 

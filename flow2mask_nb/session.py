@@ -23,10 +23,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'ADVICE_WEIGHTS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision',
-           'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends',
-           'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Session',
-           'Annotation', 'annotate', 'complete', 'write_report']
+__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest',
+           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise',
+           'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Session', 'Annotation',
+           'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -252,7 +252,6 @@ def least_confident(records: list, exclude=()) -> dict | None:
 _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   # stops the image decided, not the user
 BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
 DOUBT_WEIGHT = 1.   # a slice the stop rule doubted counts the structure beyond it this much (bench/advice_loo.py)
-ADVICE_WEIGHTS = ('BEYOND_DRAWN', 'DOUBT_WEIGHT')   # what bench/advice_loo.py varies
 
 def _beyond(areas, k: int, drawn) -> float:
     "Pixels of a structure (`areas` per slice) from slice k away from its `drawn` slices, up to its first empty slice."
@@ -389,7 +388,7 @@ class Session:
     def _as_asked(self, flows: Flows | None) -> Flows | None:
         "Given flows as this session's options ask: without their second opinion when `second_opinion=False`."
         if flows is None or flows.second is None or self.flow_kw.get('second_opinion', True): return flows
-        return Flows(flows.forward, flows.backward, flows.local)
+        return replace(flows, second=None)
 
     def load_flows(self, path):
         "Use a flows file made for this image (`flow2mask flows`) instead of estimating them."
