@@ -153,15 +153,20 @@ def user_ends(stack, anchors: dict, rev: Revision | None) -> dict:
     "{label: (first, last)} slices each label may reach: ends set by emptying a propagated slice beyond its anchors."
     if rev is None: return {}
     D, on = len(stack), [set(map(int, p)) for p in _labels_per_slice(np.asarray(stack))]
-    ends = dict(rev.ends)
+    ends, filled = dict(rev.ends), {}
+    for r in rev.records:
+        if _propagated(r) and r.get('area_final'): filled.setdefault(r['label'], []).append(r['slice'])
     for r in rev.records:
         l, k, drawn = r['label'], r['slice'], anchors.get(r['label'])
         if not drawn or not _propagated(r) or not r.get('area_final') or l in on[k]: continue
-        # filled by the last run, empty now, with the label still further out: emptied by the user (an undo that
-        # brings back an earlier, shorter run leaves no such hole)
+        # filled by the last run, empty now, with the label still further out, or the outermost slice alone emptied
+        # (the one inside it still holds the label): emptied by the user. An undo that brings back an earlier,
+        # shorter run empties several outer slices and leaves no hole: no end
         lo, hi = ends.get(l, (0, D - 1))
-        if k > max(drawn) and any(l in s for s in on[k + 1:]): ends[l] = (lo, min(hi, k - 1))
-        elif k < min(drawn) and any(l in s for s in on[:k]): ends[l] = (max(lo, k + 1), hi)
+        if k > max(drawn) and (any(l in s for s in on[k + 1:]) or (k == max(filled[l]) and l in on[k - 1])):
+            ends[l] = (lo, min(hi, k - 1))
+        elif k < min(drawn) and (any(l in s for s in on[:k]) or (k == min(filled[l]) and l in on[k + 1])):
+            ends[l] = (max(lo, k + 1), hi)
     out = {}
     for l, (lo, hi) in ends.items():
         drawn = anchors.get(l)
