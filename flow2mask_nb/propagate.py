@@ -269,8 +269,8 @@ class _PropagationRun:
 
     def _drawn_end(self, label: int, s: int) -> bool:
         "Whether slice s, the outermost of several drawn slices of `label`, was drawn as the structure's end."
-        # slices drawn all at once (mask completion) include the ends; a slice drawn past where the last run had
-        # stopped says the opposite: the structure goes on from there (a correction of a stop that came too early)
+        # slices drawn all at once (mask completion) include the ends; a slice drawn after a run (a correction, past
+        # where it had stopped or inside) says where the structure is, not where it ends
         rule = self.how.stop
         return (rule.faint_beyond_anchors and len(self.anchors[label]) > 1
                 and s not in (rule.past_stop or {}).get(label, ()))

@@ -24,7 +24,7 @@ from .orient import ScreenView, screen_view
 
 # %% auto 0
 __all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest',
-           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'past_stops', 'user_ends', 'revise',
+           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections', 'user_ends', 'revise',
            'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Session', 'Annotation',
            'annotate', 'complete', 'write_report']
 
@@ -38,7 +38,7 @@ class Revision:
     stops: list = field(default_factory=list)     # stop decisions (as `Propagation.stops`)
     ends: dict = field(default_factory=dict)      # {label: (first, last)}: the slices the user let it reach (`user_ends`)
     marked: dict = field(default_factory=dict)    # {label: (first, last)}: the end slices the user marked (filled exactly)
-    past: dict = field(default_factory=dict)      # {label: slices}: drawn past where a run had stopped (`past_stops`)
+    past: dict = field(default_factory=dict)      # {label: slices}: drawn after a run, as corrections (`corrections`)
 
     def drawn(self) -> dict:
         "{label: sorted slices drawn or corrected by the user} of the last run."
@@ -117,13 +117,15 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw
                                     past_stop={**(stop.past_stop or {}), **beyond})}
     return propagate(intensities[lo:hi + 1], seed, fl, labels, report=report, **kw)
 
-def past_stops(anchors: dict, rev: Revision | None) -> dict:
-    "{label: drawn slices outside where a run had put the label}: corrections of a stop that came too early (kept)."
+def corrections(anchors: dict, rev: Revision | None) -> dict:
+    "{label: slices drawn after a run had carried the label}: where it is, never where it ends (kept while drawn)."
+    # slices drawn at once (mask completion) include the ends; a slice drawn after a run corrects the mask there, past
+    # where the run had stopped or inside: an end there cut the structures the annotator had not reached yet
     if rev is None: return {}
     out = {}
     for l, ks in anchors.items():
-        had = [r['slice'] for r in rev.records if r['label'] == l and r.get('area_final', r.get('area', 0)) > 0]
-        new = [k for k in ks if k not in rev.anchors.get(l, {}) and had and not min(had) <= k <= max(had)]
+        had = any(r['label'] == l and r.get('area_final', r.get('area', 0)) > 0 for r in rev.records)
+        new = [k for k in ks if k not in rev.anchors.get(l, {}) and had]
         kept = sorted(set(new) | {k for k in rev.past.get(l, ()) if k in ks})      # while they stay drawn
         if kept: out[l] = kept
     return out
@@ -230,7 +232,7 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     anchors = current_anchors(stack, rev)
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
     changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors)
-    past = past_stops(anchors, rev)
+    past = corrections(anchors, rev)
     remarked = {l for l, m in marked.items() if anchors.get(l) and m != (rev.marked.get(l) if rev else None)}
     changed.update({l: sorted(anchors[l]) for l in remarked if l not in changed})   # new ends: the whole label again
     new = Revision({l: dict(a) for l, a in anchors.items()}, {l: {k: set(d) for k, d in w.items()} for l, w in

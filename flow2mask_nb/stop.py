@@ -26,7 +26,7 @@ class StopRule:
     clear_separation: float = 0.2              # ...when the seed stood out clearly (rank AUC - 0.5 at least this);
     faint_separation_fraction: float | None = 0.   # for a faint seed, only a reversed contrast stops
     faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones...
-    past_stop: dict | None = None              # ...but for {label: slices} drawn past where the last run had stopped
+    past_stop: dict | None = None              # ...but for {label: slices} drawn after a run (corrections)
     past_reach: int | None = 4                 # ...from which it goes at most this many slices further (None: no
                                                # limit; bench/past_reach_loo.py)
     patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
@@ -45,7 +45,7 @@ STOP_REASONS = {
     'drawn-end': "the structure was drawn up to here and gives no contrast to follow further",
     'volume-end': "the propagation reached the end of the volume",
     'box-end': "the propagation reached the end of the finer flows fitted around the structure",
-    'past-reach': "you drew past where it had stopped: it goes on only a few slices beyond your slice",
+    'past-reach': "you drew this slice as a correction: it goes on only a few slices beyond it",
     'oracle-range': "the true extent ends here (oracle stop, for comparisons only)",
     'erased': "you emptied this slice: the structure ends before it",
     'marked': "you marked the structure's end slice before this one",
