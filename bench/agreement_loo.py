@@ -48,8 +48,7 @@ def main():
         print(f"{a.setting} {k}: mean over the cases {np.mean(list(s.values())):.3f}, over the dev cases "
               f"{np.mean([v for n, v in s.items() if n != 'abdomen_ct']):.3f}")
     out = 'agreement_loo.json' if a.setting == 'agreement' else f'stop_{a.setting}_loo.json'
-    write_json(HERE / 'results' / out, dict(scores=scores, per_structure=per_structure,
-                                                             left_out=left_out, chosen=chosen))
+    write_json(HERE / 'results' / out, dict(scores=scores, per_structure=per_structure, left_out=left_out, chosen=chosen))
 
 
 if __name__ == '__main__':
