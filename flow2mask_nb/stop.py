@@ -17,8 +17,7 @@ __all__ = ['STOP_REASONS', 'StopRule', 'judge', 'stop_reason', 'confidence']
 class StopRule:
     "When to stop carrying a label further from its seed; None disables a criterion (defaults: `bench/stop_loo.py`)."
     min_pixels: int = 4                        # vanished: fewer pixels than this
-    area_fraction: float | None = 0.3          # area-collapse: less than this share of the seed's area (bench/
-                                               # agreement_loo.py --setting area_fraction)
+    area_fraction: float | None = 0.2          # area-collapse: less than this share of the seed's area
     growth: float | None = None                # growth: more than this multiple of the seed's area
     drawn_growth: float | None = 3.            # beyond the outermost of several drawn slices: more than this multiple
                                                # of the largest drawn slice's area (a spill into what surrounds it)
