@@ -29,9 +29,11 @@ def main():
     a, cases, flows = case_flows_from_command_line(__doc__, {'--values': ('none,0.5,0.6,0.7,0.8', 'comma-separated values to compare'),
                                                              '--setting': ('agreement', 'the StopRule field to vary')})
     if a.setting not in StopRule.__dataclass_fields__: sys.exit(f'--setting {a.setting}: StopRule has no such field')
-    kind = type(getattr(StopRule(), a.setting)) if getattr(StopRule(), a.setting) is not None else float
-    values = [None if v == 'none' else kind(float(v)) if kind in (int, float) else kind(v) for v in a.values.split(',')]
-    name = lambda v: 'none' if v is None else f'{v:g}'
+    default = getattr(StopRule(), a.setting)
+    kind = float if default is None else type(default)
+    parse = {bool: lambda v: v.lower() in ('true', 'yes', '1'), int: lambda v: int(float(v))}.get(kind, float)
+    values = [None if v == 'none' else parse(v) for v in a.values.split(',')]
+    name = lambda v: 'none' if v is None else str(v) if isinstance(v, bool) else f'{v:g}'
     scores, per_structure = {}, {}
     for c in cases:
         fl, intensity = flows[c.name]
@@ -41,7 +43,7 @@ def main():
             scores.setdefault(name(v), {})[c.name] = mean_dice(r)
             per_structure.setdefault(name(v), {})[c.name] = {l: s['dice'] for l, s in r['flow2mask'].items()}
         print(f'{c.name}: ' + ', '.join(f'{k} {scores[k][c.name]:.3f}' for k in scores), flush=True)
-    left_out, chosen = leave_one_out(scores, prefer=name(getattr(StopRule(), a.setting)))
+    left_out, chosen = leave_one_out(scores, prefer=name(default))
     print(f"\nleft-out mean {np.mean(list(left_out.values())):.3f} (chosen: {', '.join(sorted(set(chosen.values())))})")
     print(leave_one_out_table(scores, left_out, lambda k: f'{a.setting} {k}', digits=3))
     for k, s in scores.items():
