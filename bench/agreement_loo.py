@@ -24,16 +24,12 @@ def main():
     from flow2mask_nb.benchmark import run_case
     from flow2mask_nb.io import write_json
     from flow2mask_nb.stop import StopRule
-    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
+    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table, stop_values
     from second_opinion import mean_dice
     a, cases, flows = case_flows_from_command_line(__doc__, {'--values': ('none,0.5,0.6,0.7,0.8', 'comma-separated values to compare'),
                                                              '--setting': ('agreement', 'the StopRule field to vary')})
-    if a.setting not in StopRule.__dataclass_fields__: sys.exit(f'--setting {a.setting}: StopRule has no such field')
+    values, name = stop_values(a.setting, a.values)
     default = getattr(StopRule(), a.setting)
-    kind = float if default is None else type(default)
-    parse = {bool: lambda v: v.lower() in ('true', 'yes', '1'), int: lambda v: int(float(v))}.get(kind, float)
-    values = [None if v == 'none' else parse(v) for v in a.values.split(',')]
-    name = lambda v: 'none' if v is None else str(v) if isinstance(v, bool) else f'{v:g}'
     scores, per_structure = {}, {}
     for c in cases:
         fl, intensity = flows[c.name]
