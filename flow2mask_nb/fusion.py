@@ -3,12 +3,13 @@
 # %% ../nbs/37_fusion.ipynb 2
 from __future__ import annotations
 import math
+from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import ndimage
 
 # %% auto 0
-__all__ = ['FAR', 'signed_distance', 'shape_weight', 'Fusion']
+__all__ = ['FAR', 'GAP_FILL', 'signed_distance', 'shape_weight', 'Fusion']
 
 # %% ../nbs/37_fusion.ipynb 5
 FAR = 20.   # signed distances are clipped at this many pixels: only the boundary's neighbourhood is blended
@@ -38,12 +39,47 @@ def shape_weight(area: int,       # pixels of the larger of the two drawn slices
     radius = math.sqrt(area * dy * dx / math.pi)
     return max(0., 1. - gap * dz / radius) if radius > 0 else 0.
 
+GAP_FILL = 'nearest-and-largest'   # a gap's slice: the nearer anchor's mask and the larger one's ('vote': the nearer's)
+
+@dataclass
+class _GapSlice:
+    "What the two anchors of a gap carried onto one slice of it."
+    probs: torch.Tensor                   # (H, W) weighted sum of their scores
+    votes: torch.Tensor                   # (H, W) weighted sum of their masks
+    dists: torch.Tensor | None            # (H, W) weighted signed distances (anchors not reaching it: FAR)
+    box: tuple                            # (y0, y1, x0, x1) covering everything added
+    near: tuple = (-1., None, None)       # (weight, mask, roi) of the nearer anchor that reached it
+    large: tuple = (-1., None, None)      # (pixels, mask, roi) of the larger mask carried onto it
+
+    def add(self, roi, p: torch.Tensor, weight: float):
+        sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
+        self.probs[sl] += weight * p
+        self.votes[sl] += weight * (p >= 0.5)
+        mask = p >= 0.5
+        if self.dists is not None: self.dists[sl] += weight * (signed_distance(mask) - FAR)
+        b = self.box; self.box = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
+        if weight > self.near[0]: self.near = (weight, mask, roi)
+        if float(mask.sum()) > self.large[0]: self.large = (float(mask.sum()), mask, roi)
+
+    def keep(self, shape: float) -> torch.Tensor:
+        "The pixels kept, in the box: the masks' rule, following interpolated outlines by `shape`."
+        # a structure's tip carried into the gap cannot grow with it: the nearer anchor's mask alone (a vote by
+        # distance) left the half-gap next to a drawn tip as small as the tip; the larger mask covers where it grew
+        y0, y1, x0, x1 = self.box
+        if GAP_FILL == 'nearest-and-largest':
+            mask = torch.zeros((y1 - y0, x1 - x0))
+            for _, m, roi in (self.near, self.large): mask[roi[0] - y0:roi[1] - y0, roi[2] - x0:roi[3] - x0] += m
+            mask = (mask > 0).float()
+        else: mask = self.votes[y0:y1, x0:x1]
+        sl = (slice(y0, y1), slice(x0, x1))
+        return (mask if self.dists is None else shape * torch.sigmoid(-self.dists[sl]) + (1 - shape) * mask) >= 0.5
+
 class Fusion:
     "Running fusion of label probabilities into the best label per voxel (memory: the slices reached, open gaps)."
     def __init__(self, shape):
         self.shape = tuple(shape)
         self.best, self.label = {}, {}     # slice -> (H, W) best probability so far (2 on drawn pixels), its label
-        self.gaps = {}                     # (label, a, b) -> ({slice: [probabilities, signed distances, box]}, weight)
+        self.gaps = {}                     # (label, a, b) -> ({slice: _GapSlice}, shape weight)
 
     def _slice(self, j: int) -> tuple:
         "The best-so-far and label maps of slice j, made on first use (a slice never reached costs nothing)."
@@ -71,27 +107,18 @@ class Fusion:
         if gap is None: return self._fold(j, roi, label, p)
         slices, shape = self.gaps[(label, *gap)]
         if j not in slices:   # distances start 'far outside' (an anchor that reaches no pixel adds FAR); kept if they count
-            slices[j] = [torch.zeros(self.shape[1:]), torch.zeros(self.shape[1:]),
-                         torch.full(self.shape[1:], FAR) if shape > 0 else None, roi]
-        acc = slices[j]
-        sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        acc[0][sl] += weight * p
-        acc[1][sl] += weight * (p >= 0.5)          # the vote: where each anchor's mask is, by its weight
-        if acc[2] is not None: acc[2][sl] += weight * (signed_distance(p >= 0.5) - FAR)
-        b = acc[3]; acc[3] = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
+            slices[j] = _GapSlice(torch.zeros(self.shape[1:]), torch.zeros(self.shape[1:]), torch.full(self.shape[1:], FAR) if shape > 0 else None, roi)
+        slices[j].add(roi, p, weight)
 
     def close(self, label, a, b):
         "Both anchors of a gap are done: fold its blend (probabilities, and outlines by its shape weight), free it."
         gap = self.gaps.pop((label, a, b), None)
         if gap is None: return
         slices, w = gap
-        for j, (probs, votes, dists, box) in slices.items():   # outside the box nothing was added: nothing to fold
-            sl = (slice(box[0], box[1]), slice(box[2], box[3]))
-            # the anchors' masks decide by their weights (the scores of accepted pixels lie in 0.5..1, so blending
-            # scores kept only the anchors' common part halfway between them: the middle slice shrank to it); a gap
-            # short against the structure's width follows the interpolated outlines
-            keep = (votes[sl] if dists is None else w * torch.sigmoid(-dists[sl]) + (1 - w) * votes[sl]) >= 0.5
-            self._fold(j, box, label, torch.where(keep, probs[sl].clamp(min=0.5), probs[sl].clamp(max=0.49)))
+        for j, g in slices.items():   # outside the box nothing was added: nothing to fold
+            sl = (slice(g.box[0], g.box[1]), slice(g.box[2], g.box[3]))
+            keep = g.keep(w)
+            self._fold(j, g.box, label, torch.where(keep, g.probs[sl].clamp(min=0.5), g.probs[sl].clamp(max=0.49)))
 
     def labels(self, dtype) -> np.ndarray:
         out = np.zeros(self.shape, dtype)

@@ -432,7 +432,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
               report=None,            # report('propagate', done, total) after every propagated slice; may raise to cancel
               **changes,              # fields of `PropagateSettings` changed for this call: stop, mode, refine
              ) -> Propagation:
-    "Propagate every seeded label through the volume; a label's several seed slices are blended by distance."
+    "Propagate every seeded label through the volume; a label's several seed slices are blended between them."
     how = replace(settings or PropagateSettings(), **changes)
     t0 = time.perf_counter()
     x, seed = _inputs(intensities, seed, flows)
