@@ -283,9 +283,12 @@ class _PropagationRun:
     def _track_end(self, label: int, s: int, n, step: int) -> int:
         "The last slice a track from s may reach: before the next anchor n, else the volume's end (`past_reach` after a correction)."
         if n is not None: return n - step
-        end, reach = (self.intensities.shape[0] - 1 if step > 0 else 0), self.how.stop.past_reach
-        if reach is None or s not in (self.how.stop.past_stop or {}).get(label, ()): return end
-        return min(end, s + reach) if step > 0 else max(end, s - reach)
+        rule = self.how.stop
+        end, reach = (self.intensities.shape[0] - 1 if step > 0 else 0), rule.past_reach
+        if reach is None or s not in (rule.past_stop or {}).get(label, ()): return end
+        # a correction inside what the label held must not take the rest away: the reach counts from its far end
+        lo, hi = (rule.held or {}).get(label, (s, s)) if rule.reach_from_held else (s, s)
+        return min(end, max(s, hi) + reach) if step > 0 else max(end, min(s, lo) - reach)
 
     def _next_anchor(self, label: int, s: int, step: int):
         return min((a for a in self.anchors[label] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None)

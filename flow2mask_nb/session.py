@@ -24,9 +24,9 @@ from .orient import ScreenView, screen_view
 
 # %% auto 0
 __all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS', 'Revision', 'mask_digest',
-           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections', 'user_ends', 'revise',
-           'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Session', 'Annotation',
-           'annotate', 'complete', 'write_report']
+           'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections', 'held_extent', 'user_ends',
+           'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end', 'marked_extents', 'Session',
+           'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -101,7 +101,7 @@ def slab_flows(flows: Flows, lo: int, hi: int) -> Flows:
     return out
 
 # %% ../nbs/45_session.ipynb 14
-def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw, marked=None, past=None) -> Propagation:
+def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw, marked=None, past=None, held=None) -> Propagation:
     "`propagate` on slices lo..hi, seeded with the anchors there, the labels' marked ends and slices drawn past a stop."
     lo, hi = part
     seed = np.zeros((hi - lo + 1, *stack.shape[1:]), stack.dtype)
@@ -113,8 +113,9 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw
     beyond = {l: [k - lo for k in ks] for l, ks in (past or {}).items() if l in labels}
     if ends or beyond:                 # slice numbers of the slab
         stop = kw.get('stop') or (kw.get('settings') or PropagateSettings()).stop
+        kept = {l: (a - lo, b - lo) for l, (a, b) in (held or {}).items() if l in beyond}
         kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends},
-                                    past_stop={**(stop.past_stop or {}), **beyond})}
+                                    past_stop={**(stop.past_stop or {}), **beyond}, held=kept or stop.held)}
     return propagate(intensities[lo:hi + 1], seed, fl, labels, report=report, **kw)
 
 def corrections(anchors: dict, rev: Revision | None) -> dict:
@@ -128,6 +129,15 @@ def corrections(anchors: dict, rev: Revision | None) -> dict:
         new = [k for k in ks if k not in rev.anchors.get(l, {}) and had]
         kept = sorted(set(new) | {k for k in rev.past.get(l, ()) if k in ks})      # while they stay drawn
         if kept: out[l] = kept
+    return out
+
+def held_extent(stack, labels) -> dict:
+    "{label: (first, last)}: the outermost slices of `stack` holding each of `labels`."
+    on = _labels_per_slice(np.asarray(stack))
+    out = {}
+    for l in labels:
+        ks = [k for k, present in enumerate(on) if l in present]
+        if ks: out[l] = (ks[0], ks[-1])
     return out
 
 def _write(stack, res: Propagation, labels, anchors, part, rev: Revision):
@@ -233,6 +243,7 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
     changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors)
     past = corrections(anchors, rev)
+    held = held_extent(stack, past)
     remarked = {l for l, m in marked.items() if anchors.get(l) and m != (rev.marked.get(l) if rev else None)}
     changed.update({l: sorted(anchors[l]) for l in remarked if l not in changed})   # new ends: the whole label again
     new = Revision({l: dict(a) for l, a in anchors.items()}, {l: {k: set(d) for k, d in w.items()} for l, w in
@@ -242,14 +253,14 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     for i, (ls, part) in enumerate(parts):
         if anchors.get(ls[0]):
             res = _propagate_part(intensities, stack, flows, ls, anchors, part, progress_part(report, i, len(parts)),
-                                  propagate_kw, marked, past)
+                                  propagate_kw, marked, past, held)
         else: res = Propagation(np.zeros((part[1] - part[0] + 1, *stack.shape[1:]), stack.dtype))   # nothing drawn left
         _write(stack, res, ls, {l: anchors.get(l, {}) for l in ls}, part, new)
     _trim(stack, _within(ends, marked), new)
     for r in new.records: r['area_final'] = int((stack[r['slice']] == r['label']).sum())
     return stack, new
 
-# %% ../nbs/45_session.ipynb 28
+# %% ../nbs/45_session.ipynb 29
 def least_confident(records: list, exclude=()) -> dict | None:
     "The propagated (not drawn, non-empty) record with the lowest confidence, or None; skips slices in `exclude`."
     cand = [r for r in records if _propagated(r) and r.get('area_final', r.get('area', 0)) > 0
@@ -316,7 +327,7 @@ def describe_stop(stop: dict) -> str:
     at = stop.get('stop_slice')
     return f"{head}: stopped at slice {at}: {why}" if at is not None else f"{head}: {why} (slice {stop['last_slice']})"
 
-# %% ../nbs/45_session.ipynb 31
+# %% ../nbs/45_session.ipynb 32
 def mark_end(marks: dict,       # the marks so far ({label: [first, last]})
              label: int,        # the structure's label value
              k: int,            # the slice shown
@@ -335,7 +346,7 @@ def marked_extents(marks: dict) -> tuple:
     done = {int(l): (int(a), int(b)) for l, (a, b) in marks.items() if a is not None and b is not None}
     return done, sorted(int(l) for l in marks if int(l) not in done)
 
-# %% ../nbs/45_session.ipynb 36
+# %% ../nbs/45_session.ipynb 37
 class Session:
     "One image annotated interactively: flows computed once, suggestions, and the correction loop."
     def __init__(self, image: Volume,           # the image to annotate
@@ -441,7 +452,7 @@ class Session:
         self.local_seconds += time.perf_counter() - t0
         return new
 
-# %% ../nbs/45_session.ipynb 40
+# %% ../nbs/45_session.ipynb 41
 @dataclass
 class Annotation:
     "What `annotate` returns: the label volume (image geometry), the propagation details, the flows and the session."
@@ -512,7 +523,7 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/45_session.ipynb 45
+# %% ../nbs/45_session.ipynb 46
 REPORT_COLUMNS = ('slice', 'label', 'seed', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source', 'doubt')
 

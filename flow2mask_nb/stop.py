@@ -28,7 +28,10 @@ class StopRule:
     faint_beyond_anchors: bool = True          # a faint structure drawn on several slices ends at the outermost ones...
     past_stop: dict | None = None              # ...but for {label: slices} drawn after a run (corrections)
     past_reach: int | None = 4                 # ...from which it goes at most this many slices further (None: no
-                                               # limit; bench/effort_loo.py)
+                                               # limit; bench/effort_loo.py)...
+    reach_from_held: bool = False              # ...counted from the last slice the label held there, if farther
+                                               # (off: bench/effort_loo.py, every fold)
+    held: dict | None = None                   # {label: (first, last)} slices the label held before the corrections
     patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
     agreement: float | None = 0.6              # disagree: past the drawn slices, the fit's and the second opinion's masks
                                                # overlap (IoU) less than this share of their overlap on the first slice
