@@ -1,17 +1,18 @@
-"""A setting of the stop chosen by leave-one-case-out on the effort protocol (slices drawn to Dice 0.90).
+"""A setting chosen by leave-one-case-out on the effort protocol (slices drawn to Dice 0.90).
 
 Run:  .venv/bin/python bench/effort_loo.py [--setting past_reach] [--values none,1,2,3,4,5] [--cases NAME,NAME] [--flows DIR]
 
-For every value of the `StopRule` field `--setting` (the others at their defaults), the worst-slice and the advice
-annotators (`effort.structure_effort`, flows from DIR as `bench/effort.py` reads them) run on the shared CT and
-every dev case; per case, the value with the fewest slices to Dice 0.90 on the OTHER cases (both annotators, mean
-over their structures, as the effort bars count) is scored on it. Prints per value the means, the left-out mean and
-the per-case table, with flow2mask's completion from n evenly spaced slices (slices to 0.90) beside them; writes
-bench/results/effort_SETTING_loo.json. A setting written MODULE.NAME is a module's setting (`fusion.GAP_FILL`).
+For every value of the `StopRule` field `--setting` (the others at their defaults), or of a module's setting written
+MODULE.NAME (`fusion.GAP_FILL`), the worst-slice and the advice annotators (`effort.structure_effort`, flows from DIR
+as `bench/effort.py` reads them) run on the shared CT and every dev case; per case, the value with the fewest slices
+to Dice 0.90 on the OTHER cases (both annotators, mean over their structures, as the effort bars count) is scored on
+it. Prints per value the means, the left-out mean and the per-case table, with flow2mask's completion from n evenly
+spaced slices (slices to 0.90) beside them; writes bench/results/effort_SETTING_loo.json.
 
-The settings it chose: `past_reach` (when the annotator draws a slice as a correction, the structure goes on at most
-that many slices beyond it: with no limit a faint structure runs far past its true end) and `keep_held` (a
-correction's track is not judged inside the slices the label held, so it never takes away what the user left).
+The settings it chose: `past_reach` (a slice drawn as a correction carries the structure at most that many slices
+beyond it: with no limit a faint structure runs far past its true end), `reach_from_held` (off: counting that reach
+from the far end of what the label held keeps the spills it trims) and `fusion.GAP_FILL` (a gap's slice keeps the
+nearer anchor's mask and the larger carried one).
 """
 import importlib, pathlib, sys
 import numpy as np

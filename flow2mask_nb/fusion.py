@@ -53,13 +53,14 @@ class _GapSlice:
 
     def add(self, roi, p: torch.Tensor, weight: float):
         sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3]))
-        self.probs[sl] += weight * p
-        self.votes[sl] += weight * (p >= 0.5)
         mask = p >= 0.5
+        self.probs[sl] += weight * p
+        self.votes[sl] += weight * mask
         if self.dists is not None: self.dists[sl] += weight * (signed_distance(mask) - FAR)
         b = self.box; self.box = (min(b[0], roi[0]), max(b[1], roi[1]), min(b[2], roi[2]), max(b[3], roi[3]))
         if weight > self.near[0]: self.near = (weight, mask, roi)
-        if float(mask.sum()) > self.large[0]: self.large = (float(mask.sum()), mask, roi)
+        pixels = float(mask.sum())
+        if pixels > self.large[0]: self.large = (pixels, mask, roi)
 
     def keep(self, shape: float) -> torch.Tensor:
         "The pixels kept, in the box: the masks' rule, following interpolated outlines by `shape`."
@@ -107,7 +108,8 @@ class Fusion:
         if gap is None: return self._fold(j, roi, label, p)
         slices, shape = self.gaps[(label, *gap)]
         if j not in slices:   # distances start 'far outside' (an anchor that reaches no pixel adds FAR); kept if they count
-            slices[j] = _GapSlice(torch.zeros(self.shape[1:]), torch.zeros(self.shape[1:]), torch.full(self.shape[1:], FAR) if shape > 0 else None, roi)
+            hw = self.shape[1:]
+            slices[j] = _GapSlice(torch.zeros(hw), torch.zeros(hw), torch.full(hw, FAR) if shape > 0 else None, roi)
         slices[j].add(roi, p, weight)
 
     def close(self, label, a, b):

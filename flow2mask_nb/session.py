@@ -101,7 +101,7 @@ def slab_flows(flows: Flows, lo: int, hi: int) -> Flows:
     return out
 
 # %% ../nbs/45_session.ipynb 14
-def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw, marked=None, past=None, held=None) -> Propagation:
+def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw, marked=None, past=None) -> Propagation:
     "`propagate` on slices lo..hi, seeded with the anchors there, the labels' marked ends and slices drawn past a stop."
     lo, hi = part
     seed = np.zeros((hi - lo + 1, *stack.shape[1:]), stack.dtype)
@@ -113,7 +113,9 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw
     beyond = {l: [k - lo for k in ks] for l, ks in (past or {}).items() if l in labels}
     if ends or beyond:                 # slice numbers of the slab
         stop = kw.get('stop') or (kw.get('settings') or PropagateSettings()).stop
-        kept = {l: (a - lo, b - lo) for l, (a, b) in (held or {}).items() if l in beyond}
+        # what the corrected labels hold (their own part has not written them yet), when the reach counts from it
+        held = held_extent(stack, [l for l in labels if l in beyond]) if stop.reach_from_held else {}
+        kept = {l: (a - lo, b - lo) for l, (a, b) in held.items()}
         kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends},
                                     past_stop={**(stop.past_stop or {}), **beyond}, held=kept or stop.held)}
     return propagate(intensities[lo:hi + 1], seed, fl, labels, report=report, **kw)
@@ -243,7 +245,6 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
     changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors)
     past = corrections(anchors, rev)
-    held = held_extent(stack, past)
     remarked = {l for l, m in marked.items() if anchors.get(l) and m != (rev.marked.get(l) if rev else None)}
     changed.update({l: sorted(anchors[l]) for l in remarked if l not in changed})   # new ends: the whole label again
     new = Revision({l: dict(a) for l, a in anchors.items()}, {l: {k: set(d) for k, d in w.items()} for l, w in
@@ -253,7 +254,7 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     for i, (ls, part) in enumerate(parts):
         if anchors.get(ls[0]):
             res = _propagate_part(intensities, stack, flows, ls, anchors, part, progress_part(report, i, len(parts)),
-                                  propagate_kw, marked, past, held)
+                                  propagate_kw, marked, past)
         else: res = Propagation(np.zeros((part[1] - part[0] + 1, *stack.shape[1:]), stack.dtype))   # nothing drawn left
         _write(stack, res, ls, {l: anchors.get(l, {}) for l in ls}, part, new)
     _trim(stack, _within(ends, marked), new)
