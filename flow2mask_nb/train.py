@@ -110,7 +110,7 @@ class FitSettings:
     "How `fit` optimises one volume's flows: the measured defaults (README, bench/defaults.py)."
     steps: int | None = None     # optimisation steps (None: 180, the measured default; 0: the init's flows)
     budget_s: float | None = None  # wall-clock budget: stop early (keeping the flows so far) when spent
-    reach: int = 6               # final L2G reach K
+    reach: int = 9               # final L2G reach K (bench/fit_loo.py)
     full_at: float = 0.5         # progress at which the reach hits `reach`
     growth: str = 'linear'       # reach growth (see `l2g_reach`)
     rho: object = 'mse'          # similarity ('mse', 'ncc', 'ssim' or callable)
@@ -119,7 +119,7 @@ class FitSettings:
     split: tuple | None = None   # fraction of steps per level (default: equal)
     anchors: object = 10         # anchors per step: int = random subset (10 measured as good as all on CT), None = all
     lr: float = 0.05             # Adam learning rate, in pixels of the finest level
-    iss_weight: float = 0.       # weight of the ISS loss
+    iss_weight: float = 0.       # weight of the ISS loss (bench/fit_loo.py: off)
     smooth_weight: float = 0.    # weight of the in-plane smoothness loss
     fb_weight: float = 0.        # weight of the forward-backward consistency loss
 
@@ -136,7 +136,8 @@ class FitSettings:
                           get_similarity(self.rho), self.anchors, (self.iss_weight, self.smooth_weight, self.fb_weight),
                           torch.Generator().manual_seed(seed))
 
-NETWORK_FIT = FitSettings(steps=150, lr=1e-3)   # `fit_network`: the weights of a network, not flows, are optimised
+NETWORK_FIT = FitSettings(steps=150, lr=1e-3, reach=6)   # `fit_network`: the weights of a network, not flows, are optimised
+                                                         # (its reach as `TrainConfig`'s, with which it was measured)
 
 # %% ../nbs/30_train.ipynb 10
 def _level_plan(levels, split, steps) -> list:

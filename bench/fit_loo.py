@@ -1,0 +1,93 @@
+"""The per-volume fit's settings (`train.FitSettings`), chosen by leave-one-case-out.
+
+Run:  .venv/bin/python bench/fit_loo.py --setting NAME --values V,V,... [--cases NAME,NAME] [--flows DIR] [--every 5] [--rng 0]
+
+For every case (the shared CT and ../shared/data/dev), the flows are fitted afresh once per value of the
+`FitSettings` field NAME (the other fields at their defaults; the finer flows near small structures, fitted in the
+call, get the same value), with the TV-L1 second opinion of the case's flows in DIR beside them (made there once, as
+`bench/effort.py` reads them). Scored as `bench/cases.py` scores: every structure seeded on its largest true slice,
+all in one call, Dice over the volume at native resolution; and flow2mask's completion from every `--every`-th slice
+of each structure's range, ends included. Per case, the value with the best one-seed mean over the OTHER cases is
+scored on it; the left-out mean decides. Prints the table and each value's fitting time; writes
+bench/results/fit_NAME_loo.json (fit_NAME_loo_rngN.json with `--rng N`, another random seed for the fits).
+"""
+import contextlib, dataclasses, pathlib, sys, time
+import numpy as np
+
+HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def fit_values(setting: str, text: str) -> tuple:
+    "([values], name) of the `FitSettings` field `setting` from 'v,v,...', parsed by its default's type."
+    from flow2mask_nb.train import FitSettings
+    if setting not in FitSettings.__dataclass_fields__: sys.exit(f'--setting {setting}: FitSettings has no such field')
+    default = getattr(FitSettings(), setting)
+    if isinstance(default, tuple): sys.exit(f'--setting {setting}: tuple fields are not varied here')
+    kind = float if default is None else type(default)
+    parse = {int: lambda v: int(float(v)), str: str}.get(kind, float)
+    name = lambda v: 'none' if v is None else f'{v:g}' if isinstance(v, float) else str(v)
+    return [None if v == 'none' else parse(v) for v in text.split(',')], name
+
+
+@contextlib.contextmanager
+def fit_default(setting: str, value):
+    "Within the block, every `train.fit` that is given no settings fits with `setting` = `value`."
+    from flow2mask_nb import train
+    original = train.FitSettings
+    train.FitSettings = lambda **kw: original(**{setting: value, **kw})
+    try: yield
+    finally: train.FitSettings = original
+
+
+def fitted(case, intensity: dict, second, rng: int = 0) -> tuple:
+    "(Flows fitted on `case` with the fit's current defaults and `second` beside them, seconds the fit took)."
+    from flow2mask_nb.flowsource import estimate_flows, FlowSettings
+    from flow2mask_nb.io import read_volume
+    from flow2mask_nb.preprocess import prepare
+    prep = prepare(read_volume(case.image), case.axis, intensity['modality'], intensity['window'])
+    flows, info = estimate_flows(prep, FlowSettings(second_opinion=False, threads=1, rng=rng))
+    return dataclasses.replace(flows, second=second), info['flow_seconds']
+
+
+def main():
+    from flow2mask_nb.benchmark import run_case, completion_case
+    from flow2mask_nb.io import write_json
+    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
+    from second_opinion import mean_dice
+    a, cases, flows = case_flows_from_command_line(__doc__, {'--setting': ('reach', 'the FitSettings field to vary'),
+                                                             '--values': ('4,6,8', 'comma-separated values to compare'),
+                                                             '--every': (5, 'completion: every n-th slice drawn'),
+                                                             '--rng': (0, "the fits' random seed")})
+    from flow2mask_nb.train import FitSettings
+    values, name = fit_values(a.setting, a.values)
+    one, completion, seconds = {}, {}, {}
+    for c in cases:
+        cached, intensity = flows[c.name]
+        for v in values:
+            with fit_default(a.setting, v):
+                fl, seconds.setdefault(name(v), {})[c.name] = fitted(c, intensity, cached.second, int(a.rng))
+                r, _ = run_case(c, flows=fl, baselines=False, **intensity)
+                one.setdefault(name(v), {})[c.name] = mean_dice(r)
+                r, _ = completion_case(c, int(a.every), flows=fl, interpolation=False, **intensity)
+                completion.setdefault(name(v), {})[c.name] = mean_dice(r)
+        print(f'{c.name}: ' + ', '.join(f'{k} {one[k][c.name]:.3f} (completion {completion[k][c.name]:.3f}, '
+                                        f'fit {seconds[k][c.name]:.1f} s)' for k in one), flush=True)
+    default = name(getattr(FitSettings(), a.setting))
+    left_out, chosen = leave_one_out(one, prefer=default)
+    print(f"\none seed per structure: left-out mean {np.mean(list(left_out.values())):.3f} "
+          f"(chosen: {', '.join(sorted(set(chosen.values())))})")
+    print(leave_one_out_table(one, left_out, lambda k: f'{a.setting} {k}', digits=3))
+    c_left, _ = leave_one_out(completion, prefer=default)
+    for k in one:
+        print(f"{a.setting} {k}: one seed {np.mean(list(one[k].values())):.3f} (dev cases "
+              f"{np.mean([v for n, v in one[k].items() if n != 'abdomen_ct']):.3f}), completion "
+              f"{np.mean(list(completion[k].values())):.3f}, fit {np.median(list(seconds[k].values())):.1f} s median")
+    print(f"completion left out {np.mean(list(c_left.values())):.3f}")
+    write_json(HERE / 'results' / (f'fit_{a.setting}_loo' + (f'_rng{a.rng}' if int(a.rng) else '') + '.json'),
+               dict(one_seed=one, completion=completion, fit_seconds=seconds, left_out=left_out, chosen=chosen,
+                    completion_left_out=c_left))
+
+
+if __name__ == '__main__':
+    main()
