@@ -152,7 +152,9 @@ def test_completion_on_real_cases(data_dir, name, bar):
     r, _ = completion_case(case, 5, interpolation=False)
     mean = np.mean([s['dice'] for s in r['flow2mask'].values()])
     assert mean > bar, r['flow2mask']
-    assert max(s['past'] for s in r['flow2mask'].values()) <= 2, r['flow2mask']
+    # past the drawn end slice only the stop rule ends it: 2 slices with reach-6 flows, 3 with reach 9 (the lesion,
+    # carried further by flows fitted to reconstruct 9 slices apart); a runaway ran 10 and more
+    assert max(s['past'] for s in r['flow2mask'].values()) <= 3, r['flow2mask']
 
 
 @pytest.mark.slow
