@@ -47,7 +47,7 @@ def test_numbers_compare_with_a_tolerance():
 def test_saved_outputs_still_match(name, request):
     if name == 'evaluation': request.getfixturevalue('data_dir')     # its last section reads the shared CT
     path = TUTORIALS / f'{name}.ipynb'
-    saved = outputs(json.loads(path.read_text()))
+    saved = outputs(json.loads(path.read_text(encoding='utf-8')))
     assert any(saved), f'{path.name} keeps no outputs: run tools/tutorials.py'
     now = outputs(executed(path))
     assert len(now) == len(saved), f'{path.name}: {len(saved)} code cells saved, {len(now)} now'

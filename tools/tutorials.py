@@ -16,7 +16,7 @@ def executed(path: pathlib.Path, timeout: int = 600):
     import nbformat
     from nbclient import NotebookClient
     from nbdev.clean import clean_nb
-    nb = nbformat.from_dict(json.loads(path.read_text()))
+    nb = nbformat.from_dict(json.loads(path.read_text(encoding='utf-8')))
     for cell in nb.cells: cell.source = ''.join(cell.source)
     with warnings.catch_warnings():                          # the repository's notebooks carry no cell ids
         warnings.simplefilter('ignore', nbformat.validator.MissingIDFieldWarning)
