@@ -56,15 +56,21 @@ def case_flows_from_command_line(doc: str, options: dict) -> tuple:
     return args, cases, {c.name: case_flows(c, args.flows) for c in cases}     # flows read or made once per case
 
 
-def stop_values(setting: str, text: str) -> tuple:
-    "([values], name) of the `StopRule` field `setting` from 'none,0.5,...', parsed by its default's type."
-    from flow2mask_nb.stop import StopRule
-    if setting not in StopRule.__dataclass_fields__: sys.exit(f'--setting {setting}: StopRule has no such field')
-    default = getattr(StopRule(), setting)
+def setting_values(settings: type, setting: str, text: str) -> tuple:
+    "([values], name) of the field `setting` of the dataclass `settings` from 'none,0.5,...', parsed by its default's type."
+    if setting not in settings.__dataclass_fields__: sys.exit(f'--setting {setting}: {settings.__name__} has no such field')
+    default = getattr(settings(), setting)
+    if isinstance(default, tuple): sys.exit(f'--setting {setting}: tuple fields are not varied here')
     kind = float if default is None else type(default)
-    parse = {bool: lambda v: v.lower() in ('true', 'yes', '1'), int: lambda v: int(float(v))}.get(kind, float)
-    name = lambda v: 'none' if v is None else str(v) if isinstance(v, (bool, int)) else f'{v:g}'
+    parse = {bool: lambda v: v.lower() in ('true', 'yes', '1'), int: lambda v: int(float(v)), str: str}.get(kind, float)
+    name = lambda v: 'none' if v is None else f'{v:g}' if isinstance(v, float) else str(v)
     return [None if v == 'none' else parse(v) for v in text.split(',')], name
+
+
+def stop_values(setting: str, text: str) -> tuple:
+    "([values], name) of the `StopRule` field `setting` (see `setting_values`)."
+    from flow2mask_nb.stop import StopRule
+    return setting_values(StopRule, setting, text)
 
 
 def leave_one_out(scores: dict, higher_is_better: bool = True, prefer=None, weights: dict | None = None) -> tuple:

@@ -18,18 +18,6 @@ HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 
-def fit_values(setting: str, text: str) -> tuple:
-    "([values], name) of the `FitSettings` field `setting` from 'v,v,...', parsed by its default's type."
-    from flow2mask_nb.train import FitSettings
-    if setting not in FitSettings.__dataclass_fields__: sys.exit(f'--setting {setting}: FitSettings has no such field')
-    default = getattr(FitSettings(), setting)
-    if isinstance(default, tuple): sys.exit(f'--setting {setting}: tuple fields are not varied here')
-    kind = float if default is None else type(default)
-    parse = {int: lambda v: int(float(v)), str: str}.get(kind, float)
-    name = lambda v: 'none' if v is None else f'{v:g}' if isinstance(v, float) else str(v)
-    return [None if v == 'none' else parse(v) for v in text.split(',')], name
-
-
 @contextlib.contextmanager
 def fit_default(setting: str, value):
     "Within the block, every `train.fit` that is given no settings fits with `setting` = `value`."
@@ -40,12 +28,9 @@ def fit_default(setting: str, value):
     finally: train.FitSettings = original
 
 
-def fitted(case, intensity: dict, second, rng: int = 0) -> tuple:
-    "(Flows fitted on `case` with the fit's current defaults and `second` beside them, seconds the fit took)."
+def fitted(prep, second, rng: int = 0) -> tuple:
+    "(Flows fitted on the prepared volume with the fit's current defaults and `second` beside them, seconds the fit took)."
     from flow2mask_nb.flowsource import estimate_flows, FlowSettings
-    from flow2mask_nb.io import read_volume
-    from flow2mask_nb.preprocess import prepare
-    prep = prepare(read_volume(case.image), case.axis, intensity['modality'], intensity['window'])
     flows, info = estimate_flows(prep, FlowSettings(second_opinion=False, threads=1, rng=rng))
     return dataclasses.replace(flows, second=second), info['flow_seconds']
 
@@ -53,20 +38,23 @@ def fitted(case, intensity: dict, second, rng: int = 0) -> tuple:
 def main():
     from flow2mask_nb.benchmark import run_case, completion_case
     from flow2mask_nb.io import write_json
-    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table
+    from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table, setting_values
+    from flow2mask_nb.io import read_volume
+    from flow2mask_nb.preprocess import prepare
     from second_opinion import mean_dice
     a, cases, flows = case_flows_from_command_line(__doc__, {'--setting': ('reach', 'the FitSettings field to vary'),
                                                              '--values': ('4,6,8', 'comma-separated values to compare'),
                                                              '--every': (5, 'completion: every n-th slice drawn'),
                                                              '--rng': (0, "the fits' random seed")})
     from flow2mask_nb.train import FitSettings
-    values, name = fit_values(a.setting, a.values)
+    values, name = setting_values(FitSettings, a.setting, a.values)
     one, completion, seconds = {}, {}, {}
     for c in cases:
         cached, intensity = flows[c.name]
+        prep = prepare(read_volume(c.image), c.axis, intensity['modality'], intensity['window'])   # once for every value
         for v in values:
             with fit_default(a.setting, v):
-                fl, seconds.setdefault(name(v), {})[c.name] = fitted(c, intensity, cached.second, int(a.rng))
+                fl, seconds.setdefault(name(v), {})[c.name] = fitted(prep, cached.second, int(a.rng))
                 r, _ = run_case(c, flows=fl, baselines=False, **intensity)
                 one.setdefault(name(v), {})[c.name] = mean_dice(r)
                 r, _ = completion_case(c, int(a.every), flows=fl, interpolation=False, **intensity)
