@@ -52,11 +52,25 @@ def surface_distances(pred,          # binary mask
     "Directed distances from each surface voxel of `pred` to the surface of `truth`, and back (both non-empty)."
     p, t = _pair(pred, truth)
     sp = _spacing(spacing, p.ndim)
+    # every surface voxel lies in the two masks' common bounding box: the distance transforms need only that box (a
+    # margin of one voxel keeps the erosion's outside as it was), not the whole volume, once per label
+    box = _union_box(p, t)
+    p, t = p[box], t[box]
     sp_, st_ = surface(p), surface(t)
     if not sp_.any() or not st_.any(): raise ValueError("surface distances need two non-empty masks")
     d_to_t = ndimage.distance_transform_edt(~st_, sampling=sp)
     d_to_p = ndimage.distance_transform_edt(~sp_, sampling=sp)
     return d_to_t[sp_], d_to_p[st_]
+
+def _union_box(p, t) -> tuple:
+    "Slices of the bounding box of `p | t`, grown by one voxel within the array (the whole array when both are empty)."
+    u = p | t
+    if not u.any(): return tuple(slice(None) for _ in u.shape)
+    out = []
+    for ax in range(u.ndim):
+        idx = np.flatnonzero(u.any(tuple(a for a in range(u.ndim) if a != ax)))
+        out.append(slice(max(0, int(idx[0]) - 1), min(u.shape[ax], int(idx[-1]) + 2)))
+    return tuple(out)
 
 def _empty_case(p, t):
     "nan when both masks are empty, inf when exactly one is, None otherwise."
@@ -81,7 +95,7 @@ def assd(pred, truth, spacing=None) -> float:
     d_pt, d_tp = surface_distances(p, t, spacing)
     return float((d_pt.sum() + d_tp.sum()) / (d_pt.size + d_tp.size))
 
-# %% ../nbs/02_metrics.ipynb 20
+# %% ../nbs/02_metrics.ipynb 21
 def per_slice_dice(pred, truth,
                    axis: int = 0,              # the slice axis
                    empty: float = math.nan,    # value for slices where both masks are empty
@@ -95,7 +109,7 @@ def per_slice_dice(pred, truth,
     out[nz] = 2.0 * inter[nz] / total[nz]
     return out
 
-# %% ../nbs/02_metrics.ipynb 23
+# %% ../nbs/02_metrics.ipynb 24
 COLUMNS = ('label', 'dice', 'iou', 'hd95_mm', 'assd_mm', 'voxels_pred', 'voxels_truth')
 
 def label_scores(pred, truth, spacing=None) -> dict:
@@ -136,7 +150,7 @@ def format_table(rows, digits: int = 3) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     return '\n'.join('  '.join(s.rjust(w) for s, w in zip(row, widths)) for row in cells)
 
-# %% ../nbs/02_metrics.ipynb 26
+# %% ../nbs/02_metrics.ipynb 27
 def largest_slice(mask,         # boolean mask (or label map == label), any number of dimensions
                   axis: int = 0,  # the slice axis
                  ) -> int:       # index along `axis` (the first of ties)
