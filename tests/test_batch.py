@@ -183,11 +183,11 @@ def test_every_k_matches_the_benchmark_completion_on_real_cases(data_dir, tmp_pa
     spec = json.loads((data_dir / 'dev' / 'cases.json').read_text())
     (tmp_path / 'cases.json').write_text(json.dumps({k: dict(spec[k], folder=str(data_dir / 'dev' / k)) for k in names}))
     out = tmp_path / 'out'
-    rc, so, se = run('batch', 'complete', tmp_path / 'cases.json', '-o', out, '--every', '5', '--fit-steps', '40', '-q')
+    rc, so, se = run('batch', 'complete', tmp_path / 'cases.json', '-o', out, '--every', '5', '--fit-steps', '20', '-q')
     assert rc == 0, se[-2000:]
     got = {r['case']: {int(l): d['dice'] for l, d in r['dice'].items()} for r in summary(out)['records']}
     for case in load_cases(tmp_path / 'cases.json'):
-        want, _ = completion_case(case, 5, fit_steps=40, interpolation=False)
+        want, _ = completion_case(case, 5, fit_steps=20, interpolation=False)
         assert got[case.name] == pytest.approx({l: s['dice'] for l, s in want['flow2mask'].items()}, abs=1e-9)
 
 

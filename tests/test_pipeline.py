@@ -110,7 +110,7 @@ def test_cli_trained_model_improves_the_result(cli, tmp_path):
     truth = ph.labels.array
     seed3 = largest_slice_seed(truth, ph.organ_ids)
     seed = write_volume(ph.labels.with_array(seed3), tmp_path / 'seed.nii.gz', labels=True)
-    code, out, err = cli('train', img, '-o', tmp_path / 'model', '--steps', '120', '--size', '48', '--kind', '2d',
+    code, out, err = cli('train', img, '-o', tmp_path / 'model', '--steps', '200', '--size', '48', '--kind', '2d',
                          '--crop', '0', '--slab', '8', '--lr', '3e-3', '-q')
     assert code == 0, err
     assert (tmp_path / 'model' / 'model.safetensors').exists() and (tmp_path / 'model' / 'history.csv').exists()
@@ -121,7 +121,8 @@ def test_cli_trained_model_improves_the_result(cli, tmp_path):
         pred = read_volume(tmp_path / 'o.nii.gz').array
         return np.mean([dice(pred == l, truth == l) for l in ph.organ_ids])
 
-    # one fit step: the refinement and the stop make up for poor flows on this phantom (3 steps: 0.935 vs 0.933)
+    # one fit step: the refinement and the stop make up for poor flows on this phantom (3 steps: 0.935 vs 0.933); a
+    # model of 120 training steps gave 0.901 vs 0.892 (with the fused warp), of 200 steps 0.948
     with_model, without = mean_dice('--model', tmp_path / 'model', '--fit-steps', '1'), mean_dice('--fit-steps', '1')
     assert with_model > without + 0.01, (with_model, without)
     k = {l: int(np.argmax((seed3 == l).sum((0, 1)))) for l in ph.organ_ids}
@@ -132,7 +133,8 @@ def test_cli_trained_model_improves_the_result(cli, tmp_path):
 
 @pytest.mark.slow
 def test_cli_demo(cli, tmp_path):
-    code, out, err = cli('demo', '--out', tmp_path / 'demo', '-q')
+    # the command and its outputs, on a shorter fit (`make demo` shows the default's 0.98; the phantom tests hold it)
+    code, out, err = cli('demo', '--out', tmp_path / 'demo', '--fit-steps', '60', '-q')
     assert code == 0, err
     summary = json.loads((tmp_path / 'demo' / 'summary.json').read_text())
     assert summary['dice']['flow2mask'] > 0.85 and summary['dice']['flow2mask'] > summary['dice']['copy']
@@ -157,22 +159,32 @@ def test_completion_on_real_cases(data_dir, name, bar):
     assert max(s['past'] for s in r['flow2mask'].values()) <= 3, r['flow2mask']
 
 
-@pytest.mark.slow
-def test_emptied_slices_end_an_iso_intense_tumour(data_dir):
-    """The MR sarcoma is iso-intense with the muscle it grows in: no stop cue ends it (bench/stop_limits.py) and the
-    default carries it 23 slices past its ends. An annotator who empties the first slice past each end (chosen from
-    the truth here, as the annotator's eye would) gets the tumour's extent back: two erasures, nothing drawn. (Run
-    with the two flows' common part alone: the default's stop where they part ends this one near its ends already.)"""
+@pytest.fixture(scope='module')
+def mr_sarcoma(data_dir):
+    """The MR sarcoma seeded on its largest slice, and a session that fitted its flows (second opinion included) once
+    for the tests below: (session, truth, seed, seed slice), slices along the case's axis."""
     from flow2mask_nb.benchmark import load_cases
     from flow2mask_nb.io import choose_slice_axis
     from flow2mask_nb.session import Session
-    from flow2mask_nb.stop import StopRule
     if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
     case = {c.name: c for c in load_cases(data_dir / 'dev')}['sarcoma_001_mr']
     image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
     truth = to_slices(read_labels(case.labels, image).array, axis) == 1
     seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
-    sess, common = Session(image, axis), StopRule(agreement=None)
+    sess = Session(image, axis, reuse_flows=False)
+    sess.compute_flows()
+    return sess, truth, seed, k
+
+
+@pytest.mark.slow
+def test_emptied_slices_end_an_iso_intense_tumour(mr_sarcoma):
+    """The MR sarcoma is iso-intense with the muscle it grows in: no stop cue ends it (bench/stop_limits.py) and the
+    default carries it 23 slices past its ends. An annotator who empties the first slice past each end (chosen from
+    the truth here, as the annotator's eye would) gets the tumour's extent back: two erasures, nothing drawn. (Run
+    with the two flows' common part alone: the default's stop where they part ends this one near its ends already.)"""
+    from flow2mask_nb.stop import StopRule
+    sess, truth, seed, k = mr_sarcoma
+    common = StopRule(agreement=None)
     first, rev = sess.propagate(seed, stop=common)
     lo, hi = (int(z) for z in np.nonzero(truth.any((1, 2)))[0][[0, -1]])
     assert (first[lo - 1] == 1).any() and (first[hi + 1] == 1).any()          # carried past both ends
@@ -186,26 +198,19 @@ def test_emptied_slices_end_an_iso_intense_tumour(data_dir):
 
 
 @pytest.mark.slow
-def test_second_opinion_trims_what_only_the_fit_carries(data_dir):
+def test_second_opinion_trims_what_only_the_fit_carries(mr_sarcoma):
     """With TV-L1 flows as a second opinion (the default), the MR sarcoma keeps only what both flow fields carry: its
     spill into the muscle around it shrinks (bench/second_opinion.py: 0.646 with the fit alone, 0.741 with both), and
     the drawn slice stays as drawn; past the seed it also ends where the two masks part (bench/agreement_loo.py: 0.850
     with `StopRule.agreement` 0.6, the default). The same fit serves every run, so only the agreement differs."""
-    from flow2mask_nb.benchmark import load_cases
     from flow2mask_nb.flows import Flows
-    from flow2mask_nb.io import choose_slice_axis
     from flow2mask_nb.session import Session
     from flow2mask_nb.stop import StopRule
-    if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
-    case = {c.name: c for c in load_cases(data_dir / 'dev')}['sarcoma_001_mr']
-    image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
-    truth = to_slices(read_labels(case.labels, image).array, axis) == 1
-    seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
-    both = Session(image, axis, reuse_flows=False)
+    both, truth, seed, k = mr_sarcoma
     with_second, _ = both.propagate(seed)
     assert both.flows.second is not None and both.flows_meta['second_opinion']
-    alone = Session(image, axis, flows=Flows(both.flows.forward, both.flows.backward), modality=both.flows_meta['modality'],
-                    window=both.flows_meta['window'])
+    alone = Session(both.image, both.axis, flows=Flows(both.flows.forward, both.flows.backward),
+                    modality=both.flows_meta['modality'], window=both.flows_meta['window'])
     fit_only, _ = alone.propagate(seed)
     assert ((with_second == 1) <= (fit_only == 1)).all()                      # only ever removes
     np.testing.assert_array_equal(with_second[k] == 1, truth[k])
