@@ -4,8 +4,9 @@ Run:  .venv/bin/python bench/advice_loo.py [--setting BEYOND_DRAWN] [--weights 0
 
 `session.advise` scores a candidate slice by its area times its distance from the nearest known slice; a slice
 outside the span of the drawn ones counts `session.BEYOND_DRAWN` times more; a slice there that the stop rule
-doubted may instead count the structure beyond it, `session.DOUBT_WEIGHT` times. `--setting` names the weight to
-vary (0 is without); the other stays at its default. For every weight, the annotator who
+doubted may instead count the structure beyond it, `session.DOUBT_WEIGHT` times; the slice just past an automatic
+stop counts the last slice kept `session.OPEN_END_WEIGHT` times (0: never proposed). `--setting` names the weight to
+vary (0 is without); the others stay at their defaults. For every weight, the annotator who
 follows the advice (`effort.structure_effort(..., 'advice')`, flows from DIR as `bench/effort.py` reads them) runs
 on the shared CT and every dev case; then, per case, the weight with the fewest slices to Dice 0.90 on the OTHER
 cases is scored on it. Prints per weight the mean over structures and over cases, the left-out mean, and the
@@ -16,7 +17,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
-WEIGHTS = ('BEYOND_DRAWN', 'DOUBT_WEIGHT')   # the module settings of `session.advise` this bench may vary
+WEIGHTS = ('BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT')   # the module settings of `session.advise` this bench may vary
 
 
 def case_table(results: list) -> dict:
