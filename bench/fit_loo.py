@@ -47,6 +47,8 @@ def main():
                                                              '--every': (5, 'completion: every n-th slice drawn'),
                                                              '--rng': (0, "the fits' random seed")})
     from flow2mask_nb.train import FitSettings
+    if a.setting in ('steps', 'budget_s'):   # `FlowSettings` passes them to every fit, past the patched default
+        sys.exit(f'--setting {a.setting}: the flows pass it to the fit themselves; vary it through FlowSettings, not here')
     values, name = setting_values(FitSettings, a.setting, a.values)
     one, completion, seconds = {}, {}, {}
     for c in cases:

@@ -3,7 +3,7 @@ ratios, medians of several runs, both in this process, one torch thread.
 
 Run:  .venv/bin/python bench/warp_speed.py [--runs 5]
 
-Two timings, each run alternately with the fused warp and with the gathers (`warp._sample_gather`, the code the
+Two timings, each run alternately with the fused warp and with the gathers (`warp(..., fused=False)`, the code the
 fused path replaced, still used for nearest sampling and integer images): a warp forward and backward of 20 slices
 of 128 x 128 (what one step of the fit does dozens of times), and 20 full-resolution steps of the per-volume fit at
 its final reach on a 60-slice 128 x 128 phantom (`train.fit`), with the last step's loss beside them (the two
@@ -11,19 +11,14 @@ agree to float precision, not bit for bit). Writes bench/results/warp_speed.json
 """
 import argparse, json, pathlib, statistics, time
 import numpy as np, torch
+from flow2mask_nb.warp import warp as WARP    # the function itself, whichever one `use_warp` puts in its place
 
 HERE = pathlib.Path(__file__).parent
 
 
 def gather_warp(image, flow, mode='bilinear', padding='border'):
-    "The warp as it was: every sample through explicit gathers."
-    from flow2mask_nb import warp as w
-    B, C, H, W = image.shape
-    flow = flow.to(image.dtype)
-    ys = torch.arange(H, dtype=flow.dtype).view(1, H, 1) + flow[:, 0]
-    xs = torch.arange(W, dtype=flow.dtype).view(1, 1, W) + flow[:, 1]
-    if padding == 'border': ys, xs = ys.clamp(0, H - 1), xs.clamp(0, W - 1)
-    return w._sample_gather(image, ys, xs, mode)
+    "The warp as it was: every sample through explicit gathers (`warp(..., fused=False)`)."
+    return WARP(image, flow, mode, padding, fused=False)
 
 
 class use_warp:
@@ -61,7 +56,6 @@ def fit_steps(steps=20):
 
 
 def main():
-    from flow2mask_nb import warp as w
     from flow2mask_nb.io import json_ready
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--runs', type=int, default=5, help='runs of each, alternating (medians reported)')
@@ -72,7 +66,7 @@ def main():
         times = {'fused': [], 'gathers': []}
         loss = {}
         for _ in range(a.runs):
-            for which, fn in (('fused', w.warp), ('gathers', gather_warp)):
+            for which, fn in (('fused', WARP), ('gathers', gather_warp)):
                 with use_warp(fn): s, l = job()
                 times[which].append(s); loss[which] = l
         med = {k: statistics.median(v) for k, v in times.items()}

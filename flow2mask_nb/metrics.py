@@ -64,13 +64,9 @@ def surface_distances(pred,          # binary mask
 
 def _union_box(p, t) -> tuple:
     "Slices of the bounding box of `p | t`, grown by one voxel within the array (the whole array when both are empty)."
-    u = p | t
-    if not u.any(): return tuple(slice(None) for _ in u.shape)
-    out = []
-    for ax in range(u.ndim):
-        idx = np.flatnonzero(u.any(tuple(a for a in range(u.ndim) if a != ax)))
-        out.append(slice(max(0, int(idx[0]) - 1), min(u.shape[ax], int(idx[-1]) + 2)))
-    return tuple(out)
+    box = ndimage.find_objects((p | t).view(np.uint8))
+    if not box: return tuple(slice(None) for _ in p.shape)
+    return tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box[0], p.shape))
 
 def _empty_case(p, t):
     "nan when both masks are empty, inf when exactly one is, None otherwise."

@@ -54,6 +54,7 @@ def warp(image: torch.Tensor,  # (B, C, H, W) values to resample
          flow: torch.Tensor,   # (B, 2, H, W) displacement in pixels, (rows, cols), on the output grid
          mode: str = 'bilinear',    # 'bilinear' or 'nearest' (nearest: for hard labels, not differentiable in flow)
          padding: str = 'border',   # 'border' repeats edge values, 'zeros' treats outside as 0
+         fused: bool = True,        # bilinear float images through `grid_sample`; False: the exact gathers (the reference)
         ) -> torch.Tensor:         # (B, C, H, W) with out(p) = image(p + flow(p))
     "Pull-warp `image` by `flow`: out(p) = image(p + flow(p)), bilinear on the pixel grid."
     _check_pair(image, flow)
@@ -63,7 +64,7 @@ def warp(image: torch.Tensor,  # (B, C, H, W) values to resample
     flow = flow.to(image.dtype) if image.is_floating_point() else flow
     ys = torch.arange(H, device=flow.device, dtype=flow.dtype).view(1, H, 1) + flow[:, 0]
     xs = torch.arange(W, device=flow.device, dtype=flow.dtype).view(1, 1, W) + flow[:, 1]
-    if mode == 'nearest' or not image.is_floating_point() or min(H, W) < 2:
+    if not fused or mode == 'nearest' or not image.is_floating_point() or min(H, W) < 2:
         if padding == 'border': ys, xs = ys.clamp(0, H - 1), xs.clamp(0, W - 1)
         return _sample_gather(image, ys, xs, mode)
     # grid_sample's normalised coordinates, -1 and 1 on the corner pixels' centres (align_corners): one fused kernel
