@@ -22,6 +22,11 @@ sys.path.insert(0, str(HERE))
 def fit_default(setting: str, value):
     "Within the block, every `train.fit` that is given no settings fits with `setting` = `value`."
     from flow2mask_nb import train
+    if setting == 'steps':   # `FlowSettings` passes steps=None on to the fit: the default lives in `train.FIT_STEPS`
+        original, train.FIT_STEPS = train.FIT_STEPS, int(value)
+        try: yield
+        finally: train.FIT_STEPS = original
+        return
     original = train.FitSettings
     train.FitSettings = lambda **kw: original(**{setting: value, **kw})
     try: yield
@@ -47,7 +52,7 @@ def main():
                                                              '--every': (5, 'completion: every n-th slice drawn'),
                                                              '--rng': (0, "the fits' random seed")})
     from flow2mask_nb.train import FitSettings
-    if a.setting in ('steps', 'budget_s'):   # `FlowSettings` passes them to every fit, past the patched default
+    if a.setting == 'budget_s':   # `FlowSettings` passes it to every fit, past the patched default
         sys.exit(f'--setting {a.setting}: the flows pass it to the fit themselves; vary it through FlowSettings, not here')
     values, name = setting_values(FitSettings, a.setting, a.values)
     one, completion, seconds = {}, {}, {}
@@ -63,7 +68,7 @@ def main():
                 completion.setdefault(name(v), {})[c.name] = mean_dice(r)
         print(f'{c.name}: ' + ', '.join(f'{k} {one[k][c.name]:.3f} (completion {completion[k][c.name]:.3f}, '
                                         f'fit {seconds[k][c.name]:.1f} s)' for k in one), flush=True)
-    default = name(getattr(FitSettings(), a.setting))
+    default = name(FitSettings().step_count if a.setting == 'steps' else getattr(FitSettings(), a.setting))
     left_out, chosen = leave_one_out(one, prefer=default)
     print(f"\none seed per structure: left-out mean {np.mean(list(left_out.values())):.3f} "
           f"(chosen: {', '.join(sorted(set(chosen.values())))})")

@@ -333,13 +333,13 @@ def tune_malloc() -> bool:
 
 # %% ../nbs/48_batch.ipynb 38
 def _my_threads(plan) -> int:
-    "Torch threads for a task: planned for this worker (`plan_threads`), else the cores other processes leave free."
+    "Torch threads for a task: its worker's share (`plan_threads`), at most the cores other processes leave free."
     from flow2mask_nb.device import auto_threads
     if isinstance(plan, int): return plan
-    try:
-        from distributed import get_worker
-        return (plan or {}).get(get_worker().address) or auto_threads()
-    except (ImportError, ValueError): return auto_threads()
+    # a share planned on an idle machine oversubscribes a busy one: 2 threads on 2 cores, one of them taken by
+    # another process, made a batch's fits 10x slower (tests/test_batch.py, the kill test beside a benchmark)
+    free = auto_threads()
+    return min((plan or {}).get(_worker_address()) or free, free)
 
 def _worker_address():
     try:
@@ -378,7 +378,7 @@ def run_case(kind: str,                  # 'complete' or 'flows'
         except Flow2MaskError: pass              # a name that cannot name a file: the summary still lists it
     return rec
 
-# %% ../nbs/48_batch.ipynb 41
+# %% ../nbs/48_batch.ipynb 42
 def machine_cores() -> int:
     "Cores this process may use: its CPU affinity (a SLURM allocation, a cpuset), else the machine's count."
     try: return len(os.sched_getaffinity(0))
@@ -400,7 +400,7 @@ def default_workers(n_cases: int, gb_per_worker: float = 4.) -> int:
     gb = psutil.virtual_memory().total / 2 ** 30
     return max(1, min(machine_cores(), n_cases, int(gb // gb_per_worker)))
 
-# %% ../nbs/48_batch.ipynb 44
+# %% ../nbs/48_batch.ipynb 45
 SUMMARY_COLUMNS = ('case', 'status', 'structures', 'slices_drawn', 'mean_dice', 'seconds', 'flows', 'flow_seconds',
                    'stops', 'output', 'error')
 
@@ -481,7 +481,7 @@ def format_batch(summary: dict, out=None) -> str:
                      + (f"; per-case reports in {pathlib.Path(out) / 'reports'}" if summary['kind'] == 'complete' else ''))
     return '\n'.join(lines)
 
-# %% ../nbs/48_batch.ipynb 47
+# %% ../nbs/48_batch.ipynb 48
 @contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None, n_cases: int = 1):
     "A `distributed.Client`: to the scheduler at SCHEDULER, else to a LocalCluster of WORKERS single-threaded processes."

@@ -130,8 +130,8 @@ def fit_local(prep: Prepared, box: tuple, window: tuple, size: int = 160, report
     z0, z1, y0, y1, x0, x1 = box
     crop = torch.from_numpy(scale_intensities(prep.raw[z0:z1 + 1, y0:y1, x0:x1], *window))
     work = resize_slices(crop, working_shape(y1 - y0, x1 - x0, size)).contiguous()
-    report = None if report is None else (lambda stage, done, total: report('local', done, total))
-    flows, _ = fit(work, progress=False, report=report, **fit_kwargs)
+    as_local = None if report is None else (lambda stage, done, total: report('local', done, total))
+    flows, _ = fit(work, progress=False, report=as_local, **fit_kwargs)
     return flows.detach().to('cpu', torch.float32)
 
 def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, min_pixels: float = 24.,

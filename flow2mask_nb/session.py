@@ -450,11 +450,11 @@ class Session:
         t0 = time.perf_counter()
         s = self.flow_settings
         new = local_flows(self.prepare(), seed, self.flows, report=report, threads=s.threads or auto_threads(), seed=s.rng,
-                          device=s.device, **s.fit_kwargs(self.network))
+                          device=s.device, **(s.fit_kwargs(self.network) or dict(steps=s.steps)))   # --fit-steps too
         self.local_seconds += time.perf_counter() - t0
         return new
 
-# %% ../nbs/45_session.ipynb 41
+# %% ../nbs/45_session.ipynb 42
 @dataclass
 class Annotation:
     "What `annotate` returns: the label volume (image geometry), the propagation details, the flows and the session."
@@ -525,7 +525,7 @@ def complete(image: Volume, sparse_labels, **kwargs) -> Volume:
     "Mask completion: fill every slice from labels drawn on a few slices (each label fused between its slices)."
     return annotate(image, sparse_labels, **kwargs).labels
 
-# %% ../nbs/45_session.ipynb 46
+# %% ../nbs/45_session.ipynb 47
 REPORT_COLUMNS = ('slice', 'label', 'seed', 'area', 'area_final', 'confidence', 'support', 'contrast', 'dissimilarity',
                   'cycle_error', 'stopped', 'source', 'doubt')
 

@@ -24,9 +24,9 @@ from .checkpoint import save_checkpoint, load_checkpoint, as_network
 from .io import atomic_write_bytes
 
 # %% auto 0
-__all__ = ['NETWORK_FIT', 'HISTORY_COLUMNS', 'REFINE', 'network_flows', 'FitSettings', 'fit', 'fit_network', 'TrainConfig',
-           'default_arch', 'prepare_volume', 'sample_slab', 'sample_loss', 'flow_distance', 'write_history',
-           'plot_history', 'TrainSchedule', 'train', 'model_flows']
+__all__ = ['FIT_STEPS', 'NETWORK_FIT', 'HISTORY_COLUMNS', 'REFINE', 'network_flows', 'FitSettings', 'fit', 'fit_network',
+           'TrainConfig', 'default_arch', 'prepare_volume', 'sample_slab', 'sample_loss', 'flow_distance',
+           'write_history', 'plot_history', 'TrainSchedule', 'train', 'model_flows']
 
 # %% ../nbs/30_train.ipynb 5
 def _check_volume(slices):
@@ -105,10 +105,12 @@ class _FitRun:
         if self.report is not None: self.report(self.stage, step + 1, self.steps)
 
 # %% ../nbs/30_train.ipynb 8
+FIT_STEPS = 180   # a per-volume fit's optimisation steps when none are asked for (bench/fit_loo.py --setting steps)
+
 @dataclass(frozen=True)
 class FitSettings:
     "How `fit` optimises one volume's flows: the measured defaults (README, bench/defaults.py)."
-    steps: int | None = None     # optimisation steps (None: 180, the measured default; 0: the init's flows)
+    steps: int | None = None     # optimisation steps (None: `FIT_STEPS`, the measured default; 0: the init's flows)
     budget_s: float | None = None  # wall-clock budget: stop early (keeping the flows so far) when spent
     reach: int = 9               # final L2G reach K (bench/fit_loo.py)
     full_at: float = 0.5         # progress at which the reach hits `reach`
@@ -128,7 +130,7 @@ class FitSettings:
         if self.reach < 1: raise ValueError(f"reach must be >= 1, got {self.reach}")
 
     @property
-    def step_count(self) -> int: return 180 if self.steps is None else int(self.steps)
+    def step_count(self) -> int: return FIT_STEPS if self.steps is None else int(self.steps)
 
     def objective(self, depth: int, seed: int) -> _Objective:
         "The loss these settings minimise on a volume of `depth` slices (anchors drawn from `seed`)."

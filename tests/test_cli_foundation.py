@@ -100,10 +100,13 @@ def test_propagate_exports_dicom_seg_and_slicer_segmentation(cli, data_dir, tmp_
     image = read_volume(series)
     labels = read_labels(data_dir / 'abdomen_ct_dicom' / 'labels.nii.gz', image)
     seed = write_volume(labels.with_array(oracle_seed(labels.array, [5], axis=2)), tmp_path / 'seed.nii.gz', labels=True)
+    flows = tmp_path / 'flows.safetensors'                                 # estimated once for both formats
+    code, out, err = cli('flows', series, '-o', flows, '--flow-source', 'tvl1', '-q')
+    assert code == 0, err
     outs = {}
     for name in ('liver.dcm', 'liver.seg.nrrd'):
         code, out, err = cli('propagate', series, '--seed', seed, '-o', tmp_path / name, '--names', '5=liver',
-                             '--flow-source', 'tvl1', '-q')
+                             '--flows', flows, '-q')
         assert code == 0, err
         outs[name] = out
     assert 'StudyInstanceUID' in outs['liver.dcm'], outs['liver.dcm']      # the anonymised series: said, not hidden
