@@ -9,16 +9,14 @@ of 128 x 128 (what one step of the fit does dozens of times), and 20 full-resolu
 its final reach on a 60-slice 128 x 128 phantom (`train.fit`), with the last step's loss beside them (the two
 agree to float precision, not bit for bit). Writes bench/results/warp_speed.json.
 """
-import argparse, json, pathlib, statistics, time
+import argparse, functools, json, pathlib, statistics, time
 import numpy as np, torch
 from flow2mask_nb.warp import warp as WARP    # the function itself, whichever one `use_warp` puts in its place
 
 HERE = pathlib.Path(__file__).parent
 
 
-def gather_warp(image, flow, mode='bilinear', padding='border'):
-    "The warp as it was: every sample through explicit gathers (`warp(..., fused=False)`)."
-    return WARP(image, flow, mode, padding, fused=False)
+gather_warp = functools.partial(WARP, fused=False)   # the warp as it was: every sample through explicit gathers
 
 
 class use_warp:

@@ -56,8 +56,8 @@ class FlowSettings:
         return cls(source=flow_source, steps=fit_steps, rng=seed, **same)
 
     def fit_kwargs(self, net) -> dict:
-        "The `train.fit` keywords that start from a trained network `net` (`train.REFINE`); {} without one or for 'fit'/'tvl1'."
-        if net is None or self.source not in ('auto', 'model'): return {}
+        "The `train.fit` keywords these settings ask for: from a trained network `net` (`train.REFINE`), else the steps."
+        if net is None or self.source not in ('auto', 'model'): return {'steps': self.steps}
         from flow2mask_nb.train import REFINE
         alone = self.source == 'model' and not self.steps and not self.budget_s
         return {**REFINE, 'steps': 0 if alone else (REFINE['steps'] if self.steps is None else self.steps), 'init': net}
@@ -78,7 +78,7 @@ def estimate_flows(prepared: Prepared,
         from flow2mask_nb import train
         net = as_network(s.model)
         if net is None and source == 'model': raise InputError("flow source 'model' needs a trained model (--model)")
-        kw = s.fit_kwargs(net) or dict(steps=s.steps, init=net)
+        kw = {'init': net, **s.fit_kwargs(net)}
         flows, hist = train.fit(prepared.work, budget_s=s.budget_s, device=s.device, seed=s.rng, progress=progress,
                                 report=report, threads=s.threads or auto_threads(), **kw)
     flows = flows.detach().to('cpu', torch.float32)

@@ -21,8 +21,8 @@ from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence
 from .fusion import Fusion, shape_weight
 
 # %% auto 0
-__all__ = ['CORRECTION_MODEL', 'Propagation', 'seed_slices', 'pull', 'PropagateSettings', 'propagate_direction', 'drawn_box',
-           'drawn_window', 'propagate']
+__all__ = ['Propagation', 'seed_slices', 'pull', 'PropagateSettings', 'propagate_direction', 'drawn_box', 'drawn_window',
+           'propagate']
 
 # %% ../nbs/40_propagate.ipynb 5
 @dataclass
@@ -97,8 +97,6 @@ def pull(source: torch.Tensor, flow: torch.Tensor, roi) -> torch.Tensor:
     return F.grid_sample(source[None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=True)[0]
 
 # %% ../nbs/40_propagate.ipynb 14
-CORRECTION_MODEL = 'own'   # beyond a slice drawn as a correction: its 'own' intensity model or the 'pooled' one (bench/effort_loo.py)
-
 @dataclass
 class _Track:
     "One label carried from one seed slice: its model, where it must end, and whether it is still going."
@@ -299,11 +297,8 @@ class _PropagationRun:
         "Propagate the labels drawn on slice s one way: up to their next anchor (blended), or until they stop."
         D = self.intensities.shape[0]
         nxt = [self._next_anchor(l, s, step) for l in labels]
-        # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own (or,
-        # from a correction, the pooled one: `CORRECTION_MODEL`)
-        pool = [n is not None or (CORRECTION_MODEL == 'pooled' and s in (self.how.stop.past_stop or {}).get(l, ()))
-                for l, n in zip(labels, nxt)]
-        tracks = [_Track(c, pooled if pool[c] else own, self._track_end(l, s, n, step),
+        # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
+        tracks = [_Track(c, pooled if n is not None else own, self._track_end(l, s, n, step),
                          n is None, n is None and self._drawn_end(l, s),
                          drawn_area=self._largest_drawn(l) if n is None else None)
                   for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]

@@ -23,10 +23,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'HALVE_RUNS', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS',
-           'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows',
-           'corrections', 'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop',
-           'mark_end', 'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
+__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS',
+           'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections',
+           'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end',
+           'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -272,13 +272,6 @@ _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   
 BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
 DOUBT_WEIGHT = 1.   # a slice the stop rule doubted counts the structure beyond it this much (bench/advice_loo.py)
 OPEN_END_WEIGHT = 1.   # the slice past an automatic stop counts the last slice kept this much (bench/advice_loo.py)
-HALVE_RUNS = 0.   # 1: beyond the drawn slices, the distance is to the nearer of them and the run's far end (bench/advice_loo.py)
-
-def _run_end(areas, k: int, drawn) -> int:
-    "The last slice holding the structure (`areas` per slice) from slice k away from its `drawn` slices, k itself if empty."
-    step = 1 if k > drawn[-1] else -1
-    while 0 <= k + step < len(areas) and areas[k + step] > 0: k += step
-    return k
 
 def _beyond(areas, k: int, drawn) -> float:
     "Pixels of a structure (`areas` per slice) from slice k away from its `drawn` slices, up to its first empty slice."
@@ -318,10 +311,7 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
             # outside the drawn slices one anchor alone holds the mask, and a stop may have come too early or too
             # late: the error grows faster there than between two drawn slices
             outside = not drawn[0] <= k <= drawn[-1]
-            far = min(abs(k - a) for a in known)
-            if outside and HALVE_RUNS and area > 0:     # where a run carried on past the drawn slices, its middle
-                far = min(far, abs(_run_end(areas[:, l], k, drawn) - k) + 1)   # halves what is unknown
-            score = area * far * (BEYOND_DRAWN if outside else 1.)
+            score = area * min(abs(k - a) for a in known) * (BEYOND_DRAWN if outside else 1.)
             if outside and k in doubts:
                 # a slice that failed the stop rule, kept because later ones passed: if the structure ends there,
                 # everything beyond it is spill, and emptying that one slice removes it all
@@ -460,7 +450,7 @@ class Session:
         t0 = time.perf_counter()
         s = self.flow_settings
         new = local_flows(self.prepare(), seed, self.flows, report=report, threads=s.threads or auto_threads(), seed=s.rng,
-                          device=s.device, **(s.fit_kwargs(self.network) or dict(steps=s.steps)))   # --fit-steps too
+                          device=s.device, **s.fit_kwargs(self.network))
         self.local_seconds += time.perf_counter() - t0
         return new
 
