@@ -124,7 +124,6 @@ class FitSettings:
     iss_weight: float = 0.       # weight of the ISS loss (bench/fit_loo.py: off)
     smooth_weight: float = 0.    # weight of the in-plane smoothness loss
     fb_weight: float = 0.        # weight of the forward-backward consistency loss
-    average: float = 0.          # share of the last level's steps whose flows are averaged (0: the last step's alone)
 
     def __post_init__(self):
         if self.steps is not None and self.steps < 0: raise ValueError(f"steps must be >= 0, got {self.steps}")
@@ -158,7 +157,7 @@ def _on_grid(fl: Flows, hw, grid_hw, device):
     return F.interpolate(both.reshape(-1, 2, h, w), size=grid_hw, mode='bilinear', align_corners=True).view(
         2, fl.depth - 1, 2, *grid_hw)
 
-def _fit_levels(x, plan, start, grid, lr, objective, run, average=0.) -> Flows:
+def _fit_levels(x, plan, start, grid, lr, objective, run) -> Flows:
     "Optimise flow parameters stage by stage (`plan`), each stage starting from the previous one (or `start`)."
     D, H, W = x.shape
     params, hw, step = None, None, 0
@@ -172,13 +171,10 @@ def _fit_levels(x, plan, start, grid, lr, objective, run, average=0.) -> Flows:
         # the learning rate is in pixels of this level: keep it constant in physical terms
         opt = torch.optim.Adam([params], lr=lr * plan[-1][0] / scale * (1 if li == 0 else 0.5))
         hw = (h, w)
-        # the last steps jitter with the random anchors: their mean is a steadier field than the final step alone
-        begin, total, count = stop - int(average * (stop - step)) if li == len(plan) - 1 else stop, 0., 0
         while step < stop and not run.out_of_time():
             loss, K = objective(xs, _up(params, h, w), step)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); run.log(step, loss, K, scale); step += 1
-            if step > begin: total, count = total + params.detach(), count + 1
-    return _up(total / count if count > 1 else params.detach(), *hw)
+    return _up(params.detach(), *hw)
 
 # %% ../nbs/30_train.ipynb 11
 def fit(slices,                      # (D, H, W) intensities normalised to [0, 1], at working resolution
@@ -205,7 +201,7 @@ def fit(slices,                      # (D, H, W) intensities normalised to [0, 1
         start = _flows_from_init(init, slices, device)
         if steps == 0: return start.resize(H, W).detach().to('cpu', torch.float32), []
         run = _FitRun(steps, s.budget_s, 'fit', report)
-        fl = _fit_levels(slices.to(device), plan, start, s.grid, s.lr, objective, run, s.average)
+        fl = _fit_levels(slices.to(device), plan, start, s.grid, s.lr, objective, run)
     return fl.resize(H, W).to('cpu'), run.history
 
 # %% ../nbs/30_train.ipynb 12
