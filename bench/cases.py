@@ -60,7 +60,10 @@ def setting_values(settings: type, setting: str, text: str) -> tuple:
     "([values], name) of the field `setting` of the dataclass `settings` from 'none,0.5,...', parsed by its default's type."
     if setting not in settings.__dataclass_fields__: sys.exit(f'--setting {setting}: {settings.__name__} has no such field')
     default = getattr(settings(), setting)
-    if isinstance(default, tuple): sys.exit(f'--setting {setting}: tuple fields are not varied here')
+    if isinstance(default, tuple):   # a tuple's items are written with '/': --values 2/1,4/2/1
+        item = type(default[0]) if default else float
+        return ([tuple(item(x) for x in v.split('/')) for v in text.split(',')],
+                lambda v: '/'.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v))
     kind = float if default is None else type(default)
     parse = {bool: lambda v: v.lower() in ('true', 'yes', '1'), int: lambda v: int(float(v)), str: str}.get(kind, float)
     name = lambda v: 'none' if v is None else f'{v:g}' if isinstance(v, float) else str(v)
