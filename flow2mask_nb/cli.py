@@ -145,7 +145,7 @@ def _flow_args(p):
                    'volume (40 steps; --fit-steps/--budget change it; --flow-source model: no refinement) '
                    '(default: fit on this volume from zero)')
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for each flow fit (the volume and each finer one near a small structure)')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
                    help='optimisation steps for fitting the flows')
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the axis a seed is drawn across, else the coarsest spacing)')
@@ -256,7 +256,7 @@ def _suggest_args(p):
     p.add_argument('--range', default=None, help='restrict to slices z0:z1 (inclusive)')
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for each flow fit (the volume and each finer one near a small structure)')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
                    help='optimisation steps for fitting the flows')
     _intensity_args(p)
@@ -520,7 +520,7 @@ def cmd_demo(args):
 def _demo_args(p):
     p.add_argument('--out', default='flow2mask_demo', help='output folder (created)')
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for fitting the flows')
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for each flow fit (the volume and each finer one near a small structure)')
     g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
                    help='optimisation steps for fitting the flows')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')

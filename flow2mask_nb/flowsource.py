@@ -41,7 +41,7 @@ class FlowSettings:
     source: str = 'auto'           # 'auto' (a model refined by a short fit if given, else a fit), 'fit', 'model', 'tvl1'
     model: object = None           # path to a trained checkpoint, a loaded network, or None
     steps: int | None = None       # fitting steps (None: the fit's default; with a model, `train.REFINE`'s)
-    budget_s: float | None = None  # or a time budget in seconds for the fit
+    budget_s: float | None = None  # or a time budget in seconds for each fit (the volume's, each finer one)
     device: str = 'auto'           # 'auto', 'cpu', 'cuda', 'mps'
     threads: int | None = None     # torch threads for the fit (None: `device.auto_threads`, by the load)
     rng: int = 0                   # seeds the fit
@@ -56,11 +56,12 @@ class FlowSettings:
         return cls(source=flow_source, steps=fit_steps, rng=seed, **same)
 
     def fit_kwargs(self, net) -> dict:
-        "The `train.fit` keywords these settings ask for: from a trained network `net` (`train.REFINE`), else the steps."
-        if net is None or self.source not in ('auto', 'model'): return {'steps': self.steps}
+        "The `train.fit` keywords these settings ask for (steps, budget): from a trained network `net` (`train.REFINE`), else the fit's."
+        if net is None or self.source not in ('auto', 'model'): return {'steps': self.steps, 'budget_s': self.budget_s}
         from flow2mask_nb.train import REFINE
         alone = self.source == 'model' and not self.steps and not self.budget_s
-        return {**REFINE, 'steps': 0 if alone else (REFINE['steps'] if self.steps is None else self.steps), 'init': net}
+        return {**REFINE, 'steps': 0 if alone else (REFINE['steps'] if self.steps is None else self.steps),
+                'budget_s': self.budget_s, 'init': net}
 
 def estimate_flows(prepared: Prepared,
                    settings: FlowSettings | None = None,  # how (None: `FlowSettings()`: a per-volume fit)
@@ -79,7 +80,7 @@ def estimate_flows(prepared: Prepared,
         net = as_network(s.model)
         if net is None and source == 'model': raise InputError("flow source 'model' needs a trained model (--model)")
         kw = {'init': net, **s.fit_kwargs(net)}
-        flows, hist = train.fit(prepared.work, budget_s=s.budget_s, device=s.device, seed=s.rng, progress=progress,
+        flows, hist = train.fit(prepared.work, device=s.device, seed=s.rng, progress=progress,
                                 report=report, threads=s.threads or auto_threads(), **kw)
     flows = flows.detach().to('cpu', torch.float32)
     if s.second_opinion and source != 'tvl1':   # independent errors: where the two disagree, neither is trusted
