@@ -44,7 +44,10 @@ def main():
     if module:       # a module's setting, e.g. fusion.GAP_FILL: values are its names
         module = importlib.import_module(f'flow2mask_nb.{module}')
         if not hasattr(module, constant): sys.exit(f'--setting {a.setting}: no such setting')
-        values, name, default = a.values.split(','), str, getattr(module, constant)
+        default = getattr(module, constant)
+        parse = type(default) if isinstance(default, (int, float)) else str     # a number's values are numbers
+        name = (lambda v: f'{v:g}') if parse is not str else str
+        values, default = [parse(v) for v in a.values.split(',')], name(default)
     else:
         values, name = stop_values(a.setting, a.values)
         default = name(getattr(StopRule(), a.setting))

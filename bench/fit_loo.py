@@ -4,7 +4,7 @@ Run:  .venv/bin/python bench/fit_loo.py --setting NAME --values V,V,... [--cases
 
 For every case (the shared CT and ../shared/data/dev), the flows are fitted afresh once per value of the
 `FitSettings` field NAME (the other fields at their defaults; the finer flows near small structures, fitted in the
-call, get the same value), with the TV-L1 second opinion of the case's flows in DIR beside them (made there once, as
+call, get the same value; NAME `size` varies the working grid's longest in-plane side instead, `Session(size=...)`), with the TV-L1 second opinion of the case's flows in DIR beside them (made there once, as
 `bench/effort.py` reads them). Scored as `bench/cases.py` scores: every structure seeded on its largest true slice,
 all in one call, Dice over the volume at native resolution; and flow2mask's completion from every `--every`-th slice
 of each structure's range, ends included. Per case, the value with the best one-seed mean over the OTHER cases is
@@ -46,29 +46,36 @@ def main():
     from cases import case_flows_from_command_line, leave_one_out, leave_one_out_table, setting_values
     from flow2mask_nb.io import read_volume
     from flow2mask_nb.preprocess import prepare
+    from flow2mask_nb.flowsource import tvl1_flows
     from second_opinion import mean_dice
     a, cases, flows = case_flows_from_command_line(__doc__, {'--setting': ('reach', 'the FitSettings field to vary'),
                                                              '--values': ('4,6,8', 'comma-separated values to compare'),
                                                              '--every': (5, 'completion: every n-th slice drawn'),
                                                              '--rng': (0, "the fits' random seed")})
     from flow2mask_nb.train import FitSettings
+    sizes = a.setting == 'size'   # the working grid the flows are fitted on, not a fit setting
     if a.setting == 'budget_s':   # `FlowSettings` passes it to every fit, past the patched default
         sys.exit(f'--setting {a.setting}: the flows pass it to the fit themselves; vary it through FlowSettings, not here')
-    values, name = setting_values(FitSettings, a.setting, a.values)
+    values, name = ([int(v) for v in a.values.split(',')], str) if sizes else setting_values(FitSettings, a.setting, a.values)
     one, completion, seconds = {}, {}, {}
     for c in cases:
         cached, intensity = flows[c.name]
-        prep = prepare(read_volume(c.image), c.axis, intensity['modality'], intensity['window'])   # once for every value
+        image = read_volume(c.image)
+        prep = prepare(image, c.axis, intensity['modality'], intensity['window'])   # once for every value
         for v in values:
-            with fit_default(a.setting, v):
-                fl, seconds.setdefault(name(v), {})[c.name] = fitted(prep, cached.second, int(a.rng))
-                r, _ = run_case(c, flows=fl, baselines=False, **intensity)
+            grid = dict(size=v) if sizes else {}
+            on = prepare(image, c.axis, intensity['modality'], intensity['window'], v) if sizes else prep
+            # the second opinion on the same grid as the fit (the cached one is on the default 128)
+            second = tvl1_flows(on.work) if sizes and on.work.shape != prep.work.shape else cached.second
+            with contextlib.nullcontext() if sizes else fit_default(a.setting, v):
+                fl, seconds.setdefault(name(v), {})[c.name] = fitted(on, second, int(a.rng))
+                r, _ = run_case(c, flows=fl, baselines=False, **grid, **intensity)
                 one.setdefault(name(v), {})[c.name] = mean_dice(r)
-                r, _ = completion_case(c, int(a.every), flows=fl, interpolation=False, **intensity)
+                r, _ = completion_case(c, int(a.every), flows=fl, interpolation=False, **grid, **intensity)
                 completion.setdefault(name(v), {})[c.name] = mean_dice(r)
         print(f'{c.name}: ' + ', '.join(f'{k} {one[k][c.name]:.3f} (completion {completion[k][c.name]:.3f}, '
                                         f'fit {seconds[k][c.name]:.1f} s)' for k in one), flush=True)
-    default = name(FitSettings().step_count if a.setting == 'steps' else getattr(FitSettings(), a.setting))
+    default = '128' if sizes else name(FitSettings().step_count if a.setting == 'steps' else getattr(FitSettings(), a.setting))
     left_out, chosen = leave_one_out(one, prefer=default)
     print(f"\none seed per structure: left-out mean {np.mean(list(left_out.values())):.3f} "
           f"(chosen: {', '.join(sorted(set(chosen.values())))})")

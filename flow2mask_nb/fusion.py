@@ -9,7 +9,7 @@ import torch
 from scipy import ndimage
 
 # %% auto 0
-__all__ = ['FAR', 'GAP_FILL', 'signed_distance', 'shape_weight', 'Fusion']
+__all__ = ['FAR', 'OUTLINE_REACH', 'GAP_FILL', 'signed_distance', 'shape_weight', 'Fusion']
 
 # %% ../nbs/37_fusion.ipynb 5
 FAR = 20.   # signed distances are clipped at this many pixels: only the boundary's neighbourhood is blended
@@ -27,17 +27,20 @@ def signed_distance(mask: torch.Tensor, clip: float = FAR) -> torch.Tensor:
     out[y0:y1, x0:x1] = ndimage.distance_transform_edt(~c) - ndimage.distance_transform_edt(c)
     return torch.from_numpy(out).clamp(-clip, clip)
 
+OUTLINE_REACH = 1.   # a gap this many radii of the structure long no longer follows the interpolated outlines at all
+                     # (bench/effort_loo.py --setting fusion.OUTLINE_REACH: 1 against 0.5 and 2)
+
 def shape_weight(area: int,       # pixels of the larger of the two drawn slices
                  gap: int,        # slices between them
                  spacing,         # (slice, row, column) spacing in mm
                 ) -> float:
-    "How much the fill-in of a gap follows the interpolated outlines: 1 - gap / radius of the structure (mm), >= 0."
+    "How much the fill-in of a gap follows the interpolated outlines: 1 - gap / (`OUTLINE_REACH` x radius) in mm, >= 0."
     # a surface is smooth on scales below its radius: across a short gap the two drawn outlines morph into each
     # other (shape interpolation); across a gap as long as the structure is wide they need not, and the flows,
     # which follow the image, decide alone
     dz, dy, dx = spacing
-    radius = math.sqrt(area * dy * dx / math.pi)
-    return max(0., 1. - gap * dz / radius) if radius > 0 else 0.
+    reach = OUTLINE_REACH * math.sqrt(area * dy * dx / math.pi)
+    return max(0., 1. - gap * dz / reach) if reach > 0 else 0.
 
 GAP_FILL = 'nearest-and-largest'   # a gap's slice: the nearer anchor's mask and the larger one's ('vote': the nearer's)
 
