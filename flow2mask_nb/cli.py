@@ -12,9 +12,10 @@ from .orient import plane_name
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'parse_extents', 'command', 'cmd_info',
-           'evaluate_files', 'cmd_evaluate', 'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest',
-           'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'cmd_batch', 'demo_figure',
-           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
+           'evaluate_files', 'cmd_evaluate', 'parse_window', 'fit_steps_run', 'describe_intensity', 'cmd_propagate',
+           'cmd_suggest', 'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'cmd_batch',
+           'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view',
+           'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +164,12 @@ def _second_opinion_arg(p):
                    help='fitted flows alone, without the TV-L1 flows whose agreement trims what only one carries '
                         '(a few seconds less; see docs/results.md)')
 
+def fit_steps_run(info: dict, before: str = '', after: str = '') -> str:
+    "'3 fit steps' between `before` and `after` when flows were fitted here ('' for TV-L1 or flows read from a file)."
+    n = info.get('steps_run')
+    if n is None or info.get('flow_source') == 'tvl1': return ''
+    return f"{before}{n} fit step{'' if n == 1 else 's'}{after}"
+
 def describe_intensity(info: dict) -> str:
     "The intensity choice in words, for the command line."
     lo, hi = info['window']
@@ -194,7 +201,7 @@ def cmd_propagate(args):
                    second_opinion=args.second_opinion, **opts)
     notes = export_labels(ann.labels, out, names, args.image, protect)
     print(f"wrote {out} ({ann.info['total_seconds']:.1f} s: flows {ann.info.get('flow_seconds', 0):.1f} s "
-          f"[{ann.info.get('flow_source', 'given')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
+          f"[{ann.info.get('flow_source', 'given')}{fit_steps_run(ann.info, ', ')}], finer flows {ann.info.get('local_seconds', 0):.1f} s, "
           f"propagation {ann.info['propagate_seconds']:.1f} s)")
     rule = 'the flows were made along it' if flows else ann.info['axis_rule']
     print(f"slice axis {ann.info['axis']} ({plane_name(image.direction, ann.info['axis'])}): {rule}")
@@ -376,7 +383,8 @@ def cmd_flows(args):
     save_flows_file(out, flows, meta, protect)
     second = ' (with TV-L1 flows as a second opinion)' if meta.get('second_opinion') else ''
     print(f"wrote {out}: {meta['flow_source']} flows{second} between {meta['depth']} {meta['plane']} slices (axis "
-          f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s; "
+          f"{meta['axis']}) on a {meta['shape'][0]} x {meta['shape'][1]} grid in {meta['seconds']:.1f} s"
+          f"{fit_steps_run(meta, ' (', ')')}; "
           f"reuse them with --flows {out}")
 
 def case_flows(case, folder, modality: str = 'auto', window=None) -> tuple:

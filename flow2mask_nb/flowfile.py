@@ -73,6 +73,7 @@ def flows_meta(image: Volume,          # the image the flows were estimated on
                 flow_source=info.get('flow_source'), seconds=round(float(info.get('flow_seconds', 0.)), 3),
                 second_opinion=bool(info.get('second_opinion', False)),
                 fit_steps=settings.get('fit_steps'), budget_s=settings.get('budget_s'),
+                steps_run=int(info.get('fit_steps', 0)),   # what the fit ran: fewer than asked when a budget ended it
                 model=None if model is None or not isinstance(model, (str, pathlib.Path)) else pathlib.Path(model).name,
                 flow2mask=__version__, torch=torch.__version__, created=time.strftime('%Y-%m-%dT%H:%M:%S'))
 

@@ -402,7 +402,7 @@ class Session:
             _, flows, meta = make_flows(self.image, self._axis, self.size, report=report, prepared=prep, **self.flow_kw)
             if self.flows is None:              # unless a flows file came meanwhile
                 self.flows, self.flows_meta = flows, meta
-                self.flows_info = dict(flow_source=meta['flow_source'], flow_seconds=meta['seconds'])
+                self.flows_info = dict(flow_source=meta['flow_source'], flow_seconds=meta['seconds'], steps_run=meta['steps_run'])
         return self.flows
 
     def _as_asked(self, flows: Flows | None) -> Flows | None:
