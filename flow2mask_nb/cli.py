@@ -12,10 +12,9 @@ from .orient import plane_name
 
 # %% auto 0
 __all__ = ['DEVICES', 'COMMANDS', 'DEFAULT_TRAIN_BUDGET', 'parse_labels', 'parse_extents', 'command', 'cmd_info',
-           'evaluate_files', 'cmd_evaluate', 'parse_window', 'fit_steps_run', 'describe_intensity', 'cmd_propagate',
-           'cmd_suggest', 'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'cmd_batch',
-           'demo_figure', 'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view',
-           'build_parser', 'main']
+           'evaluate_files', 'cmd_evaluate', 'parse_window', 'describe_intensity', 'cmd_propagate', 'cmd_suggest',
+           'train_on_cases', 'benchmark_effort', 'cmd_benchmark', 'cmd_flows', 'case_flows', 'cmd_batch', 'demo_figure',
+           'run_demo', 'cmd_demo', 'collect_volumes', 'resolve_model', 'cmd_train', 'cmd_view', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb 5
 class _Parser(argparse.ArgumentParser):
@@ -164,12 +163,6 @@ def _second_opinion_arg(p):
                    help='fitted flows alone, without the TV-L1 flows whose agreement trims what only one carries '
                         '(a few seconds less; see docs/results.md)')
 
-def fit_steps_run(info: dict, before: str = '', after: str = '') -> str:
-    "'3 fit steps' between `before` and `after` when flows were fitted here ('' for TV-L1 or flows read from a file)."
-    n = info.get('steps_run')
-    if n is None or info.get('flow_source') == 'tvl1': return ''
-    return f"{before}{n} fit step{'' if n == 1 else 's'}{after}"
-
 def describe_intensity(info: dict) -> str:
     "The intensity choice in words, for the command line."
     lo, hi = info['window']
@@ -179,6 +172,7 @@ def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
     from flow2mask_nb.segments import check_export_path, export_labels, parse_names
     from flow2mask_nb.session import annotate, write_report
+    from flow2mask_nb.flowfile import fit_steps_run
     protect = [args.image, args.seed, args.model, args.flows]
     out = check_export_path(args.output, protect, args.image)      # fail before minutes of work, not after
     names = parse_names(args.names)
@@ -371,7 +365,7 @@ def _benchmark_args(p):
 # %% ../nbs/90_cli.ipynb 18
 def cmd_flows(args):
     "Estimate IMAGE's inter-slice flows and write them, with the image's fingerprint, for later --flows runs."
-    from flow2mask_nb.flowfile import make_flows, save_flows_file, check_flows_path
+    from flow2mask_nb.flowfile import make_flows, save_flows_file, check_flows_path, fit_steps_run
     protect = [args.image, args.model]
     out = check_flows_path(args.output, protect)          # before minutes of fitting, not after
     image = read_volume(args.image)

@@ -15,8 +15,8 @@ from .orient import plane_name
 
 # %% auto 0
 __all__ = ['FLOWS_FORMAT', 'FLOWS_VERSION', 'FLOWS_SUFFIX', 'image_fingerprint', 'state_dir', 'known_flows', 'remember_flows',
-           'flows_meta', 'check_flows_path', 'save_flows_file', 'check_flows_meta', 'read_flows_file', 'make_flows',
-           'usable_flows', 'find_flows']
+           'flows_meta', 'check_flows_path', 'save_flows_file', 'fit_steps_run', 'check_flows_meta', 'read_flows_file',
+           'make_flows', 'usable_flows', 'find_flows']
 
 # %% ../nbs/44_flowfile.ipynb 6
 def image_fingerprint(vol: Volume) -> str:
@@ -100,7 +100,13 @@ def save_flows_file(path, flows: Flows, meta: dict, protect=()) -> pathlib.Path:
     remember_flows(path, meta['fingerprint'])     # found again by `find_flows`, whatever the image is called then
     return path
 
-# %% ../nbs/44_flowfile.ipynb 13
+def fit_steps_run(meta: dict, before: str = '', after: str = '') -> str:
+    "'3 fit steps' between `before` and `after` where the flows were fitted ('' for TV-L1 or flows older than `steps_run`)."
+    n = meta.get('steps_run')
+    if n is None or meta.get('flow_source') == 'tvl1': return ''
+    return f"{before}{n} fit step{'' if n == 1 else 's'}{after}"
+
+# %% ../nbs/44_flowfile.ipynb 14
 def check_flows_meta(meta: dict, image: Volume, axis: int | None = None, where: str = 'flows') -> int:
     "Refuse flows made for another image or slice axis, in one line; returns the flows' slice axis."
     if meta.get('format') != FLOWS_FORMAT:
@@ -127,7 +133,7 @@ def read_flows_file(path, image: Volume, axis: int | None = None) -> tuple:
         raise InputError(f"{path}: flows {flows.depth} x {flows.shape} disagree with their own metadata")
     return flows, meta
 
-# %% ../nbs/44_flowfile.ipynb 15
+# %% ../nbs/44_flowfile.ipynb 16
 def make_flows(image: Volume,                      # the image
                axis: int | None = None,             # slice axis (default: coarsest spacing)
                size: int | None = 128,              # working in-plane size
@@ -145,7 +151,7 @@ def make_flows(image: Volume,                      # the image
     settings = dict(size=size, **{k: flow_options.get(k) for k in ('fit_steps', 'budget_s', 'model')})
     return prep, flows, flows_meta(image, prep, info, settings)
 
-# %% ../nbs/44_flowfile.ipynb 19
+# %% ../nbs/44_flowfile.ipynb 20
 def usable_flows(meta: dict,                 # a flows file's metadata
                  axis: int,                  # the slice axis the session works along
                  flow_source: str = 'auto', model=None, modality: str = 'auto', window=None,   # what the user chose

@@ -15,6 +15,7 @@ from .errors import Flow2MaskError
 from .io import Volume, read_volume, read_labels
 from .errors import Cancelled
 from .session import Session, advise, mark_end, marked_extents
+from .flowfile import fit_steps_run
 from .progress import Progress
 from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
                                    autosave_note)   # what both faces say (no ipywidgets imported)
@@ -208,7 +209,7 @@ class _Jobs:
         self.flows_btn.enabled = True
         m = sess.flows_meta
         made = f"read from {sess.flows_path.name}, made before" if sess.flows_path is not None else f"{m['seconds']:.1f} s"
-        self._set_status(f"flows ready ({m['flow_source']}, {made} for {m['depth']} {m['plane']} slices): "
+        self._set_status(f"flows ready ({m['flow_source']}{fit_steps_run(m, ', ')}, {made} for {m['depth']} {m['plane']} slices): "
                          "paint the structure on a slice, then Propagate")
         self.autosave()
 

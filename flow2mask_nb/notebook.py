@@ -15,7 +15,7 @@ from .session import (Session, Revision, least_confident, describe_stop, advise,
 from .progress import Progress, STAGE_WORDS
 from .errors import Cancelled
 from .io import write_json
-from .flowfile import image_fingerprint, save_flows_file, state_dir
+from .flowfile import image_fingerprint, save_flows_file, state_dir, fit_steps_run
 from .flows import flow_into
 from .segments import check_export_path, export_labels, parse_names, describe_structures
 
@@ -656,7 +656,7 @@ class Annotator:
             m = self.session.flows_meta
             self._ended('flows ready', 1.)
             made = f"read from {self.session.flows_path.name}, made before" if self.session.flows_path else f"{m['seconds']:.1f} s"
-            self.message.value = f"flows ready ({m['flow_source']}, {made}): draw, then Propagate"
+            self.message.value = f"flows ready ({m['flow_source']}{fit_steps_run(m, ', ')}, {made}): draw, then Propagate"
             self.autosave()
         except Cancelled:
             self._ended('cancelled', 0.)
