@@ -4,8 +4,9 @@ Run:  .venv/bin/python bench/fit_loo.py --setting NAME --values V,V,... [--cases
 
 For every case (the shared CT and ../shared/data/dev), the flows are fitted afresh once per value of the
 `FitSettings` field NAME (the other fields at their defaults; the finer flows near small structures, fitted in the
-call, get the same value; NAME `size` varies the working grid's longest in-plane side instead, `Session(size=...)`), with the TV-L1 second opinion of the case's flows in DIR beside them (made there once, as
-`bench/effort.py` reads them). Scored as `bench/cases.py` scores: every structure seeded on its largest true slice,
+call, get the same value), with the TV-L1 second opinion of the case's flows in DIR beside them (made there once, as
+`bench/effort.py` reads them). NAME `size` varies the working grid's longest in-plane side instead
+(`Session(size=...)`, the second opinion made on that grid); a tuple field's values are written 2/1,4/2/1. Scored as `bench/cases.py` scores: every structure seeded on its largest true slice,
 all in one call, Dice over the volume at native resolution; and flow2mask's completion from every `--every`-th slice
 of each structure's range, ends included. Per case, the value with the best one-seed mean over the OTHER cases is
 scored on it; the left-out mean decides. Prints the table and each value's fitting time; writes

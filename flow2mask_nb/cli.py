@@ -139,15 +139,19 @@ def _intensity_args(p):
     p.add_argument('--window', default=None, metavar='LO,HI',
                    help='intensity window for the flows, e.g. -1000,400 for lung (overrides the modality rule)')
 
+def _fit_length_args(p):
+    "How long a fit runs: --budget or --fit-steps (one of them)."
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--budget', type=_positive(float, 'budget'), default=None,
+                   help='seconds for each flow fit (the volume and each finer one near a small structure)')
+    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None, help='optimisation steps for fitting the flows')
+
 def _flow_args(p):
     "The options that say how flows are made (shared by every command that makes them)."
     p.add_argument('--model', default=None, help='trained model (file or folder): its flows refined by a short fit on this '
                    'volume (40 steps; --fit-steps/--budget change it; --flow-source model: no refinement) '
                    '(default: fit on this volume from zero)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for each flow fit (the volume and each finer one near a small structure)')
-    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
-                   help='optimisation steps for fitting the flows')
+    _fit_length_args(p)
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: the axis a seed is drawn across, else the coarsest spacing)')
     p.add_argument('--flow-source', choices=('auto', 'fit', 'model', 'tvl1'), default='auto',
                    help='where flows come from (auto: the model if given, else fit)')
@@ -256,10 +260,7 @@ def _suggest_args(p):
     p.add_argument('--flows', default=None, help='flows written by `flow2mask flows` for this image (no fitting)')
     p.add_argument('--range', default=None, help='restrict to slices z0:z1 (inclusive)')
     p.add_argument('--axis', type=int, default=None, help='slice axis (default: coarsest spacing)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for each flow fit (the volume and each finer one near a small structure)')
-    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
-                   help='optimisation steps for fitting the flows')
+    _fit_length_args(p)
     _intensity_args(p)
     p.add_argument('--json', action='store_true', help='print JSON')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
@@ -521,10 +522,7 @@ def cmd_demo(args):
 @command('demo', 'run the whole pipeline on a built-in synthetic phantom and print where the outputs are')
 def _demo_args(p):
     p.add_argument('--out', default='flow2mask_demo', help='output folder (created)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--budget', type=_positive(float, 'budget'), default=None, help='seconds for each flow fit (the volume and each finer one near a small structure)')
-    g.add_argument('--fit-steps', type=_positive(int, 'fit-steps'), default=None,
-                   help='optimisation steps for fitting the flows')
+    _fit_length_args(p)
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     p.set_defaults(func=cmd_demo)
 
