@@ -144,8 +144,7 @@ def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, ru
     elif not t.judged: t.reason = 'vanished' if not ev['pixels'] else None
     else:
         reason = stop_reason(ev, rule, t.model) or _outgrown(ev, t, rule)
-        carried = float(p.sum()) if rule.flow_mass else int((p >= 0.5).sum())
-        if reason == 'vanished' and carried < rule.min_pixels: t.reason = reason     # gone for the flows too
+        if reason == 'vanished' and int((p >= 0.5).sum()) < rule.min_pixels: t.reason = reason     # gone for the flows too
         elif not _doubt(t, reason, rule.patience): return None
         elif reason == 'vanished':     # the intensities erased what the flows still carry: keep the flows' mask, in doubt
             post = p * (p >= 0.5); ev = judge(post, p, x, t.model)

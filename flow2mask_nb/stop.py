@@ -17,9 +17,6 @@ __all__ = ['STOP_REASONS', 'StopRule', 'judge', 'stop_reason', 'confidence']
 class StopRule:
     "When to stop carrying a label further from its seed; None disables a criterion (defaults: `bench/stop_loo.py`)."
     min_pixels: int = 4                        # vanished: fewer pixels than this
-    flow_mass: bool = False                    # gone for the flows too: their carried mass (sum of the warped mask)
-                                               # below `min_pixels`, not their pixels >= 0.5 (a 3-pixel-wide seed
-                                               # shifted half a pixel keeps its mass, not its pixels >= 0.5)
     area_fraction: float | None = 0.2          # area-collapse: less than this share of the seed's area
     growth: float | None = None                # growth: more than this multiple of the seed's area
     drawn_growth: float | None = 3.            # beyond the outermost of several drawn slices: more than this multiple
