@@ -101,10 +101,10 @@ class _FitRun:
     def out_of_time(self) -> bool:
         # the budget counts from the end of the first step: a process's first backward pass starts autograd's
         # threads (0.6 s here, more than a 0.5 s budget: the command line's first fit ran no step, identity flows)
-        return self.budget_s is not None and self.clock is not None and time.time() - self.clock > self.budget_s
+        return self.budget_s is not None and self.clock is not None and time.perf_counter() - self.clock > self.budget_s
 
     def log(self, step, loss, K, level):
-        self.clock = self.clock or time.time()
+        self.clock = self.clock or time.perf_counter()   # monotonic and fine-grained (time.time may tick in 15 ms)
         self.history.append({'step': step, 'loss': loss.item(), 'reach': K, 'level': level, 'time': time.time() - self.t0})
         if self.report is not None: self.report(self.stage, step + 1, self.steps)
 

@@ -249,7 +249,8 @@ def test_napari_small_lesion_gets_finer_flows(make_napari_viewer, data_dir, qtbo
     meta = layer_meta(lab.metadata)
     w.fit_budget.value = 5                        # a quick fit (TV-L1 flows get no finer ones): restarts the flows
     wait_idle(qtbot, w)
-    assert 'flows ready' in w.status.value, w.status.value
+    assert 'flows ready (fit, ' in w.status.value and ' fit steps, ' in w.status.value, w.status.value   # what the budget allowed
+    save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_flows_ready.png')
     truth_layer = to_layer(lesion, meta)
     k = int(truth_layer.reshape(len(truth_layer), -1).sum(1).argmax())
     rows, cols = np.nonzero(truth_layer[k])
