@@ -302,7 +302,7 @@ class _Actions:
         if had: self._show_report(None if lab is None else lab.metadata.get(REVISION_KEY))
 
     def _show_report(self, rev):
-        "Every stop decision of `rev` (a `Revision`, or None), in the box under the status: it stays while messages change."
+        "Every stop decision of `rev` (a `Revision`, or None), in the box at the dock's foot: it stays while messages change."
         lines = stop_lines(rev.stops) if rev is not None else []
         self.report.value = '\n'.join([f'where propagation stopped ({len(lines)}):'] + lines) if lines else ''
         self.report.visible = bool(lines)
@@ -574,14 +574,15 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.report.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.report.native.setMinimumHeight(48); self.report.native.setMaximumHeight(110)   # scrolls beyond
         self.saved_note.visible = False
+        # the status sits under the progress bar, where the eye is while a job runs (at the dock's foot a short window
+        # cut it off); the stop report, which may scroll, closes the dock
         self.extend([self.image, self.labels, self.new_labels_btn, self.flow_source, self.model, self.fit_budget,
                      self.flows_file, self.names, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
-                     self.progress, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
+                     self.progress, self.status, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
                      HBox(widgets=[self.first_btn, self.last_btn], labels=False),
                      HBox(widgets=[self.flows_btn, self.next_btn, self.view3d_btn, self.help_btn], labels=False),
                      self.save_path,
-                     HBox(widgets=[self.save_btn, self.restore_btn], labels=False), self.saved_note,
-                     self.status, self.report])
+                     HBox(widgets=[self.save_btn, self.restore_btn], labels=False), self.saved_note, self.report])
 
     def _connect(self):
         for btn, fn in ((self.new_labels_btn, self.new_labels), (self.suggest_btn, self.suggest),

@@ -250,6 +250,7 @@ def test_napari_small_lesion_gets_finer_flows(make_napari_viewer, data_dir, qtbo
     w.fit_budget.value = 5                        # a quick fit (TV-L1 flows get no finer ones): restarts the flows
     wait_idle(qtbot, w)
     assert 'flows ready (fit, ' in w.status.value and ' fit steps, ' in w.status.value, w.status.value   # what the budget allowed
+    assert shown_height(w.status.native) >= text_height(w.status.native) > 0   # all its lines, in napari's default window
     save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_flows_ready.png')
     truth_layer = to_layer(lesion, meta)
     k = int(truth_layer.reshape(len(truth_layer), -1).sum(1).argmax())
@@ -420,6 +421,20 @@ def test_napari_marked_ends_are_filled_exactly(make_napari_viewer, phantom_files
 
 
 # ---- the annotator's desk (issue 20): bugs from a user trial, shortcuts, time estimates, autosave -----------------
+
+def shown_height(widget) -> int:
+    "Pixel rows of a Qt widget inside every parent's rectangle (a dock too short for its content squeezes or cuts it)."
+    from qtpy.QtCore import QPoint, QRect
+    box, parent = QRect(widget.mapToGlobal(QPoint(0, 0)), widget.size()), widget.parentWidget()
+    while parent is not None:
+        box, parent = box.intersected(QRect(parent.mapToGlobal(QPoint(0, 0)), parent.size())), parent.parentWidget()
+    return box.height() if widget.isVisible() else 0
+
+def text_height(label) -> int:
+    "Pixel rows a word-wrapped QLabel's text needs at the label's width."
+    from qtpy.QtCore import QRect, Qt
+    box = QRect(0, 0, label.contentsRect().width(), 10 ** 5)
+    return label.fontMetrics().boundingRect(box, int(Qt.TextFlag.TextWordWrap), label.text()).height()
 
 def dock_text(w) -> str:
     "Everything the dock says in words: the status line and the report of the last run."
