@@ -109,7 +109,6 @@ class _Track:
     failing: int = 0       # slices in a row that failed the stop rule so far (kept while fewer than its patience)
     doubt: str | None = None   # the criterion the first of them failed
     drawn_area: int | None = None  # beyond the outermost of several drawn slices: the largest one's pixels
-    free: int = 0          # slices from the seed carried unjudged (a correction inside what the label held)
 
 def _bbox(mask: torch.Tensor):
     "(y0, y1, x0, x1) of a boolean (H, W) mask, or None."
@@ -143,9 +142,6 @@ def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, ru
     elif marked is not None: t.reason = None if marked[0] <= j <= marked[1] else 'marked'   # the user knows: no doubt
     elif t.outer and rule.faint_beyond_anchors and abs(t.model.separation) < rule.clear_separation: t.reason = 'drawn-end'
     elif not t.judged: t.reason = 'vanished' if not ev['pixels'] else None
-    elif distance <= t.free:           # the structure held here before the correction: the flows' mask if the intensities erase it
-        if ev['pixels'] < rule.min_pixels: post = p * (p >= 0.5); ev = judge(post, p, x, t.model)
-        t.reason = 'vanished' if not ev['pixels'] else None
     else:
         reason = stop_reason(ev, rule, t.model) or _outgrown(ev, t, rule)
         if reason == 'vanished' and int((p >= 0.5).sum()) < rule.min_pixels: t.reason = reason     # gone for the flows too
@@ -291,16 +287,8 @@ class _PropagationRun:
         end, reach = (self.intensities.shape[0] - 1 if step > 0 else 0), rule.past_reach
         if reach is None or s not in (rule.past_stop or {}).get(label, ()): return end
         # a correction inside what the label held must not take the rest away: the reach counts from its far end
-        far = self._held_far(label, s, step)
-        if rule.reach_from_held: return min(end, far + reach) if step > 0 else max(end, far - reach)
-        return min(end, max(s + reach, far)) if step > 0 else max(end, min(s - reach, far))
-
-    def _held_far(self, label: int, s: int, step: int) -> int:
-        "The last slice `label` held beyond s before the corrections, when the rule asks (s itself otherwise)."
-        rule = self.how.stop
-        if not (rule.reach_from_held or rule.hold_extent) or s not in (rule.past_stop or {}).get(label, ()): return s
-        lo, hi = (rule.held or {}).get(label, (s, s))
-        return max(s, hi) if step > 0 else min(s, lo)
+        lo, hi = (rule.held or {}).get(label, (s, s)) if rule.reach_from_held else (s, s)
+        return min(end, max(s, hi) + reach) if step > 0 else max(end, min(s, lo) - reach)
 
     def _next_anchor(self, label: int, s: int, step: int):
         return min((a for a in self.anchors[label] if (a - s) * step > 0), key=lambda a: abs(a - s), default=None)
@@ -312,8 +300,7 @@ class _PropagationRun:
         # towards another anchor: the model pooled over the drawn slices; beyond the outermost: this slice's own
         tracks = [_Track(c, pooled if n is not None else own, self._track_end(l, s, n, step),
                          n is None, n is None and self._drawn_end(l, s),
-                         drawn_area=self._largest_drawn(l) if n is None else None,
-                         free=abs(self._held_far(l, s, step) - s) if n is None and self.how.stop.hold_extent else 0)
+                         drawn_area=self._largest_drawn(l) if n is None else None)
                   for c, (l, n, (own, pooled)) in enumerate(zip(labels, nxt, models))]
         for l, n in zip(labels, nxt):
             if n is not None: self._open_gap(l, s, n)

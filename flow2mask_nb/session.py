@@ -114,7 +114,7 @@ def _propagate_part(intensities, stack, flows, labels, anchors, part, report, kw
     if ends or beyond:                 # slice numbers of the slab
         stop = kw.get('stop') or (kw.get('settings') or PropagateSettings()).stop
         # what the corrected labels hold (their own part has not written them yet), when the reach counts from it
-        held = held_extent(stack, [l for l in labels if l in beyond]) if stop.reach_from_held or stop.hold_extent else {}
+        held = held_extent(stack, [l for l in labels if l in beyond]) if stop.reach_from_held else {}
         kept = {l: (a - lo, b - lo) for l, (a, b) in held.items()}
         kw = {**kw, 'stop': replace(stop, extent={**(stop.extent or {}), **ends},
                                     past_stop={**(stop.past_stop or {}), **beyond}, held=kept or stop.held)}

@@ -31,8 +31,6 @@ class StopRule:
                                                # limit; bench/effort_loo.py)...
     reach_from_held: bool = False              # ...counted from the last slice the label held there, if farther
                                                # (off: bench/effort_loo.py, every fold)
-    hold_extent: bool = False                  # a correction inside what the label held carries it, unjudged, as far
-                                               # as it held (being measured: bench/effort_loo.py --setting hold_extent)
     held: dict | None = None                   # {label: (first, last)} slices the label held before the corrections
     patience: int = 2                          # slices in a row that must fail before a stop; a lone one is kept, in doubt
     agreement: float | None = 0.6              # disagree: past the drawn slices, the fit's and the second opinion's masks
