@@ -376,13 +376,6 @@ def _overlap_end(out: np.ndarray, other: np.ndarray, stop: dict, rule: StopRule)
         if run >= rule.patience: return j - (run - 1) * step
     return None
 
-def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
-    "A (D, H, W) boolean `mask` grown by `pixels` within each slice (as is for 0)."
-    if not pixels or not mask.any(): return mask
-    from scipy import ndimage
-    inplane = np.zeros((1, 3, 3), bool); inplane[0, 1, :] = inplane[0, :, 1] = True
-    return ndimage.binary_dilation(mask, inplane, iterations=pixels)
-
 def _agreement(out: np.ndarray, other: np.ndarray, labels, stops: list, rule: StopRule = StopRule()) -> np.ndarray:
     "`out` where `other` has the same label (for `labels`), past the drawn slices while the two agree; moved stops say so."
     # past the structure's end both flows carry the mask onto whatever is there, each its own way: where their masks
@@ -393,7 +386,7 @@ def _agreement(out: np.ndarray, other: np.ndarray, labels, stops: list, rule: St
         if j is None: continue
         step = 1 if st['direction'] == 'up' else -1
         for k in range(j, st['last_slice'] + step, step): out[k][out[k] == st['label']] = 0
-    for l in labels: out[(out == l) & ~_grown(other == l, rule.agreement_tolerance)] = 0
+    for l in labels: out[(out == l) & (other != l)] = 0
     present = {l: set(np.nonzero((out == l).any((1, 2)))[0].tolist()) for l in labels}
     for st in stops:
         l, step = st['label'], (1 if st['direction'] == 'up' else -1)
