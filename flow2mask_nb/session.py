@@ -23,10 +23,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'OPEN_END_STEP', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS',
-           'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows',
-           'corrections', 'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop',
-           'mark_end', 'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
+__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS',
+           'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections',
+           'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end',
+           'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -272,7 +272,6 @@ _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   
 BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
 DOUBT_WEIGHT = 1.   # a slice the stop rule doubted counts the structure beyond it this much (bench/advice_loo.py)
 OPEN_END_WEIGHT = 1.   # the slice past an automatic stop counts the last slice kept this much (bench/advice_loo.py)
-OPEN_END_STEP = 0      # ...and is proposed this many slices further out (being measured: bench/advice_loo.py)
 
 def _beyond(areas, k: int, drawn) -> float:
     "Pixels of a structure (`areas` per slice) from slice k away from its `drawn` slices, up to its first empty slice."
@@ -303,9 +302,7 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
         for st in rev.stops:
             k = st.get('stop_slice')
             if st['label'] == l and st['reason'] in _OPEN_ENDS and k is not None and 0 <= k < len(stack) and \
-               areas[k, l] == 0:
-                k = int(np.clip(k + int(OPEN_END_STEP) * (1 if st['direction'] == 'up' else -1), 0, len(stack) - 1))
-                if k in skip or areas[k, l] > 0: continue
+               k not in skip and areas[k, l] == 0:
                 cand[k] = (OPEN_END_WEIGHT * float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
         lo, hi = rev.ends.get(l, (0, len(stack) - 1))
         known = drawn + [b for b in (lo - 1, hi + 1) if 0 <= b < len(stack)]    # drawn, or emptied by the user
