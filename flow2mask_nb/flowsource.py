@@ -99,13 +99,14 @@ def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float
 REACH = StopRule(support_fraction=None, separation_fraction=None, faint_separation_fraction=None,
                  faint_beyond_anchors=False)   # where a structure could go: only vanishing or collapsing ends it
 
-def _box_of(labels3: np.ndarray, seed3: np.ndarray, label: int, depth: int) -> tuple:
-    "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and could go, with a margin."
+def _box_of(labels3: np.ndarray, seed3: np.ndarray, label: int, depth: int, extent=None) -> tuple:
+    "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and could go (and its marked `extent`), with a margin."
     m = (labels3 == label) | (seed3 == label)
     z = np.nonzero(m.any((1, 2)))[0]; y = np.nonzero(m.any((0, 2)))[0]; x = np.nonzero(m.any((0, 1)))[0]
     H, W = m.shape[1:]
     my, mx = 8 + (y[-1] - y[0]) // 4, 8 + (x[-1] - x[0]) // 4
-    box = (z[0] - 2, z[-1] + 2, y[0] - my, y[-1] + 1 + my, x[0] - mx, x[-1] + 1 + mx)
+    z0, z1 = (z[0] - 2, z[-1] + 2) if extent is None else (min(z[0] - 2, extent[0]), max(z[-1] + 2, extent[1]))
+    box = (z0, z1, y[0] - my, y[-1] + 1 + my, x[0] - mx, x[-1] + 1 + mx)
     return tuple(int(min(max(v, 0), hi)) for v, hi in zip(box, (depth - 1, depth - 1, H, H, W, W)))
 
 def _merge_boxes(boxes: dict) -> list:
@@ -136,15 +137,16 @@ def fit_local(prep: Prepared, box: tuple, window: tuple, size: int = 160, report
     return flows.detach().to('cpu', torch.float32)
 
 def local_flows(prep: Prepared, seed3: np.ndarray, flows: Flows, labels=None, min_pixels: float = 24.,
-                report=None, **fit_kwargs) -> list:
-    "Finer `LocalFlows` for the small structures of `seed3` that none of `flows.local` serves yet; adds them."
+                report=None, extents=None, **fit_kwargs) -> list:
+    "Finer `LocalFlows` for the small structures of `seed3` that none of `flows.local` serves yet (over their marked `extents`); adds them."
+    extents = extents or {}   # {label: (first, last)} marked ends: the finer flows must reach them, or the fill stops short
     ids = [l for l in sorted(check_seed(seed3, labels)) if needs_local(prep, seed3, l, min_pixels)
-           and not any(lf.serves(drawn_box(seed3, l), drawn_window(prep.raw, seed3, l)) for lf in flows.local)]
+           and not any(lf.serves(drawn_box(seed3, l, extents.get(l)), drawn_window(prep.raw, seed3, l)) for lf in flows.local)]
     if not ids: return []
     # the box holds where each structure could go, not only where today's stop rule lets it: a correction beyond
     # today's stop, or another stop rule, then finds its flows fitted already
     first = propagate(prep.raw, np.where(np.isin(seed3, ids), seed3, 0), Flows(flows.forward, flows.backward), stop=REACH)
-    boxes = {l: _box_of(first.labels, seed3, l, len(seed3)) for l in ids}
+    boxes = {l: _box_of(first.labels, seed3, l, len(seed3), extents.get(l)) for l in ids}
     new = []
     groups = _merge_boxes(boxes)
     for i, (labs, box) in enumerate(groups):

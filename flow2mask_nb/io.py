@@ -433,12 +433,15 @@ def write_volume(vol: Volume, path, protect=(), labels: bool = False,
     return path
 
 # %% ../nbs/00_io.ipynb 30
+_UMASK = os.umask(0o022); os.umask(_UMASK)   # read once, at import: changing it later would race other threads
+
 def atomic_write_bytes(path, data: bytes):
-    "Write `data` to `path` atomically: temp file in the same folder, fsync, `os.replace`."
+    "Write `data` to `path` atomically: temp file in the same folder, fsync, `os.replace`; permissions as any new file's."
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)      # mkstemp makes it private (0600): a report others cannot read
         with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -277,7 +277,13 @@ class _Actions:
                                    metadata={META_KEY: {**meta, 'preview': True}})
         p.contour = 2                      # outlines, so the preview never looks like the labels it would change
         _palette(p, self._names())
+        self._select_labels()              # napari selects a new layer: the brush would paint on the preview
         for b in (self.accept_btn, self.discard_btn, self.next_btn): b.enabled = True
+
+    def _select_labels(self):
+        "Make the labels being annotated the selected layer (its brush and controls shown)."
+        lab = self.labels.value
+        if lab is not None and lab in self.viewer.layers: self.viewer.layers.selection.active = lab
 
     def accept(self):
         "Write the preview's changes into the labels (one undo step) and remember the drawn and propagated slices."
@@ -296,7 +302,7 @@ class _Actions:
     def discard(self):
         "Remove the preview; the labels stay as they are."
         had, self.pending = self.pending is not None, None
-        if PREVIEW_NAME in self.viewer.layers: self.viewer.layers.remove(PREVIEW_NAME)
+        if PREVIEW_NAME in self.viewer.layers: self.viewer.layers.remove(PREVIEW_NAME); self._select_labels()
         self.accept_btn.enabled = self.discard_btn.enabled = False
         lab = self.labels.value                          # the stops of the labels as they are, not of the preview
         if had: self._show_report(None if lab is None else lab.metadata.get(REVISION_KEY))

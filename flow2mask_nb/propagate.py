@@ -139,7 +139,9 @@ def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, ru
     if rule.oracle_range is not None:
         lo, hi = rule.oracle_range.get(label, (0, depth - 1))
         t.reason = None if lo <= j <= hi else 'oracle-range'
-    elif marked is not None: t.reason = None if marked[0] <= j <= marked[1] else 'marked'   # the user knows: no doubt
+    elif marked is not None:           # the user knows: no doubt, and inside the marks the flows' mask if the intensities erase it
+        t.reason = None if marked[0] <= j <= marked[1] else 'marked'
+        if t.reason is None and ev['pixels'] < rule.min_pixels: post = p * (p >= 0.5); ev = judge(post, p, x, t.model)
     elif t.outer and rule.faint_beyond_anchors and abs(t.model.separation) < rule.clear_separation: t.reason = 'drawn-end'
     elif not t.judged: t.reason = 'vanished' if not ev['pixels'] else None
     else:
@@ -219,30 +221,31 @@ def propagate_direction(intensities: torch.Tensor,  # (D, H, W) raw intensities,
                 not (frame.z0 == 0 and frame.z1 == D - 1) else 'volume-end'
 
 # %% ../nbs/40_propagate.ipynb 18
-def drawn_box(seed: np.ndarray, label: int) -> tuple:
-    "(z0, z1, y0, y1, x0, x1) of the slices and pixels where `label` is drawn in a (D, H, W) `seed`."
+def drawn_box(seed: np.ndarray, label: int, extent=None) -> tuple:
+    "(z0, z1, y0, y1, x0, x1) of the slices and pixels where `label` is drawn in a (D, H, W) `seed`, and its marked `extent`."
     m = seed == label
     z, y, x = (np.nonzero(m.any(axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
-    return int(z[0]), int(z[-1]), int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
+    z0, z1 = (int(z[0]), int(z[-1])) if extent is None else (min(int(z[0]), extent[0]), max(int(z[-1]), extent[1]))
+    return z0, z1, int(y[0]), int(y[-1]) + 1, int(x[0]), int(x[-1]) + 1
 
 def drawn_window(intensities, seed: np.ndarray, label: int) -> tuple:
     "The intensity window of `label`'s seed model on its largest drawn slice (see `seed_model`)."
     k = largest_slice(seed == label)
     return seed_model(torch.as_tensor(np.ascontiguousarray(intensities[k])), torch.from_numpy(seed[k] == label)).window
 
-def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int) -> _Frame:
-    "The finest flows that serve `label` as drawn: the smallest `LocalFlows` around it that saw it alike, else the volume's."
+def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int, extent=None) -> _Frame:
+    "The finest flows that serve `label` as drawn (and over its marked `extent`): the smallest `LocalFlows` that saw it alike, else the volume's."
     if flows.local:
-        box, window = drawn_box(seed, label), drawn_window(intensities, seed, label)
+        box, window = drawn_box(seed, label, extent), drawn_window(intensities, seed, label)
         fits = [lf for lf in flows.local if lf.serves(box, window)]
         if fits: return _Frame.of_local(min(fits, key=lambda lf: (lf.box[3] - lf.box[2]) * (lf.box[5] - lf.box[4])))
     return _Frame.of(flows, seed.shape)
 
-def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray) -> list:
+def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray, extents=None) -> list:
     "(seed slice, frame, labels) for every seed slice and flow frame, labels sharing both travel together."
     out = {}
     for l, zs in anchors.items():
-        fr = _frame_for(flows, intensities, seed, l)
+        fr = _frame_for(flows, intensities, seed, l, (extents or {}).get(l))   # marked ends: flows that reach them
         for s in zs: out.setdefault((s, id(fr.flows)), (s, fr, []))[2].append(l)
     return sorted(out.values(), key=lambda g: g[0])
 
@@ -441,7 +444,7 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     x, seed = _inputs(intensities, seed, flows)
     anchors = seed_slices(seed, labels)
     ids = sorted(anchors)
-    groups = _groups(anchors, flows, x, seed)
+    groups = _groups(anchors, flows, x, seed, how.stop.extent)
     checked, second = _checked(anchors, groups, flows, x, seed)
     new_run = lambda which, tick: _PropagationRun(x, seed, which, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
     with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:

@@ -205,12 +205,14 @@ def _trim(stack, ends: dict, rev: Revision):
         rev.records = [r for r in rev.records if r['label'] != l or lo <= r['slice'] <= hi]
         rev.stops = [_ended(s, lo, hi) if s['label'] == l else s for s in rev.stops]
 
-def _marks(rev: Revision | None, extents, anchors: dict) -> dict:
+def _marks(rev: Revision | None, extents, anchors: dict, depth: int) -> dict:
     "The end slices marked per label: earlier marks, replaced by new ones, widened to every slice drawn beyond them."
     marks = {**(rev.marked if rev else {}), **{int(l): tuple(map(int, e)) for l, e in (extents or {}).items()}}
     out = {}
     for l, (a, b) in marks.items():
         if a > b: raise InputError(f"label {l}: the marked first slice {a} comes after the last {b}")
+        if a < 0 or b >= depth:
+            raise InputError(f"label {l}: the marked slices {a}..{b} go beyond the image's slices 0..{depth - 1}")
         drawn = anchors.get(l)
         out[l] = (min(a, min(drawn)), max(b, max(drawn))) if drawn else (a, b)
     return out
@@ -243,7 +245,7 @@ def revise(intensities,               # (D, H, W) the image, slice axis first (`
     stack = np.array(labels)
     anchors = current_anchors(stack, rev)
     if rev is None and not anchors: raise InputError("the labels are empty: draw the structure on at least one slice")
-    changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors)
+    changed, ends, marked = changed_slices(anchors, rev), user_ends(stack, anchors, rev), _marks(rev, extents, anchors, len(stack))
     past = corrections(anchors, rev)
     remarked = {l for l, m in marked.items() if anchors.get(l) and m != (rev.marked.get(l) if rev else None)}
     changed.update({l: sorted(anchors[l]) for l in remarked if l not in changed})   # new ends: the whole label again
@@ -426,8 +428,9 @@ class Session:
 
     def propagate(self, labels, revision: Revision | None = None, report=None, extents=None, **propagate_kw) -> tuple:
         "`revise` the labels (D, H, W, slices first) since `revision` (`propagate_kw`: stop, mode, refine, progress)."
+        if extents: _marks(revision, extents, {}, len(labels))      # marks beyond the image: said before any fit
         self.compute_flows(report)
-        if self.local: self.add_local_flows(np.asarray(labels), revision, report)
+        if self.local: self.add_local_flows(np.asarray(labels), revision, report, extents)
         return revise(self.prepared.raw, labels, self.flows, revision, report, extents, spacing=self.prepared.spacing,
                       **{'settings': self.settings, **propagate_kw})
 
@@ -441,15 +444,16 @@ class Session:
         "How this session's flows are made (`flowsource.FlowSettings`), read from its options."
         return FlowSettings.from_options(**{k: v for k, v in self.flow_kw.items() if k in FLOW_OPTIONS})
 
-    def add_local_flows(self, labels, revision: Revision | None = None, report=None) -> list:
-        "`flowsource.local_flows` for the drawn and corrected slices, fitted as the volume's flows were (kept, reused)."
-        seed = np.zeros_like(labels)
-        for l, ks in current_anchors(labels, revision).items():
+    def add_local_flows(self, labels, revision: Revision | None = None, report=None, extents=None) -> list:
+        "`flowsource.local_flows` for the drawn and corrected slices (over their marked ends), fitted as the volume's flows were (kept, reused)."
+        seed, anchors = np.zeros_like(labels), current_anchors(labels, revision)
+        for l, ks in anchors.items():
             for k in ks: seed[k][labels[k] == l] = l
         if not seed.any(): return []
+        marked = _marks(revision, extents, anchors, len(labels))
         t0 = time.perf_counter()
         s = self.flow_settings
-        new = local_flows(self.prepare(), seed, self.flows, report=report, threads=s.threads or auto_threads(), seed=s.rng,
+        new = local_flows(self.prepare(), seed, self.flows, report=report, extents=marked, threads=s.threads or auto_threads(), seed=s.rng,
                           device=s.device, **s.fit_kwargs(self.network))
         self.local_seconds += time.perf_counter() - t0
         return new

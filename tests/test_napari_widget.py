@@ -250,6 +250,7 @@ def test_napari_small_lesion_gets_finer_flows(make_napari_viewer, data_dir, qtbo
     w.fit_budget.value = 5                        # a quick fit (TV-L1 flows get no finer ones): restarts the flows
     wait_idle(qtbot, w)
     assert 'flows ready (fit, ' in w.status.value and ' fit steps, ' in w.status.value, w.status.value   # what the budget allowed
+    qtbot.wait(100)                                              # the layout follows the new text on the next events
     assert shown_height(w.status.native) >= text_height(w.status.native) > 0   # all its lines, in napari's default window
     save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_flows_ready.png')
     truth_layer = to_layer(lesion, meta)
@@ -260,7 +261,9 @@ def test_napari_small_lesion_gets_finer_flows(make_napari_viewer, data_dir, qtbo
     wait_idle(qtbot, w)
     assert PREVIEW in viewer.layers, w.status.value
     assert [lf.labels for lf in w._session().flows.local] == [(1,)], w.status.value     # the finer flows were fitted
+    assert viewer.layers.selection.active is lab        # the brush paints corrections on the labels, not on the preview
     w.accept_btn.native.click()
+    assert viewer.layers.selection.active is lab
     w.go_to_slice(k + 2)                          # a propagated slice of the lesion, as the user sees it
     save_shot(viewer.screenshot(canvas_only=True, flash=False), tmp_path, 'napari_small_lesion.png')
     score = dice(from_layer(lab.data, meta) == 1, lesion)
