@@ -144,7 +144,8 @@ class _Jobs:
             raise Flow2MaskError(f"the {JOB_WORDS[self.job[0]]} is running: wait or press Cancel")
         if self.job is None: self._start_flows()
         self._then = action
-        self._set_status(f'{what} starts as soon as the flows are ready')
+        self._held_note = f'{what} starts as soon as the flows are ready'
+        self._set_status(self._held_note)
         return True
 
     def _poll(self):
@@ -153,7 +154,8 @@ class _Jobs:
         what, prog = self.job
         self.clock.update(prog.stage, prog.fraction, prog.updated)
         self.progress.value = int(round(100 * prog.fraction))
-        if not prog.cancelled: self._set_status(self.clock.text(what))
+        # a message given while the job runs (an error, what waits for it) stays in front of its progress
+        if not prog.cancelled: self._set_status('; '.join(filter(None, (self._held_note, self.clock.text(what)))))
 
     def _busy(self, busy: bool):
         for b in (self.suggest_btn, self.propagate_btn): b.enabled = not busy or (self.job or ('',))[0] == 'flows'
@@ -174,7 +176,7 @@ class _Jobs:
 
     def _on_finished(self):
         if self.job is not None: _LIVE.pop(id(self.job[1]), None)
-        self.worker = self.job = None; self._job.clear(); self._timer.stop(); self._busy(False)
+        self.worker = self.job = None; self._job.clear(); self._timer.stop(); self._busy(False); self._held_note = None
         then, self._then = self._then, None
         if then is not None: then()
 
@@ -182,7 +184,7 @@ class _Jobs:
 
     def cancel(self):
         "Stop the running job at its next step (and anything queued after it); the layers stay as they are."
-        self._then = None; self._quiet = False
+        self._then = self._held_note = None; self._quiet = False
         if self.job is not None: self.job[1].cancel(); self._set_status(f'cancelling the {JOB_WORDS[self.job[0]]}...')
 
     def _closing(self):
@@ -194,7 +196,9 @@ class _Jobs:
 
     def _guard(self, fn):
         try: return fn()
-        except Flow2MaskError as e: self._set_status(str(e)); _notify(str(e), error=True)
+        except Flow2MaskError as e:
+            if self.job is not None: self._held_note = str(e)      # else the job's next progress would hide it
+            self._set_status(str(e)); _notify(str(e), error=True)
 
     # ---- flows -----------------------------------------------------------------------------------------------
     def _start_flows(self):
@@ -514,6 +518,7 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.viewer = viewer
         self._build()
         self.worker = self.job = self._then = None  # the running worker, (what, Progress), what to run after it
+        self._held_note = None    # a message shown in front of the running job's progress until it ends
         self.sessions = {}        # (image layer id, flow settings) -> Session: flows computed once per image
         self.suggestion = None    # the last suggestion (dict of Session.suggest)
         self.pending = None       # the preview: (labels layer, labels it started from, new labels, Revision)

@@ -19,6 +19,7 @@ import flow2mask_nb
 from flow2mask_nb.io import read_volume, read_labels, write_volume
 from flow2mask_nb.metrics import dice
 from flow2mask_nb.napari_core import from_layer, to_layer, layer_meta, layer_to_slices
+from flow2mask_nb.napari_widget import POLL_MS
 from flow2mask_nb.orient import corner_marker, bright_quadrant
 from flow2mask_nb.phantom import make_phantom
 from flow2mask_nb.session import advise
@@ -141,6 +142,9 @@ def test_napari_fit_progress_and_cancel(make_napari_viewer, data_dir, qtbot):
     qtbot.waitUntil(lambda: (shown.add(w.progress.value), len(shown) >= 5)[1], timeout=60000)
     assert w.worker is not None, 'the fit ended before the test could cancel it'
     assert prog.stage == 'fit' and prog.done >= 1 and 'fitting the flows' in w.status.value, (prog.stage, w.status.value)
+    w.propagate_btn.native.click()                        # nothing painted yet: said, and kept in front of the progress
+    qtbot.wait(3 * POLL_MS)
+    assert 'empty' in w.status.value and 'fitting the flows' in w.status.value, w.status.value
     at = prog.done; w.cancel_btn.native.click()
     qtbot.waitUntil(lambda: w.worker is None, timeout=30000)
     print(f'bar values seen {sorted(shown)}; steps after Cancel: {prog.done - at}')
