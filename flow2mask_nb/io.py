@@ -368,8 +368,12 @@ def resample_labels_to(labels: Volume, reference: Volume) -> Volume:
 def read_labels(path, reference: Volume) -> Volume:
     "Read a label map and return it on `reference`'s grid (physical-space nearest neighbour), as uint8/uint16."
     labels = read_volume(path)
-    if _has_no_geometry(path) and labels.shape == reference.shape:
-        # a bare array of the image's shape (.npy, .npz without geometry) can only mean the image's own grid
+    if _has_no_geometry(path):
+        # a bare array (.npy, .npz without geometry) has no place in space: it can only mean the image's own grid
+        if labels.shape != reference.shape:
+            hint = ' (it looks transposed: axes in (z, y, x) order)' if labels.shape == reference.shape[::-1] else ''
+            raise InputError(f"{path}: shape {labels.shape} differs from the image's {reference.shape}{hint}; a file "
+                             "without geometry must have the image's shape, axes (x, y, z) as the image is read")
         labels = reference.with_array(labels.array, path=labels.path)
     return resample_labels_to(labels, reference)
 
