@@ -86,6 +86,7 @@ def evaluate_files(pred_path, truth_path, labels=None) -> list:
     from flow2mask_nb.metrics import label_table
     truth = read_volume(truth_path)                     # the reference grid: read once
     truth = truth.with_array(as_label_array(truth.array, str(truth_path)))
+    if not truth.array.any(): raise InputError(f"{truth_path}: no labelled voxel, so nothing to score against")
     pred = read_labels(pred_path, truth)
     return label_table(pred.array, truth.array, truth.spacing, labels=labels)
 
