@@ -537,7 +537,10 @@ def write_report(annotation: Annotation, path) -> tuple:
     "Write the per-slice, per-label report as CSV at `path` and JSON beside it (with the stop decisions)."
     path = pathlib.Path(path)
     if not path.parent.exists(): raise InputError(f"{path.parent}: output folder does not exist")
-    rows = [{k: r.get(k) for k in REPORT_COLUMNS} for r in annotation.propagation.records]
+    # a row's `stopped`: why propagation went no further than this slice (the stop after the last slice it kept)
+    ends = {(s['label'], s['last_slice']): s['reason'] for s in annotation.propagation.stops if s.get('stop_slice') is not None}
+    rows = [{k: r.get(k) for k in REPORT_COLUMNS} | {'stopped': ends.get((r['label'], r['slice']))}
+            for r in annotation.propagation.records]
     buf = io.StringIO(); w = csv.DictWriter(buf, REPORT_COLUMNS); w.writeheader()
     for r in rows: w.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_bytes(path, buf.getvalue().encode())
