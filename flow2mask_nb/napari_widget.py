@@ -649,8 +649,6 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         if img is None: return
         meta = self._image_meta()
         if self.viewer.dims.ndim == 3: self.viewer.dims.axis_labels = axis_labels(meta)
-        from qtpy.QtCore import QTimer     # fitted to the canvas the dock leaves (napari fitted it to the window before)
-        QTimer.singleShot(0, self.viewer.reset_view)
         self._guard(self._start_flows)
         self._offer_restore()
 
