@@ -397,7 +397,9 @@ def _remove_stale_partials(path: pathlib.Path):
         except ProcessLookupError: tmp.unlink(missing_ok=True)
         except PermissionError: pass
 
-def check_output_path(path, protect=()) -> pathlib.Path:
+def check_output_path(path, protect=(),
+                      formats: str = '.nii.gz, .nrrd, .mha or .npz',   # the formats the caller writes, for the message
+                     ) -> pathlib.Path:
     "Validate an output path before any work: writable format, existing folder, not a folder, not an input."
     path = pathlib.Path(path)
     for p in protect:
@@ -409,7 +411,7 @@ def check_output_path(path, protect=()) -> pathlib.Path:
         raise InputError(f"{path}: a .npy file cannot keep the geometry (spacing, origin, direction); write .npz "
                          "(the array with its geometry), .nii.gz, .nrrd or .mha")
     if suffix not in IMAGE_SUFFIXES:
-        raise InputError(f"{path}: cannot write format {suffix or '(no extension)'}; use .nii.gz, .nrrd, .mha or .npz")
+        raise InputError(f"{path}: cannot write format {suffix or '(no extension)'}; use {formats}")
     if not path.parent.exists(): raise InputError(f"{path.parent}: output folder does not exist")
     return path
 

@@ -111,7 +111,8 @@ def read_structures(path) -> tuple:
 # %% ../nbs/04_segments.ipynb 13
 def check_export_path(path, protect=(), source=None) -> pathlib.Path:
     "Validate where labels will be saved, before any work (a DICOM SEG needs the image's DICOM folder as `source`)."
-    if not str(path).lower().endswith('.dcm'): return check_output_path(path, protect)
+    if not str(path).lower().endswith('.dcm'):
+        return check_output_path(path, protect, '.nii.gz, .nrrd, .seg.nrrd (3D Slicer), .mha, .npz or .dcm (DICOM SEG)')
     path = pathlib.Path(path)
     if source is None or not pathlib.Path(source).is_dir():
         raise InputError(f"{path}: a DICOM SEG references the DICOM series the image was read from; this image "
