@@ -617,7 +617,7 @@ def cmd_view(args):
 def _view_args(p):
     p.add_argument('image', help='3D image: NIfTI, NRRD, MHA/MHD, or a DICOM folder')
     p.add_argument('--seed', help='label map to start from (mapped onto the image grid in physical space)')
-    p.add_argument('--axis', type=int, default=None, help='slice axis (default: the coarsest spacing)')
+    p.add_argument('--axis', type=int, default=None, help='slice axis (default: the axis the seed is drawn across, else the coarsest spacing)')
     p.set_defaults(func=cmd_view)
 
 # %% ../nbs/90_cli.ipynb 28

@@ -12,7 +12,7 @@ from magicgui.widgets import (Container, ComboBox, PushButton, ProgressBar, File
                               TextEdit, LineEdit)
 from qtpy.QtCore import QObject, QEvent
 from .errors import Flow2MaskError
-from .io import Volume, read_volume, read_labels
+from .io import Volume, read_volume, read_labels, slice_axis_rule
 from .errors import Cancelled
 from .session import Session, advise, mark_end, marked_extents
 from .flowfile import fit_steps_run
@@ -718,11 +718,12 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
 def open_viewer(image, seed=None, viewer=None, axis: int | None = None):
     "napari viewer with IMAGE (our reader's layer), the SEED on its grid as labels, and the widget docked."
     vol = read_volume(image)
+    s = None if seed is None else read_labels(seed, vol)
+    if s is not None: axis = slice_axis_rule(vol.spacing, axis, s.array)[0]   # the axis the seed is drawn across, as `propagate`
     viewer = viewer or napari.Viewer(title='flow2mask')
     data, kw, _ = volume_layer_data(vol, kind='image', axis=axis)
     img = viewer.add_image(data, **kw)
-    if seed is not None:
-        s = read_labels(seed, vol)
+    if s is not None:
         sd, skw, _ = volume_layer_data(s, name=f'{img.name} seed', kind='labels', axis=axis)
         skw['metadata'][META_KEY]['seed_for'] = img.name
         viewer.add_labels(sd, **skw)

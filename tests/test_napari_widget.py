@@ -194,6 +194,18 @@ def test_napari_view_command(make_napari_viewer, phantom_files, qtbot):
     w.cancel(); wait_idle(qtbot, w)
 
 
+def test_napari_view_command_takes_the_seeds_axis(make_napari_viewer, phantom_files, tmp_path, qtbot):
+    "`flow2mask view IMAGE --seed SEED` shows the slices the seed was drawn on, as `propagate` would use them."
+    from flow2mask_nb.napari_widget import open_viewer
+    ph, img_path, _ = phantom_files
+    one = np.zeros_like(ph.labels.array); k = ph.labels.array.shape[0] // 2
+    one[k] = ph.labels.array[k]                                   # drawn on one slice across axis 0, not the coarsest
+    write_volume(ph.labels.with_array(one), tmp_path / 'across0.nii.gz', labels=True)
+    viewer, w = open_viewer(img_path, tmp_path / 'across0.nii.gz', viewer=make_napari_viewer())
+    assert layer_meta(w.image.value.metadata)['axis'] == 0, layer_meta(w.image.value.metadata)
+    w.cancel(); wait_idle(qtbot, w)
+
+
 def seed_propagated(make_napari_viewer, phantom_files, qtbot, k: int = 8):
     "The phantom opened, TV-L1 flows ready, organ 1 painted on slice k of new seed labels and propagated (a preview)."
     ph, img_path, _ = phantom_files
