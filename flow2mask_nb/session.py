@@ -23,10 +23,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'RUN_ENDS_KNOWN', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS',
-           'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows',
-           'corrections', 'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop',
-           'mark_end', 'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
+__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS',
+           'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections',
+           'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end',
+           'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -274,7 +274,6 @@ _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   
 BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
 DOUBT_WEIGHT = 1.   # a slice the stop rule doubted counts the structure beyond it this much (bench/advice_loo.py)
 OPEN_END_WEIGHT = 1.   # the slice past an automatic stop counts the last slice kept this much (bench/advice_loo.py)
-RUN_ENDS_KNOWN = 0     # 1: distances count from where the mask ends too (being measured: bench/advice_loo.py)
 
 def _beyond(areas, k: int, drawn) -> float:
     "Pixels of a structure (`areas` per slice) from slice k away from its `drawn` slices, up to its first empty slice."
@@ -309,14 +308,12 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
                 cand[k] = (OPEN_END_WEIGHT * float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
         lo, hi = rev.ends.get(l, (0, len(stack) - 1))
         known = drawn + [b for b in (lo - 1, hi + 1) if 0 <= b < len(stack)]    # drawn, or emptied by the user
-        on = np.flatnonzero(areas[:, l] > 0)   # where the mask ends now (measured: a proposal halving the run beyond)
-        ends_now = [b for b in (on[0] - 1, on[-1] + 1) if 0 <= b < len(stack)] if RUN_ENDS_KNOWN and len(on) else []
         doubts = {int(r['slice']): r['doubt'] for r in rev.records if r['label'] == l and _propagated(r) and r.get('doubt')}
         for k, (area, why) in cand.items():
             # outside the drawn slices one anchor alone holds the mask, and a stop may have come too early or too
             # late: the error grows faster there than between two drawn slices
             outside = not drawn[0] <= k <= drawn[-1]
-            score = area * min(abs(k - a) for a in known + (ends_now if areas[k, l] > 0 else [])) * (BEYOND_DRAWN if outside else 1.)
+            score = area * min(abs(k - a) for a in known) * (BEYOND_DRAWN if outside else 1.)
             if outside and k in doubts:
                 # a slice that failed the stop rule, kept because later ones passed: if the structure ends there,
                 # everything beyond it is spill, and emptying that one slice removes it all
