@@ -212,7 +212,7 @@ class _Jobs:
     def _flows_ready(self, sess):
         self.flows_btn.enabled = True
         m = sess.flows_meta
-        made = f"read from {sess.flows_path.name}, made before" if sess.flows_path is not None else f"{m['seconds']:.1f} s"
+        made = f"read from {sess.flows_path}, made before" if sess.flows_path is not None else f"{m['seconds']:.1f} s"
         self._set_status(f"flows ready ({m['flow_source']}{fit_steps_run(m, ', ')}, {made} for {m['depth']} {m['plane']} slices): "
                          "paint the structure on a slice, then Propagate")
         self.autosave()

@@ -655,7 +655,7 @@ class Annotator:
             self.session.compute_flows(report)
             m = self.session.flows_meta
             self._ended('flows ready', 1.)
-            made = f"read from {self.session.flows_path.name}, made before" if self.session.flows_path else f"{m['seconds']:.1f} s"
+            made = f"read from {self.session.flows_path}, made before" if self.session.flows_path else f"{m['seconds']:.1f} s"
             self.message.value = f"flows ready ({m['flow_source']}{fit_steps_run(m, ', ')}, {made}): draw, then Propagate"
             self.autosave()
         except Cancelled:

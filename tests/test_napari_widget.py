@@ -711,7 +711,7 @@ def test_napari_picks_up_flows_made_before(make_napari_viewer, phantom_files, qt
     w = dock_widget(viewer); wait_idle(qtbot, w)
     sess = w._session()
     assert sess.flows_path is not None and sess.flows_path.name == 'made-before.safetensors', sess.flows_path
-    assert 'read from made-before.safetensors' in w.status.value, w.status.value
+    assert f"read from {tmp_path / 'made-before.safetensors'}" in w.status.value, w.status.value   # where, in full
     assert w.flows_btn.enabled
 
 
