@@ -771,11 +771,12 @@ class Annotator:
         if not (path or self.save_path.value.strip()): self.message.value = 'type a file name to save to'; return None
         path = pathlib.Path(path or self.save_path.value.strip())
         try:
-            path = check_export_path(path, [self.image.path], self.image.path)
+            inputs = [self.image.path, getattr(self.truth, 'path', None)]   # the truth is an input too: never replaced
+            path = check_export_path(path, inputs, self.image.path)
             if path.exists() and self._replace != path:
                 self._replace = path
                 self.message.value = f'{path} exists: press Save again to replace it'; return None
-            notes = export_labels(self.result(), path, names or {}, self.image.path, [self.image.path])
+            notes = export_labels(self.result(), path, names or {}, self.image.path, inputs)
         except (Flow2MaskError, OSError, ImportError) as e:
             self.message.value = f'not saved: {e}'; return None
         self._replace = None; self.output = self.output or path

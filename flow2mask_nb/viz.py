@@ -155,10 +155,10 @@ def propagation_figure(slices, result, seed=None, truth=None, show=None, n: int 
     if show is None:
         occupied = np.nonzero(np.asarray(result).any(axis=(1, 2)) | (np.asarray(truth).any(axis=(1, 2)) if truth is not None else False))[0]
         lo, hi = (occupied[0], occupied[-1]) if occupied.size else (0, D - 1)
-        show = np.unique(np.linspace(lo, hi, n).round().astype(int))
-        if seed is not None:
-            seeded = np.nonzero(np.asarray(seed).any(axis=(1, 2)))[0]
-            show = np.unique(np.concatenate([show[:max(1, len(show) - len(seeded))], seeded]))[:max(n, len(seeded))]
+        seeded = np.nonzero(np.asarray(seed).any(axis=(1, 2)))[0] if seed is not None else np.array([], int)
+        # both ends of the structure always shown (where it stops is the question), the seeded slices beside them
+        spaced = np.linspace(lo, hi, max(n - len(seeded), 2)).round().astype(int)
+        show = np.unique(np.concatenate([spaced, seeded]))
     rows = [('image + seed', seed), ('result', result)] + ([('truth', truth)] if truth is not None else [])
     fig, axs = plt.subplots(len(rows), len(show), figsize=(2.2 * len(show), 2.3 * len(rows)), squeeze=False)
     for c, k in enumerate(show):
