@@ -326,11 +326,12 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
     return dict(slice=int(k), label=int(l), reason=f"slice {k}: {why} (nearest drawn slice {near})")
 
 def describe_stop(stop: dict) -> str:
-    "One sentence for a stop decision of `propagate`: 'label 5 upwards from slice 15: stopped at slice 42: ...'."
+    "One sentence for a stop decision of `propagate`: 'label 5 upwards from slice 15: to slice 41 (stopped at slice 42: ...)'."
     head = f"label {stop['label']} {'upwards' if stop['direction'] == 'up' else 'downwards'} from slice {stop['seed']}"
     why = stop.get('explanation') or STOP_REASONS.get(stop['reason'], stop['reason'])
-    at = stop.get('stop_slice')
-    return f"{head}: stopped at slice {at}: {why}" if at is not None else f"{head}: {why} (slice {stop['last_slice']})"
+    at = stop.get('stop_slice')          # the last slice kept first: 'stopped at 13' alone read as the last one filled
+    return f"{head}: to slice {stop['last_slice']} (stopped at slice {at}: {why})" if at is not None else \
+           f"{head}: {why} (slice {stop['last_slice']})"
 
 # %% ../nbs/45_session.ipynb 32
 def mark_end(marks: dict,       # the marks so far ({label: [first, last]})
