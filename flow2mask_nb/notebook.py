@@ -91,8 +91,10 @@ def curve_png(curves: dict,            # {name: (D,) values along the slice axis
     from matplotlib.figure import Figure
     fig = Figure(figsize=size, dpi=80)
     ax = fig.add_subplot()
-    plot_curves({k: (np.arange(len(v)), np.asarray(v, dtype=float)) for k, v in curves.items()}, ax,
+    plot_curves({k: (np.arange(len(v)), np.asarray(v, dtype=float)) for k, v in curves.items()}, ax, ylabel='score',
                 marks=None if current is None else {f'slice {current}': current}, ylim=(-0.02, 1.05), title=title)
+    depth = max((len(v) for v in curves.values()), default=1)
+    ax.set_xlim(-0.5, depth - 0.5)                            # the whole volume: where no slice has a score shows too
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # slices are whole numbers
     fig.tight_layout()
