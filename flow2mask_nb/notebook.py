@@ -375,7 +375,9 @@ class SliceBrowser:
         self.opacity = w.FloatSlider(value=0.45, min=0, max=1, step=0.05, description='opacity',
                                      disabled=self.labels is None)
         self.flow_box = w.Checkbox(value=False, description='flow overlay', disabled=self.flows is None, indent=False)
-        self.worst = w.Button(description='least confident slice', disabled=least_confident(self.records) is None)
+        self.worst = w.Button(description='least confident slice', disabled=least_confident(self.records) is None,
+                              tooltip='the propagated slice its evidence supports least; Next slice to check weighs '
+                                      'how large the mask is there and how far from what you drew')
         self.image = w.Image(format='png')
         self.curve = w.Image(format='png')
         self.key = w.Image(value=to_png((255 * wheel_key(48)).astype(np.uint8)), format='png',   # the colour wheel's key,
@@ -606,7 +608,7 @@ class Annotator:
         self.message = w.HTML()                  # what just happened, or what to do next
         self.report = w.HTML(layout=w.Layout(max_height='9em', overflow='auto'))   # the last run's stop decisions
         self.results = w.Box()
-        self.button.on_click(lambda _: self._start(self.run))
+        self.button.on_click(lambda _: self._press())
         self.cancel_button.on_click(lambda _: self.cancel()); self.undo_button.on_click(lambda _: self.undo())
         self.first_button.on_click(lambda _: self.mark('first')); self.last_button.on_click(lambda _: self.mark('last'))
         self.next_button.on_click(lambda _: self.go_to_next()); self.restore_button.on_click(lambda _: self.restore())
@@ -630,6 +632,12 @@ class Annotator:
     def _done(self, report):
         self._active.discard(report.progress)
         if not self._active: self.cancel_button.disabled = True
+
+    def _press(self):
+        "Propagate pressed: said at once when nothing is drawn (queued behind the flows, it answered only when they were done)."
+        if not self.canvas.labels().any():
+            self.message.value = 'nothing drawn yet: outline the structure on a slice first'; return None
+        return self._start(self.run)
 
     def _start(self, fn):
         "Run `fn` in a worker thread (after the one running, if any), so the kernel stays free."
