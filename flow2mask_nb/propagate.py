@@ -243,9 +243,10 @@ def _frame_for(flows: Flows, intensities, seed: np.ndarray, label: int, extent=N
 
 def _groups(anchors: dict, flows: Flows, intensities, seed: np.ndarray, extents=None) -> list:
     "(seed slice, frame, labels) for every seed slice and flow frame, labels sharing both travel together."
-    out = {}
+    out, last = {}, len(seed) - 1
     for l, zs in anchors.items():
-        fr = _frame_for(flows, intensities, seed, l, (extents or {}).get(l))   # marked ends: flows that reach them
+        e = (extents or {}).get(l)           # marked ends: flows that reach them (within this part of the volume)
+        fr = _frame_for(flows, intensities, seed, l, e and (max(e[0], 0), min(e[1], last)))
         for s in zs: out.setdefault((s, id(fr.flows)), (s, fr, []))[2].append(l)
     return sorted(out.values(), key=lambda g: g[0])
 
