@@ -369,18 +369,12 @@ def _checked(anchors: dict, groups: list, flows: Flows, intensities, seed: np.nd
     checked = {l: anchors[l] for _, frame, labs in groups if frame.flows is flows for l in labs}
     return checked, _groups(checked, flows.second, intensities, seed)
 
-def _grown2d(mask: np.ndarray, pixels: int) -> np.ndarray:
-    "A 2D boolean `mask` grown by `pixels` (as is for 0)."
-    if not pixels or not mask.any(): return mask
-    from scipy import ndimage
-    return ndimage.binary_dilation(mask, iterations=pixels)
-
 def _overlap_end(out: np.ndarray, other: np.ndarray, stop: dict, rule: StopRule) -> int | None:
     "The first slice of an outward track where the opinions overlap less than `rule.agreement` x on its first slice, `patience` in a row."
     if rule.agreement is None or stop['label'] in (rule.extent or {}) or rule.oracle_range is not None: return None  # ends given
     step, l, run, first = (1 if stop['direction'] == 'up' else -1), stop['label'], 0, None
     for j in range(stop['seed'] + step, stop['last_slice'] + step, step):
-        overlap = iou(_grown2d(out[j] == l, rule.overlap_tolerance), _grown2d(other[j] == l, rule.overlap_tolerance))
+        overlap = iou(out[j] == l, other[j] == l)
         first = overlap if first is None else first     # how well the two flows agree on this image, where both see it
         run = run + 1 if overlap < rule.agreement * first else 0
         if run >= rule.patience: return j - (run - 1) * step

@@ -36,8 +36,6 @@ class StopRule:
     agreement: float | None = 0.6              # disagree: past the drawn slices, the fit's and the second opinion's masks
                                                # overlap (IoU) less than this share of their overlap on the first slice
                                                # there, `patience` slices in a row (bench/agreement_loo.py)
-    overlap_tolerance: int = 0                 # the agreement's overlap measured on both masks grown by this many pixels
-                                               # (being measured: bench/agreement_loo.py --setting overlap_tolerance)
     extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
     oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
 
