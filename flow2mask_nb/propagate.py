@@ -362,6 +362,12 @@ class _PropagationRun:
                                         doubt=None)
         for step in (+1, -1): self.direction(s, frame, labels, onehot, models, step)
 
+def _check_settings(how: PropagateSettings) -> PropagateSettings:
+    "How the second opinion carries the seed: as the fit does, or (`stop.check_reach`) ending only where its mask vanishes or collapses."
+    if not how.stop.check_reach: return how
+    return replace(how, stop=replace(how.stop, support_fraction=None, separation_fraction=None,
+                                     faint_separation_fraction=None, faint_beyond_anchors=False))
+
 def _checked(anchors: dict, groups: list, flows: Flows, intensities, seed: np.ndarray) -> tuple:
     "({label: slices} the second opinion checks, its seed groups): the labels `groups` carries on the volume's flows."
     if flows.second is None: return {}, []
@@ -447,10 +453,10 @@ def propagate(intensities,            # (D, H, W) image intensities at native re
     ids = sorted(anchors)
     groups = _groups(anchors, flows, x, seed, how.stop.extent)
     checked, second = _checked(anchors, groups, flows, x, seed)
-    new_run = lambda which, tick: _PropagationRun(x, seed, which, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
+    new_run = lambda which, tick, how=how: _PropagationRun(x, seed, which, how, tick, Fusion(tuple(x.shape)), spacing=spacing or (1., 1., 1.))
     with torch.no_grad(), torch_threads(1), reporting(report, progress, unit='slice') as report:
         tick = _Ticker(sum(g[1].z1 - g[1].z0 for g in groups + second), report)
-        run, check = new_run(anchors, tick), second and new_run(checked, tick)
+        run, check = new_run(anchors, tick), second and new_run(checked, tick, _check_settings(how))
         if check:       # the same seed through the second opinion's flows, side by side (one torch thread each)
             with ThreadPoolExecutor(2) as pool:
                 jobs = [pool.submit(_carry, run, groups), pool.submit(_carry, check, second)]

@@ -36,6 +36,8 @@ class StopRule:
     agreement: float | None = 0.6              # disagree: past the drawn slices, the fit's and the second opinion's masks
                                                # overlap (IoU) less than this share of their overlap on the first slice
                                                # there, `patience` slices in a row (bench/agreement_loo.py)
+    check_reach: bool = True                   # the second opinion's run ends only where its mask vanishes or collapses:
+                                               # it checks where the structure is, not where it ends (agreement_loo.py)
     extent: dict | None = None                 # {label: (first, last)}: the slices the user marked as its ends: fill them
     oracle_range: dict | None = None           # {label: (first, last)}: stop at the TRUE extent (an oracle, for comparisons)
 
