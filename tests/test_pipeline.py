@@ -220,3 +220,25 @@ def test_second_opinion_trims_what_only_the_fit_carries(mr_sarcoma):
     assert ((with_second == 1) <= (common == 1)).all() and ((common == 1) <= (fit_only == 1)).all()
     d_both, d_common, d_fit = dice(with_second == 1, truth), dice(common == 1, truth), dice(fit_only == 1, truth)
     assert d_common > d_fit + 0.05 and d_both > d_common + 0.05 and d_both > 0.80, (d_fit, d_common, d_both)
+
+
+@pytest.mark.slow
+def test_second_opinion_checks_where_not_how_far(data_dir):
+    """The thin spinal cord on T2 MR: TV-L1's own run loses it before its end, and while the second opinion ended
+    where its own stop rule did, what only the fit carried beyond went with it (0.895 against 0.966: `.venv/bin/python
+    bench/agreement_loo.py --setting check_reach`). Its run now ends only where its mask vanishes or collapses: it
+    checks where the structure is; the fit's stop and the two flows' overlap decide where it ends."""
+    from flow2mask_nb.benchmark import load_cases
+    from flow2mask_nb.io import choose_slice_axis
+    from flow2mask_nb.session import Session
+    from flow2mask_nb.stop import StopRule
+    if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
+    case = {c.name: c for c in load_cases(data_dir / 'dev')}['spinal_cord_t2']
+    image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
+    truth = to_slices(read_labels(case.labels, image).array, axis) == 1
+    seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
+    sess = Session(image, axis, reuse_flows=False)
+    checked, _ = sess.propagate(seed)
+    own_stop, _ = sess.propagate(seed, stop=StopRule(check_reach=False))
+    d_checked, d_own = dice(checked == 1, truth), dice(own_stop == 1, truth)
+    assert d_checked > 0.93 and d_checked > d_own + 0.03, (d_checked, d_own)
