@@ -11,7 +11,7 @@ from .progress import reporting, part
 from .preprocess import Prepared, scale_intensities, working_shape, resize_slices
 from .flows import Flows, LocalFlows
 from .propagate import propagate, seed_slices as check_seed, drawn_box, drawn_window
-from .stop import StopRule
+from .stop import StopRule, reach_only
 from .metrics import largest_slice
 from .checkpoint import as_network
 from .device import auto_threads
@@ -96,8 +96,7 @@ def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float
     area = (seed3[largest_slice(seed3 == label)] == label).sum()
     return 2 * np.sqrt(area / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
 
-REACH = StopRule(support_fraction=None, separation_fraction=None, faint_separation_fraction=None,
-                 faint_beyond_anchors=False)   # where a structure could go: only vanishing or collapsing ends it
+REACH = reach_only(StopRule())   # where a structure could go: only vanishing or collapsing ends it
 
 def _box_of(labels3: np.ndarray, seed3: np.ndarray, label: int, depth: int, extent=None) -> tuple:
     "(z0, z1, y0, y1, x0, x1) around where `label` was drawn and could go (and its marked `extent`), with a margin."

@@ -635,9 +635,7 @@ class Annotator:
 
     def _press(self):
         "Propagate pressed: said at once when nothing is drawn (queued behind the flows, it answered only when they were done)."
-        if not self.canvas.labels().any():
-            self.message.value = 'nothing drawn yet: outline the structure on a slice first'; return None
-        return self._start(self.run)
+        return self.run() if not self.canvas.labels().any() else self._start(self.run)   # `run` says what is missing
 
     def _start(self, fn):
         "Run `fn` in a worker thread (after the one running, if any), so the kernel stays free."

@@ -17,7 +17,7 @@ from .warp import compose_flows, cycle_error
 from .metrics import largest_slice, iou
 from .flows import Flows, LocalFlows
 from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score
-from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence
+from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence, reach_only
 from .fusion import Fusion, shape_weight
 
 # %% auto 0
@@ -364,9 +364,7 @@ class _PropagationRun:
 
 def _check_settings(how: PropagateSettings) -> PropagateSettings:
     "How the second opinion carries the seed: as the fit does, or (`stop.check_reach`) ending only where its mask vanishes or collapses."
-    if not how.stop.check_reach: return how
-    return replace(how, stop=replace(how.stop, support_fraction=None, separation_fraction=None,
-                                     faint_separation_fraction=None, faint_beyond_anchors=False))
+    return replace(how, stop=reach_only(how.stop)) if how.stop.check_reach else how
 
 def _checked(anchors: dict, groups: list, flows: Flows, intensities, seed: np.ndarray) -> tuple:
     "({label: slices} the second opinion checks, its seed groups): the labels `groups` carries on the volume's flows."

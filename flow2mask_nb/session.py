@@ -299,7 +299,7 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
     for l in sorted(rev.anchors):
         if label is not None and l != label: continue
         drawn = sorted(rev.anchors[l]); skip = set(drawn) | set(exclude)
-        cand = {k: (float(areas[k, l]), 'the mask is large here and {d} from what you drew') for k in range(len(stack))
+        cand = {k: (float(areas[k, l]), None) for k in range(len(stack))   # None: the reason says how far (below)
                 if areas[k, l] > 0 and k not in skip}
         for st in rev.stops:
             k = st.get('stop_slice')
@@ -322,7 +322,8 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
             if best is None or score > best[0]: best = (score, k, l, why, min(drawn, key=lambda a: abs(k - a)))
     if best is None or best[0] <= 0: return None
     _, k, l, why, near = best
-    d = abs(k - near); why = why.replace('{d}', f"{d} slice{'s' if d != 1 else ''}")   # 'far' misled 2 slices away
+    d = abs(k - near)      # how far, in slices ('far' misled two slices away)
+    why = why or f"the mask is large here and {d} slice{'s' if d != 1 else ''} from what you drew"
     return dict(slice=int(k), label=int(l), reason=f"slice {k}: {why} (nearest drawn slice {near})")
 
 def describe_stop(stop: dict) -> str:

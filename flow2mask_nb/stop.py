@@ -5,12 +5,12 @@
 # %% ../nbs/39_stop.ipynb 3
 from __future__ import annotations
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import torch
 from .seedmodel import SeedModel, ring_mask, rank_separation
 
 # %% auto 0
-__all__ = ['STOP_REASONS', 'StopRule', 'judge', 'stop_reason', 'confidence']
+__all__ = ['STOP_REASONS', 'StopRule', 'reach_only', 'judge', 'stop_reason', 'confidence']
 
 # %% ../nbs/39_stop.ipynb 6
 @dataclass
@@ -57,7 +57,12 @@ STOP_REASONS = {
     'disagree': "the second flows (TV-L1) no longer carry the structure here, or carry it elsewhere: only what both carry is kept",
 }
 
-# %% ../nbs/39_stop.ipynb 8
+def reach_only(rule: StopRule) -> StopRule:
+    "`rule` ending a track only where its mask vanishes or collapses: where a structure could go, not where it ends."
+    return replace(rule, support_fraction=None, separation_fraction=None, faint_separation_fraction=None,
+                   faint_beyond_anchors=False)
+
+# %% ../nbs/39_stop.ipynb 9
 def judge(post: torch.Tensor,      # (H, W) refined posterior
           prob: torch.Tensor,      # (H, W) warped mask before refinement
           x: torch.Tensor,         # (H, W) intensities of the slice in the model's window, [0, 1]

@@ -161,19 +161,25 @@ def test_completion_on_real_cases(data_dir, name, bar, steps):
     assert max(s['past'] for s in r['flow2mask'].values()) <= 3, r['flow2mask']
 
 
-@pytest.fixture(scope='module')
-def mr_sarcoma(data_dir):
-    """The MR sarcoma seeded on its largest slice, and a session that fitted its flows (second opinion included) once
-    for the tests below: (session, truth, seed, seed slice), slices along the case's axis."""
+def seeded_dev_case(data_dir, name: str) -> tuple:
+    """A dev case's label 1 seeded on its largest slice and a fresh session for it (nothing reused):
+    (session, truth, seed, seed slice), slices along the case's axis."""
     from flow2mask_nb.benchmark import load_cases
     from flow2mask_nb.io import choose_slice_axis
     from flow2mask_nb.session import Session
     if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
-    case = {c.name: c for c in load_cases(data_dir / 'dev')}['sarcoma_001_mr']
+    case = {c.name: c for c in load_cases(data_dir / 'dev')}[name]
     image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
     truth = to_slices(read_labels(case.labels, image).array, axis) == 1
     seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
-    sess = Session(image, axis, reuse_flows=False)
+    return Session(image, axis, reuse_flows=False), truth, seed, k
+
+
+@pytest.fixture(scope='module')
+def mr_sarcoma(data_dir):
+    """The MR sarcoma seeded on its largest slice, and a session that fitted its flows (second opinion included) once
+    for the tests below: (session, truth, seed, seed slice), slices along the case's axis."""
+    sess, truth, seed, k = seeded_dev_case(data_dir, 'sarcoma_001_mr')
     sess.compute_flows()
     return sess, truth, seed, k
 
@@ -228,16 +234,8 @@ def test_second_opinion_checks_where_not_how_far(data_dir):
     where its own stop rule did, what only the fit carried beyond went with it (0.895 against 0.966: `.venv/bin/python
     bench/agreement_loo.py --setting check_reach`). Its run now ends only where its mask vanishes or collapses: it
     checks where the structure is; the fit's stop and the two flows' overlap decide where it ends."""
-    from flow2mask_nb.benchmark import load_cases
-    from flow2mask_nb.io import choose_slice_axis
-    from flow2mask_nb.session import Session
     from flow2mask_nb.stop import StopRule
-    if not (data_dir / 'dev' / 'cases.json').exists(): pytest.skip(f'no dev cases in {data_dir}')
-    case = {c.name: c for c in load_cases(data_dir / 'dev')}['spinal_cord_t2']
-    image = read_volume(case.image); axis = choose_slice_axis(image.spacing, case.axis)
-    truth = to_slices(read_labels(case.labels, image).array, axis) == 1
-    seed = np.zeros(truth.shape, np.uint8); k = int(truth.sum((1, 2)).argmax()); seed[k][truth[k]] = 1
-    sess = Session(image, axis, reuse_flows=False)
+    sess, truth, seed, _ = seeded_dev_case(data_dir, 'spinal_cord_t2')
     checked, _ = sess.propagate(seed)
     own_stop, _ = sess.propagate(seed, stop=StopRule(check_reach=False))
     d_checked, d_own = dice(checked == 1, truth), dice(own_stop == 1, truth)
