@@ -107,15 +107,6 @@ def cmd_evaluate(args):
     print(format_table(rows))
 
 # %% ../nbs/90_cli.ipynb 12
-def _stop_summary(stops) -> str:
-    "One line per label: how far each direction went and, in words, why it stopped there."
-    by = {}
-    for s in stops:
-        why = s.get('explanation') or s['reason']
-        where = f"stopped at slice {s['stop_slice']}: {why}" if s.get('stop_slice') is not None else why
-        by.setdefault(s['label'], []).append(f"{s['direction']} to slice {s['last_slice']} ({where})")
-    return '\n'.join(f"  label {l}: " + '; '.join(v) for l, v in sorted(by.items()))
-
 def _flows_for(args, image) -> tuple:
     "The flows file of --flows, checked against IMAGE and --axis: (Flows, meta), or (None, {}) without --flows."
     if not args.flows: return None, {}
@@ -176,7 +167,7 @@ def describe_intensity(info: dict) -> str:
 def cmd_propagate(args):
     "Propagate a seed annotation through IMAGE and write the label map (and the report)."
     from flow2mask_nb.segments import check_export_path, export_labels, parse_names
-    from flow2mask_nb.session import annotate, write_report
+    from flow2mask_nb.session import annotate, write_report, stop_lines
     from flow2mask_nb.flowfile import fit_steps_run
     protect = [args.image, args.seed, args.model, args.flows]
     out = check_export_path(args.output, protect, args.image)      # fail before minutes of work, not after
@@ -208,7 +199,7 @@ def cmd_propagate(args):
     for lf in ann.info.get('local_flows', []):
         print(f"finer flows for label(s) {', '.join(map(str, lf['labels']))}: slices {lf['box'][0]}..{lf['box'][1]}, "
               f"a {lf['box'][3] - lf['box'][2]} x {lf['box'][5] - lf['box'][4]} box on a {lf['grid'][0]} x {lf['grid'][1]} grid")
-    print(_stop_summary(ann.propagation.stops))
+    for line in stop_lines(ann.propagation.stops): print(f"  {line}")   # as napari and the notebook say it
     for note in notes: print(f"{out.name}: {note}")
     if args.report:
         c, j = write_report(ann, args.report); print(f"report: {c} and {j}")

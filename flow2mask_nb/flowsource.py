@@ -10,7 +10,7 @@ from .errors import InputError
 from .progress import reporting, part
 from .preprocess import Prepared, scale_intensities, working_shape, resize_slices
 from .flows import Flows, LocalFlows
-from .propagate import propagate, seed_slices as check_seed, drawn_box, drawn_window
+from .propagate import propagate, seed_slices as check_seed, drawn_box, drawn_window, largest_drawn
 from .stop import StopRule, reach_only
 from .metrics import largest_slice
 from .checkpoint import as_network
@@ -93,7 +93,7 @@ def needs_local(prep: Prepared, seed3: np.ndarray, label: int, min_pixels: float
     "Whether `label` is small (under `min_pixels` across) on a working grid `coarser` times coarser than the image."
     (H, W), (h, w) = prep.slices.shape[1:], tuple(prep.work.shape[1:])
     if H * W < coarser ** 2 * h * w: return False                  # measured: no gain at 2x (README)
-    area = (seed3[largest_slice(seed3 == label)] == label).sum()
+    area = (seed3[largest_drawn(seed3, label)] == label).sum()
     return 2 * np.sqrt(area / np.pi) * np.sqrt(h * w / (H * W)) < min_pixels
 
 REACH = reach_only(StopRule())   # where a structure could go: only vanishing or collapsing ends it

@@ -14,10 +14,10 @@ from qtpy.QtCore import QObject, QEvent
 from .errors import Flow2MaskError
 from .io import Volume, read_volume, read_labels, slice_axis_rule
 from .errors import Cancelled
-from .session import Session, advise, mark_end, marked_extents
+from .session import Session, advise, mark_end, marked_extents, stop_lines
 from .flowfile import fit_steps_run
 from .progress import Progress
-from .notebook import (JOB_WORDS, StepClock, stop_lines, write_autosave, read_autosave, find_autosave,
+from .notebook import (JOB_WORDS, StepClock, write_autosave, read_autosave, find_autosave,
                                    autosave_note)   # what both faces say (no ipywidgets imported)
 from .segments import parse_names, describe_structures, Structure
 from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer_meta, layer_view,

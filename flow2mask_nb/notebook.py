@@ -10,8 +10,8 @@ from .errors import InputError, Flow2MaskError
 from .io import Volume, to_slices, from_slices, volume_to_sitk, read_volume, write_volume, _suffix
 from .viz import label_rgba, flow_to_rgb, plot_curves, wheel_key, _LABEL_COLOURS
 from .orient import ScreenView, screen_view
-from .session import (Session, Revision, least_confident, describe_stop, advise, mark_end, marked_extents,
-                                  current_anchors)
+from .session import (Session, Revision, least_confident, describe_stop, stop_lines, advise, mark_end,
+                                  marked_extents, current_anchors)
 from .progress import Progress, STAGE_WORDS
 from .errors import Cancelled
 from .io import write_json
@@ -21,11 +21,11 @@ from .segments import check_export_path, export_labels, parse_names, describe_st
 
 # %% auto 0
 __all__ = ['JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX', 'overlay_rgba', 'to_png',
-           'slice_confidence', 'curve_png', 'step_words', 'left_words', 'StepClock', 'stop_lines', 'match_truth',
-           'truth_dice', 'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json', 'revision_from_json',
-           'autosave_folder', 'autosave_index', 'write_autosave', 'read_autosave', 'find_autosave', 'autosave_note',
-           'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'itk_image',
-           'flow_magnitude_volume', 'available_viewers', 'view3d']
+           'slice_confidence', 'curve_png', 'step_words', 'left_words', 'StepClock', 'match_truth', 'truth_dice',
+           'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json', 'revision_from_json', 'autosave_folder',
+           'autosave_index', 'write_autosave', 'read_autosave', 'find_autosave', 'autosave_note', 'SliceBrowser',
+           'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'itk_image', 'flow_magnitude_volume',
+           'available_viewers', 'view3d']
 
 # %% ../nbs/70_notebook.ipynb 6
 def _resize_flow(flow, shape) -> np.ndarray:
@@ -146,10 +146,6 @@ class StepClock:
         head = '' if job in (None, 'flows', self.stage) else f"{JOB_WORDS.get(job, job)}: "   # 'propagation: fitting...'
         left = left_words(self.left(now))
         return f"{head}{step_words(self.stage)} {self.fraction:.0%}" + (f", {left}" if left else '')
-
-def stop_lines(stops) -> list:
-    "Every stop decision of a run as a sentence (`session.describe_stop`), by label, drawn slice and direction."
-    return [describe_stop(s) for s in sorted(stops, key=lambda s: (s['label'], s['seed'], s['direction'] != 'down'))]
 
 def match_truth(labels, truth) -> dict:
     "{label: the reference label it overlaps most, or None}: the user's label numbers need not be the reference's."

@@ -25,7 +25,7 @@ from .orient import ScreenView, screen_view
 # %% auto 0
 __all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS',
            'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections',
-           'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'mark_end',
+           'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'stop_lines', 'mark_end',
            'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
@@ -55,10 +55,13 @@ def mask_digest(mask) -> str:
 
 def _labels_per_slice(stack) -> list:
     "The non-zero label values on every slice of a (D, H, W) stack (empty slices skipped cheaply)."
-    used = stack.reshape(len(stack), -1).max(1) > 0
-    if stack.dtype == np.uint8:
-        return [np.nonzero(np.bincount(s.ravel(), minlength=256)[1:])[0] + 1 if u else () for s, u in zip(stack, used)]
-    return [np.unique(s[s > 0]) if u else () for s, u in zip(stack, used)]
+    # only the labelled pixels are counted: a whole 512 x 512 slice counted cost most of a correction's bookkeeping
+    out = []
+    for s in stack:
+        on = s[s != 0]
+        out.append(() if not on.size else np.nonzero(np.bincount(on, minlength=256)[1:])[0] + 1 if stack.dtype == np.uint8
+                   else np.unique(on))
+    return out
 
 def current_anchors(stack, rev: Revision | None = None) -> dict:
     "{label: {slice: digest}} of the labelled slices the user drew or corrected: every one not written by propagation."
@@ -333,6 +336,10 @@ def describe_stop(stop: dict) -> str:
     at = stop.get('stop_slice')          # the last slice kept first: 'stopped at 13' alone read as the last one filled
     return f"{head}: to slice {stop['last_slice']} (stopped at slice {at}: {why})" if at is not None else \
            f"{head}: {why} (slice {stop['last_slice']})"
+
+def stop_lines(stops) -> list:
+    "Every stop decision of a run as a sentence (`describe_stop`), by label, drawn slice and direction: what every face prints."
+    return [describe_stop(s) for s in sorted(stops, key=lambda s: (s['label'], s['seed'], s['direction'] != 'down'))]
 
 # %% ../nbs/45_session.ipynb 32
 def mark_end(marks: dict,       # the marks so far ({label: [first, last]})
