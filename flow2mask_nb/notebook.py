@@ -373,7 +373,8 @@ class SliceBrowser:
         self.flow_box = w.Checkbox(value=False, description='flow overlay', disabled=self.flows is None, indent=False)
         self.worst = w.Button(description='least confident slice', disabled=least_confident(self.records) is None,
                               tooltip='the propagated slice its evidence supports least; Next slice to check weighs '
-                                      'how large the mask is there and how far from what you drew')
+                                      'how large the mask is there and how far from what you drew',
+                              layout=w.Layout(width='auto', flex='0 0 auto'))   # its words whole (the default width cut them)
         self.image = w.Image(format='png')
         self.curve = w.Image(format='png')
         self.key = w.Image(value=to_png((255 * wheel_key(48)).astype(np.uint8)), format='png',   # the colour wheel's key,
@@ -595,8 +596,9 @@ class Annotator:
         self.step = w.Label()                    # the step in words, and the time left (`StepClock`)
         self.first_button = w.Button(description='First slice here', tooltip="the brush label's first slice")
         self.last_button = w.Button(description='Last slice here', tooltip="the brush label's last slice")
-        self.next_button = w.Button(description='Next slice to check', icon='forward', disabled=True)
-        self.restore_button = w.Button(description='Restore autosave', icon='history')
+        whole = lambda: w.Layout(width='auto', min_width='148px')   # a button as wide as its words (icons cut them)
+        self.next_button = w.Button(description='Next slice to check', icon='forward', disabled=True, layout=whole())
+        self.restore_button = w.Button(description='Restore autosave', icon='history', layout=whole())
         self.save_path = w.Text(value=str(self.output or ''), placeholder='labels.nii.gz, organs.seg.nrrd, seg.dcm',
                                 description='save to', layout=w.Layout(width='360px'))
         self.save_button = w.Button(description='Save', icon='save', tooltip='the accepted labels (asks before replacing)')

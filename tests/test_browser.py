@@ -255,6 +255,9 @@ def test_browser_tutorial_widgets(jupyterlab, tmp_path):
             sb = page.locator('.flow2mask-browser')
             sb.first.wait_for()
             assert sb.locator('.widget-slider').count() >= 2                     # slice and opacity
+            cut = page.evaluate("[...document.querySelectorAll('.jp-OutputArea button')].filter(b => b.offsetParent)"
+                                ".filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.textContent.trim())")
+            assert not cut, f'button words cut off: {cut}'   # 'least confident slice', 'Next slice to check' were
             imgs = sb.first.locator('img')
             assert imgs.count() >= 2
             before = imgs.first.get_attribute('src')
