@@ -17,7 +17,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
-WEIGHTS = ('BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'OPEN_END_REACH')   # the module settings of `session.advise` this bench may vary
+WEIGHTS = ('BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT')   # the module settings of `session.advise` this bench may vary
 
 
 def case_table(results: list) -> dict:

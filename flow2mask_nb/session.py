@@ -23,10 +23,10 @@ from .flowfile import make_flows, read_flows_file, find_flows, image_fingerprint
 from .orient import ScreenView, screen_view
 
 # %% auto 0
-__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'OPEN_END_REACH', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS',
-           'REPORT_COLUMNS', 'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows',
-           'corrections', 'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop',
-           'stop_lines', 'mark_end', 'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
+__all__ = ['BEYOND_DRAWN', 'DOUBT_WEIGHT', 'OPEN_END_WEIGHT', 'SESSION_OPTIONS', 'PROPAGATE_OPTIONS', 'REPORT_COLUMNS',
+           'Revision', 'mask_digest', 'current_anchors', 'changed_slices', 'slab', 'slab_flows', 'corrections',
+           'held_extent', 'user_ends', 'revise', 'least_confident', 'advise', 'describe_stop', 'stop_lines', 'mark_end',
+           'marked_extents', 'Session', 'Annotation', 'annotate', 'complete', 'write_report']
 
 # %% ../nbs/45_session.ipynb 6
 @dataclass
@@ -277,7 +277,6 @@ _OPEN_ENDS = ('vanished', 'area-collapse', 'growth', 'intensity', 'contrast')   
 BEYOND_DRAWN = 3.   # a slice outside the drawn ones counts this much more (leave-one-case-out: bench/advice_loo.py)
 DOUBT_WEIGHT = 1.   # a slice the stop rule doubted counts the structure beyond it this much (bench/advice_loo.py)
 OPEN_END_WEIGHT = 1.   # the slice past an automatic stop counts the last slice kept this much (bench/advice_loo.py)
-OPEN_END_REACH = 0.   # the proposal past an automatic stop lies this share of the run's length beyond it (bench/advice_loo.py)
 
 def _beyond(areas, k: int, drawn) -> float:
     "Pixels of a structure (`areas` per slice) from slice k away from its `drawn` slices, up to its first empty slice."
@@ -307,8 +306,6 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
                 if areas[k, l] > 0 and k not in skip}
         for st in rev.stops:
             k = st.get('stop_slice')
-            if k is not None:
-                k = min(max(k + int(OPEN_END_REACH * abs(st['last_slice'] - st['seed'])) * (1 if k > st['seed'] else -1), 0), len(stack) - 1)
             if st['label'] == l and st['reason'] in _OPEN_ENDS and k is not None and 0 <= k < len(stack) and \
                k not in skip and areas[k, l] == 0:
                 cand[k] = (OPEN_END_WEIGHT * float(areas[st['last_slice'], l]), f"the structure may go on here: {st['explanation']}")
