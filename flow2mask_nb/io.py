@@ -10,10 +10,10 @@ import numpy as np
 import SimpleITK as sitk
 
 # %% auto 0
-__all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'json_ready', 'Volume', 'volume_from_sitk',
-           'volume_to_sitk', 'seed_axis', 'slice_axis_rule', 'choose_slice_axis', 'to_slices', 'from_slices',
-           'slices_spacing', 'is_dicom_file', 'read_volume', 'as_label_array', 'resample_labels_to', 'read_labels',
-           'check_output_path', 'write_volume', 'atomic_write_bytes', 'write_json', 'describe']
+__all__ = ['IMAGE_SUFFIXES', 'MAX_BYTES', 'GZIP_MAX_RATIO', 'MAX_LABEL', 'MAX_DISTINCT_LABELS', 'json_ready', 'Volume',
+           'volume_from_sitk', 'volume_to_sitk', 'seed_axis', 'slice_axis_rule', 'choose_slice_axis', 'to_slices',
+           'from_slices', 'slices_spacing', 'is_dicom_file', 'read_volume', 'as_label_array', 'resample_labels_to',
+           'read_labels', 'check_output_path', 'write_volume', 'atomic_write_bytes', 'write_json', 'describe']
 
 # %% ../nbs/00_io.ipynb 6
 from .errors import Flow2MaskError, InputError, GeometryError
@@ -338,6 +338,7 @@ def read_volume(path, series_id: str | None = None) -> Volume:
 
 # %% ../nbs/00_io.ipynb 23
 MAX_LABEL = np.iinfo(np.uint16).max
+MAX_DISTINCT_LABELS = 1000   # more distinct values than this is an image (an atlas has hundreds)
 
 def as_label_array(array, what='labels') -> np.ndarray:
     "Validate integer label values (0..65535) and return them as uint8 or uint16."
@@ -349,9 +350,28 @@ def as_label_array(array, what='labels') -> np.ndarray:
     elif array.dtype.kind not in 'iu':
         raise InputError(f"{what}: dtype {array.dtype} is not a label type")
     if array.size and (array.min() < 0 or array.max() > MAX_LABEL):
-        raise InputError(f"{what}: label values must lie in 0..{MAX_LABEL}, got {array.min()}..{array.max()}")
+        raise InputError(f"{what}: label values must lie in 0..{MAX_LABEL}, got {array.min()}..{array.max()}"
+                         + (" (an intensity image, not a label map?)" if array.min() < 0 else ''))
     dtype = np.uint8 if (not array.size or array.max() <= 255) else np.uint16
-    return array.astype(dtype)
+    array = array.astype(dtype)
+    why = _image_not_labels(array)
+    if why: raise InputError(f"{what}: {why}: an intensity image, not a label map?")
+    return array
+
+def _image_not_labels(labels: np.ndarray) -> str | None:
+    "Why a uint8/uint16 array reads as an intensity image (many values, few labelled voxels alike their neighbour), or None."
+    # an image stored as whole numbers >= 0 (8-bit CT, MR) passes every check above, and `evaluate` then scored 255
+    # "labels"; a label map is piecewise constant (on the dev cases 93-100 % of labelled voxels equal their
+    # neighbour, 1-16 % in the images but one), and an atlas has hundreds of structures, not thousands
+    flat, seen = labels.ravel(), np.zeros(256 if labels.dtype == np.uint8 else 65536, bool)
+    for i in range(0, flat.size, 1 << 22): seen |= np.bincount(flat[i:i + (1 << 22)], minlength=len(seen)) > 0
+    distinct = int(seen[1:].sum())
+    if distinct > MAX_DISTINCT_LABELS: return f"{distinct} distinct values"
+    if distinct <= 20 or labels.ndim == 0 or labels.shape[-1] < 2: return None
+    a, b = labels[..., 1:], labels[..., :-1]
+    both = (a != 0) & (b != 0)
+    share = np.count_nonzero((a == b) & both) / max(np.count_nonzero(both), 1)
+    return f"{distinct} distinct values, {share:.0%} of labelled voxels alike their neighbour" if share < 0.5 else None
 
 def resample_labels_to(labels: Volume, reference: Volume) -> Volume:
     "Map a label `Volume` onto `reference`'s grid in physical space (nearest neighbour)."
