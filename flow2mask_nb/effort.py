@@ -63,11 +63,12 @@ def interact(stack,          # (D, H, W) label stack, changed in place
     if what == 'draw': s[np.asarray(truth[k], bool) & (s == 0)] = label
 
 # %% ../nbs/47_effort.ipynb 12
-ANNOTATORS = ('worst', 'advice', 'ends')   # worst-slice; follows `session.advise`; marks both ends, then worst-slice
+ANNOTATORS = ('worst', 'advice', 'ends', 'ends, advice')   # worst-slice; follows `session.advise`; marks both ends, then
+                                                           # worst-slice; marks both ends, then follows the advice
 
 def _next_move(annotator: str, stack, rev, label: int, truth, done) -> tuple | None:
     "Where this annotator draws next: where most is wrong (the truth shows it), or where the toolkit advises."
-    if annotator in ('worst', 'ends'): return worst_slice(stack == label, truth, done)
+    if annotator in ('worst', 'ends'): return worst_slice(stack == label, truth, done)     # the truth shows where
     tip = advise(stack, rev, label, exclude=done)
     return None if tip is None else (tip['slice'], 'draw')      # the truth draws it: empty past the true end
 
@@ -82,7 +83,8 @@ def structure_effort(session: Session,        # the image's session (flows compu
     if annotator not in ANNOTATORS: raise InputError(f"annotator must be one of {ANNOTATORS}, got {annotator!r}")
     truth = np.asarray(truth, bool)
     stack = np.zeros(truth.shape, np.uint8 if label < 256 else np.uint16)
-    extents = {label: slice_extent(truth)} if annotator == 'ends' else None
+    marks = annotator.startswith('ends')          # the true first and last slices: what the user sees scrolling through
+    extents = {label: slice_extent(truth)} if marks else None
     move, moves, curve, seconds, rev = (largest_slice(truth), 'draw'), [], [], [], None
     while move is not None:
         interact(stack, label, truth, move); moves.append(move)
@@ -93,7 +95,7 @@ def structure_effort(session: Session,        # the image's session (flows compu
         if curve[-1] >= target or len(moves) >= cap: break
         move = _next_move(annotator, stack, rev, label, truth, {k for k, _ in moves})
     return dict(label=label, annotator=annotator, curve=curve, moves=[[int(k), w] for k, w in moves], seconds=seconds,
-                marks=2 if annotator == 'ends' else 0)
+                marks=2 if marks else 0)
 
 # %% ../nbs/47_effort.ipynb 14
 def drawn_slices_effort(truth,                    # (D, H, W) bool, the structure's true mask
@@ -169,6 +171,7 @@ def effort_case(case: Case,                    # the volume, its labels and stru
 AFTER = (1, 2, 3, 5)   # the Dice reported after this many drawn slices
 METHOD_NAMES = {'worst': 'flow2mask, worst slice', 'advice': "flow2mask, following its advice",
                 'ends': 'flow2mask, both ends marked first (+2 marks)',
+                'ends, advice': 'flow2mask, both ends marked, then its advice (+2 marks)',
                 'completion (even)': 'flow2mask completion, evenly spaced (ends included)',
                 'interpolation (even)': 'contour interpolation, evenly spaced',
                 'interpolation (worst)': 'contour interpolation, worst slice'}   # how tables and plots name them

@@ -17,8 +17,8 @@ from .errors import Cancelled
 from .session import Session, advise, mark_end, marked_extents, stop_lines
 from .flowfile import fit_steps_run
 from .progress import Progress
-from .notebook import (JOB_WORDS, StepClock, write_autosave, read_autosave, find_autosave,
-                                   autosave_note)   # what both faces say (no ipywidgets imported)
+from .notebook import (JOB_WORDS, StepClock, ends_first as _ends_first, write_autosave, read_autosave,
+                                   find_autosave, autosave_note)   # what both faces say (no ipywidgets imported)
 from .segments import parse_names, describe_structures, Structure
 from .napari_core import (META_KEY, NAMES_KEY, save_labels, label_colours, layer_meta, layer_view,
                                       layer_to_slices, slices_to_layer, axis_labels,
@@ -180,7 +180,11 @@ class _Jobs:
         then, self._then = self._then, None
         if then is not None: then()
 
-    def _set_status(self, text: str): self.status.value = text
+    def _set_status(self, text: str):
+        self.status.value = text
+        # the whole text, however long: squeezed by a full dock, the label cut the advice's first and last lines
+        lab = self.status.native
+        if lab.width() > 0: lab.setMinimumHeight(lab.heightForWidth(lab.width()))
 
     def cancel(self):
         "Stop the running job at its next step (and anything queued after it); the layers stay as they are."
@@ -331,8 +335,8 @@ class _Actions:
         if tip is None: return self._set_status('nothing to check yet: Propagate first' if rev is None else
                                                 'no slice left to propose: every propagated slice was visited')
         self.visited.add(tip['slice']); self.go_to_slice(tip['slice'])
-        self._set_status(f"label {tip['label']}, {tip['reason']}: correct it if it is wrong (or erase it where the "
-                         "structure has ended), then Propagate")
+        self._set_status(f"label {tip['label']}, {tip['reason']}: correct it if wrong (erase it where the structure "
+                         "has ended), then Propagate" + _ends_first(tip))
         return tip
 
     def mark(self, which: str):
@@ -587,13 +591,22 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.saved_note.visible = False
         # the status sits under the progress bar, where the eye is while a job runs (at the dock's foot a short window
         # cut it off); the stop report, which may scroll, closes the dock
-        self.extend([self.image, self.labels, self.new_labels_btn, self.flow_source, self.model, self.fit_budget,
-                     self.flows_file, self.names, HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
+        self.extend([self.image, self.labels, self.new_labels_btn, self.names,
+                     HBox(widgets=[self.suggest_btn, self.propagate_btn, self.cancel_btn], labels=False),
                      self.progress, self.status, HBox(widgets=[self.accept_btn, self.discard_btn], labels=False),
                      HBox(widgets=[self.first_btn, self.last_btn], labels=False),
                      HBox(widgets=[self.flows_btn, self.next_btn, self.view3d_btn, self.help_btn], labels=False),
                      self.save_path,
                      HBox(widgets=[self.save_btn, self.restore_btn], labels=False), self.saved_note, self.report])
+        for row in self:                  # a row of buttons as tight as a field (11-pixel margins took 130 pixels)
+            if isinstance(row, Container): row.margins = (0, 0, 0, 0)
+        # how the flows are made, folded away: the defaults serve, and in napari's default window the dock, the plot
+        # below included, had no room left for a long status line (the advice's was cut)
+        from superqt import QCollapsible
+        self.flow_settings = QCollapsible('flow settings (source, model, fit budget, flows file)')
+        self.flow_settings.addWidget(Container(widgets=[self.flow_source, self.model, self.fit_budget, self.flows_file]).native)
+        self.flow_settings.layout().setContentsMargins(0, 0, 0, 0); self.flow_settings.setDuration(0)
+        self.native.layout().insertWidget(3, self.flow_settings)
 
     def _connect(self):
         for btn, fn in ((self.new_labels_btn, self.new_labels), (self.suggest_btn, self.suggest),

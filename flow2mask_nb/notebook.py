@@ -21,11 +21,11 @@ from .segments import check_export_path, export_labels, parse_names, describe_st
 
 # %% auto 0
 __all__ = ['JOB_WORDS', 'ESTIMATE_AFTER_S', 'AUTOSAVE_FORMAT', 'AUTOSAVE_VERSION', 'AUTOSAVE_SUFFIX', 'overlay_rgba', 'to_png',
-           'slice_confidence', 'curve_png', 'step_words', 'left_words', 'StepClock', 'match_truth', 'truth_dice',
-           'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json', 'revision_from_json', 'autosave_folder',
-           'autosave_index', 'write_autosave', 'read_autosave', 'find_autosave', 'autosave_note', 'SliceBrowser',
-           'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'itk_image', 'flow_magnitude_volume',
-           'available_viewers', 'view3d']
+           'slice_confidence', 'curve_png', 'ends_first', 'step_words', 'left_words', 'StepClock', 'match_truth',
+           'truth_dice', 'is_closed', 'strokes_to_mask', 'seed_volume', 'revision_to_json', 'revision_from_json',
+           'autosave_folder', 'autosave_index', 'write_autosave', 'read_autosave', 'find_autosave', 'autosave_note',
+           'SliceBrowser', 'SeedCanvas', 'Annotator', 'nifti_bytes', 'niivue_label_colormap', 'itk_image',
+           'flow_magnitude_volume', 'available_viewers', 'view3d']
 
 # %% ../nbs/70_notebook.ipynb 6
 def _resize_flow(flow, shape) -> np.ndarray:
@@ -103,6 +103,11 @@ def curve_png(curves: dict,            # {name: (D,) values along the slice axis
 # %% ../nbs/70_notebook.ipynb 12
 JOB_WORDS = dict(flows='flows', suggest='suggestion', propagate='propagation')
 ESTIMATE_AFTER_S = 2.   # a step running longer than this shows the time it has left
+
+def ends_first(tip: dict | None) -> str:
+    "What the faces add to an advice (`session.advise`) whose structure has no marked ends: mark them first, with the buttons."
+    hint = (tip or {}).get('hint')
+    return f". Cheaper first: {hint} (First / Last slice here)" if hint else ''
 
 def step_words(stage: str) -> str:
     "A step of the work in plain words ('local' -> 'fitting finer flows around what you drew'), never a raw name."
@@ -729,7 +734,7 @@ class Annotator:
                                  'no slice left to propose'
             return None
         self.visited.add(tip['slice']); self.canvas.slider.value = tip['slice']
-        self.message.value = f"label {tip['label']}, {tip['reason']}: correct it if wrong, then Propagate"
+        self.message.value = f"label {tip['label']}, {tip['reason']}: correct it if wrong, then Propagate" + ends_first(tip)
         return tip
 
     def undo(self):

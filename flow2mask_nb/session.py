@@ -327,7 +327,10 @@ def advise(stack,                # (D, H, W) labels as they are now, slice axis 
     _, k, l, why, near = best
     d = abs(k - near)      # how far, in slices ('far' misled two slices away)
     why = why or f"the mask is large here and {d} slice{'s' if d != 1 else ''} from what you drew"
-    return dict(slice=int(k), label=int(l), reason=f"slice {k}: {why} (nearest drawn slice {near})")
+    # two marks tell where the structure ends, which the advice can only guess slice by slice: following the advice
+    # with both ends marked took 5.4 slices to Dice 0.90 on the dev cases, without 6.4 (bench/effort.py)
+    hint = None if l in rev.marked else f"mark label {l}'s first and last slices: propagation fills exactly that range"
+    return dict(slice=int(k), label=int(l), reason=f"slice {k}: {why} (nearest drawn slice {near})", hint=hint)
 
 def describe_stop(stop: dict) -> str:
     "One sentence for a stop decision of `propagate`: 'label 5 upwards from slice 15: to slice 41 (stopped at slice 42: ...)'."

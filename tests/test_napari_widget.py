@@ -335,6 +335,14 @@ def test_napari_user_annotates_liver(make_napari_viewer, data_dir, qtbot, tmp_pa
     w.next_btn.native.click()
     tip = advise(layer_to_slices(lab.data, meta), lab.metadata['flow2mask_revision'])
     assert w.current_slice() == tip['slice'] and tip['reason'] in w.status.value, (tip, w.status.value)
+    assert f"Cheaper first: mark label {tip['label']}'s" in w.status.value and 'First / Last slice here' in w.status.value   # no marks
+    whole = lambda: shown_height(w.status.native) >= text_height(w.status.native) > 0
+    qtbot.waitUntil(whole, timeout=3000)        # the advice whole, hint and all, once the layout settles (the window grows)
+    save_shot(viewer.screenshot(canvas_only=False, flash=False), tmp_path, 'napari_advice.png')
+    assert shown_height(w.fit_budget.native) == 0 and not w.flow_settings.isExpanded()   # the flow settings folded away...
+    w.flow_settings.expand(); qtbot.wait(100)
+    assert shown_height(w.fit_budget.native) > 0 and shown_height(w.flows_file.native) > 0   # ...and there when asked
+    w.flow_settings.collapse()
     w.next_btn.native.click()                     # the next advice is another slice: the first was visited
     assert w.current_slice() != tip['slice']
     ax, = w.figure.axes
@@ -523,7 +531,7 @@ def test_napari_every_stop_is_shown_and_stays(make_napari_viewer, phantom_files,
     missing = [describe_stop(s) for s in stops if describe_stop(s) not in dock_text(w)]
     assert not missing, f'{len(missing)} of {len(stops)} stop messages not shown: {missing}'
     w.next_btn.native.click()
-    assert 'correct it if it is wrong' in w.status.value, w.status.value
+    assert 'correct it if wrong' in w.status.value, w.status.value
     missing = [describe_stop(s) for s in stops if describe_stop(s) not in dock_text(w)]
     assert not missing, f'Next slice to check hid {len(missing)} stop messages'
 
@@ -622,7 +630,7 @@ def test_napari_shortcuts_and_help(make_napari_viewer, phantom_files, qtbot, tmp
     press('A')
     assert PREVIEW not in viewer.layers and 'accepted' in w.status.value, w.status.value
     press('N')
-    assert 'correct it if it is wrong' in w.status.value and w.current_slice() != 8, w.status.value
+    assert 'correct it if wrong' in w.status.value and w.current_slice() != 8, w.status.value
     lab.selected_label = 1
     w.go_to_slice(4); press('F'); w.go_to_slice(11); press('L')
     assert lab.metadata['flow2mask_marks'][1] == [4, 11], lab.metadata.get('flow2mask_marks')
