@@ -16,7 +16,7 @@ from .device import torch_threads
 from .warp import compose_flows, cycle_error
 from .metrics import largest_slice, iou
 from .flows import Flows, LocalFlows
-from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score
+from .seedmodel import THICK, SeedModel, seed_model, refine_posterior, fusion_score, flow_prior
 from .stop import StopRule, STOP_REASONS, judge, stop_reason, confidence, reach_only
 from .fusion import Fusion, shape_weight
 
@@ -132,7 +132,9 @@ def _outgrown(evidence: dict, t: _Track, rule: StopRule) -> str | None:
 
 def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, rule: StopRule, refine, label, depth):
     "Refine one label's warped mask `p` on slice j, judge it, and stop its track or return (score, info)."
-    post = refine_posterior(p, t.model.log_ratio(x_raw), opening=t.model.thickness >= THICK) if refine else p * (p >= 0.5)
+    prior = flow_prior(p) if refine else None          # the refinement's and the fusion's, made once
+    post = (refine_posterior(p, t.model.log_ratio(x_raw), opening=t.model.thickness >= THICK, prior=prior) if refine
+            else p * (p >= 0.5))
     x = t.model.normalise(x_raw)
     ev = judge(post, p, x, t.model)
     marked = (rule.extent or {}).get(label)
@@ -155,7 +157,7 @@ def _track_slice(t: _Track, p, x_raw, seed_image, cyc, j: int, distance: int, ru
     ev.update(dissimilarity=float((x - t.model.normalise(seed_image)).abs()[mask].mean()) if mask.any() else float('nan'),
               cycle_error=float(cyc[mask].mean()) if mask.any() else float('nan'),
               confidence=confidence(ev, distance, t.model), doubt=t.doubt if t.failing else None)
-    return (fusion_score(p, post, ev['confidence']) if refine else post), ev
+    return (fusion_score(p, post, ev['confidence'], prior) if refine else post), ev
 
 def _doubt(t: _Track, reason: str | None, patience: int) -> bool:
     "Count a slice that fails the stop rule; stop the track (False) at `patience` failing slices in a row."

@@ -14,8 +14,8 @@ from .errors import InputError
 from .preprocess import scale_intensities
 
 # %% auto 0
-__all__ = ['N_BINS', 'THICK', 'mask_box', 'ring_mask', 'rank_separation', 'SeedModel', 'seed_model', 'refine_posterior',
-           'fusion_score']
+__all__ = ['N_BINS', 'THICK', 'mask_box', 'ring_mask', 'rank_separation', 'SeedModel', 'seed_model', 'flow_prior',
+           'refine_posterior', 'fusion_score']
 
 # %% ../nbs/38_seedmodel.ipynb 6
 N_BINS = 64
@@ -138,7 +138,7 @@ def _keep_overlapping(mask: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
     keep = np.unique(lab[m & anchor.cpu().numpy()]); keep = keep[keep > 0]
     return torch.from_numpy(np.isin(lab, keep)).to(mask.device)
 
-def _prior(prob: torch.Tensor, sigma: float = 0.5, trust: float = 0.9) -> torch.Tensor:
+def flow_prior(prob: torch.Tensor, sigma: float = 0.5, trust: float = 0.9) -> torch.Tensor:
     "Where the flow puts the structure, as a probability: blurred outwards, at most `trust` anywhere."
     # blurring spreads the prior outwards only (the maximum keeps a thin structure's own values); capping it at
     # `trust` everywhere, the interior included, lets intensities that clearly disagree with the seed remove a pixel
@@ -157,15 +157,19 @@ def refine_posterior(prob: torch.Tensor,        # (H, W) warped soft mask
                      sigma: float = 0.5,        # blur of the prior, pixels: how far the flow may be off (bench/refine_loo.py)
                      trust: float = 0.9,        # the prior inside the warped mask
                      opening: bool = False,     # cut one-pixel bridges and specks (only for thick structures)
+                     prior: torch.Tensor | None = None,   # `flow_prior(prob, sigma, trust)` if already made
                     ) -> torch.Tensor:          # (H, W) posterior probability, zero outside the kept pieces
     "Posterior of the structure given the warped mask (prior) and the seed's intensity model (likelihood)."
-    prior = _prior(prob, sigma, trust)
+    prior = flow_prior(prob, sigma, trust) if prior is None else prior
     post = torch.sigmoid(torch.log(prior) - torch.log1p(-prior) + _mean3(log_ratio))
     mask = _open3(post >= 0.5) if opening else post >= 0.5
     return post * _keep_overlapping(mask, prob >= 0.5)
 
-def fusion_score(prob: torch.Tensor, post: torch.Tensor, confidence: float) -> torch.Tensor:
+def fusion_score(prob: torch.Tensor, post: torch.Tensor, confidence: float,
+                 prior: torch.Tensor | None = None,   # `flow_prior(prob)` if already made
+                ) -> torch.Tensor:
     "What competes between labels where their accepted pixels meet: the flow's prior, then the slice's confidence."
     # posteriors of different labels come from different intensity models and are not comparable; where two
     # accepted labels meet, the flow decides, and between equally sure flows the label seeded nearer (more confident)
-    return torch.where(post >= 0.5, 0.5 + 0.4 * _prior(prob) + 0.1 * confidence, post)
+    prior = flow_prior(prob) if prior is None else prior      # made once per slice by the caller: a tenth of a correction
+    return torch.where(post >= 0.5, 0.5 + 0.4 * prior + 0.1 * confidence, post)
