@@ -76,6 +76,20 @@ def _stop_jobs_at_exit():
     try: _wait_for_threads(CLOSE_WAIT_S)
     except Exception: pass
 
+class _FirstShow(QObject):
+    "Calls `shown()` once, after the widget it watches is first shown and the layout has settled."
+    def __init__(self, shown):
+        super().__init__(); self._shown = shown
+
+    def eventFilter(self, obj, event) -> bool:
+        try:
+            if event.type() == QEvent.Type.Show and self._shown is not None:
+                from qtpy.QtCore import QTimer
+                shown, self._shown = self._shown, None
+                QTimer.singleShot(0, shown)      # after the resize the new dock causes, queued behind it
+        except Exception: pass
+        return False
+
 class _CloseWatch(QObject):
     "Calls `closing()` when the window it watches is closed (hidden by the program, not minimised by the user)."
     def __init__(self, closing):
@@ -537,6 +551,9 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self._autosave_timer = QTimer(self.native); self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(AUTOSAVE_DELAY_MS); self._autosave_timer.timeout.connect(self.autosave)
         self._close_watch, self._watched_window = _CloseWatch(self._closing), None   # see `_watch_window`
+        # a dock opening narrows the canvas and napari keeps its zoom: the image was cut at the sides until the user
+        # pressed Home; refit it once, as the view was before the dock took its room
+        self._first_show = _FirstShow(self.viewer.reset_view); self.native.installEventFilter(self._first_show)
         self._add_plot()
         self._connect()
         self._bind_keys()

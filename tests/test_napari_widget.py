@@ -260,6 +260,9 @@ def test_napari_small_lesion_gets_finer_flows(make_napari_viewer, data_dir, qtbo
     viewer = make_napari_viewer(show=True)
     img, = viewer.open(str(case / 'image.nii.gz'), plugin=PLUGIN)
     w = dock_widget(viewer)
+    qtbot.wait(300)                               # the dock narrowed the canvas: the image is refitted to it
+    zoom = viewer.camera.zoom; viewer.reset_view()
+    assert viewer.camera.zoom == pytest.approx(zoom), (zoom, viewer.camera.zoom)   # not cut at the sides
     w.new_labels_btn.native.click()
     lab = w.labels.value
     meta = layer_meta(lab.metadata)
