@@ -12,7 +12,6 @@ from .preprocess import Prepared, scale_intensities, working_shape, resize_slice
 from .flows import Flows, LocalFlows
 from .propagate import propagate, seed_slices as check_seed, drawn_box, drawn_window, largest_drawn
 from .stop import StopRule, reach_only
-from .metrics import largest_slice
 from .checkpoint import as_network
 from .device import auto_threads
 

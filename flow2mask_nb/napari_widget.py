@@ -10,7 +10,7 @@ import napari
 import numpy as np
 from magicgui.widgets import (Container, ComboBox, PushButton, ProgressBar, FileEdit, FloatSpinBox, Label, HBox,
                               TextEdit, LineEdit)
-from qtpy.QtCore import QObject, QEvent
+from qtpy.QtCore import QObject, QEvent, QTimer
 from .errors import Flow2MaskError
 from .io import Volume, read_volume, read_labels, slice_axis_rule
 from .errors import Cancelled
@@ -84,7 +84,6 @@ class _FirstShow(QObject):
     def eventFilter(self, obj, event) -> bool:
         try:
             if event.type() == QEvent.Type.Show and self._shown is not None:
-                from qtpy.QtCore import QTimer
                 shown, self._shown = self._shown, None
                 QTimer.singleShot(0, shown)      # after the resize the new dock causes, queued behind it
         except Exception: pass
@@ -541,7 +540,6 @@ class Flow2MaskWidget(_Jobs, _Actions, Container):
         self.suggestion = None    # the last suggestion (dict of Session.suggest)
         self.pending = None       # the preview: (labels layer, labels it started from, new labels, Revision)
         self.visited = set()      # slices Next slice to check has moved to since the last propagation
-        from qtpy.QtCore import QTimer
         self._timer = QTimer(self.native); self._timer.setInterval(POLL_MS); self._timer.timeout.connect(self._poll)
         self._job = {}            # the running worker and its progress, for `_abandon` when the widget is destroyed
         self.native.destroyed.connect(lambda *_, job=self._job: _abandon(job))

@@ -34,11 +34,15 @@ class Propagation:
     seconds: float = 0.
 
 # %% ../nbs/40_propagate.ipynb 7
+def _drawn_slices(seed: np.ndarray) -> np.ndarray:
+    "Indices of the slices (axis 0) of a label map with anything drawn on them."
+    return np.nonzero(seed.reshape(len(seed), -1).any(1))[0]
+
 def seed_slices(seed: np.ndarray, labels=None) -> dict:
     "Map each label to the sorted slice indices (axis 0) where `seed` contains it."
     seed = np.asarray(seed)
     if seed.ndim != 3: raise InputError(f"seed must be a (D, H, W) label map, got shape {seed.shape}")
-    drawn = np.nonzero(seed.reshape(len(seed), -1).any(1))[0]          # only drawn slices are searched for labels
+    drawn = _drawn_slices(seed)          # only drawn slices are searched for labels
     present = [int(v) for v in np.unique(seed[drawn]) if v != 0]
     if labels is not None:
         missing = sorted(set(labels) - set(present))
@@ -227,7 +231,7 @@ def _drawn_part(seed: np.ndarray, label: int) -> tuple:
     "(indices of the slices of `seed` with anything drawn, `label`'s masks on them)."
     # a correction asks several times where a label is drawn: comparing the whole 512 x 512 x 100 stack each time
     # cost a tenth of a re-propagation, and only the drawn slices can answer
-    drawn = np.nonzero(seed.reshape(len(seed), -1).any(1))[0]
+    drawn = _drawn_slices(seed)
     return drawn, seed[drawn] == label
 
 def largest_drawn(seed: np.ndarray, label: int) -> int:
