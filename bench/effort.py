@@ -7,7 +7,8 @@ Flows are read from DIR (default bench/results/flows; made there once per case, 
 only the correction loop. Every structure is annotated by three simulated annotators through `Session.propagate`
 (worst slice; following `session.advise`; both ends marked first, then worst slice), and by contour interpolation
 with n evenly spaced slices and with the worst-slice annotator. Writes bench/results/effort.json, the table on
-stdout (README) and bench/figures/effort.png (mean Dice against slices drawn).
+stdout (README) and bench/figures/effort.png (mean Dice against slices drawn; beside it, per structure, slices to
+0.90 against how strict 0.90 is there: `metrics.one_pixel_dice`).
 """
 import argparse, json, pathlib, sys
 import numpy as np
@@ -17,7 +18,7 @@ sys.path.insert(0, str(HERE))
 
 
 def main():
-    from flow2mask_nb.effort import effort_case, summarise_effort, format_effort, plot_effort, slices_to_reach
+    from flow2mask_nb.effort import effort_case, summarise_effort, effort_report, plot_effort, structure_line
     from flow2mask_nb.cli import case_flows
     from flow2mask_nb.io import json_ready
     from cases import add_case_options, chosen_cases
@@ -30,11 +31,9 @@ def main():
         flows, intensity = case_flows(c, a.flows)
         r = effort_case(c, flows=flows, **intensity)
         results.append(r)
-        for s in r['structures']:
-            print(f"{c.name} {s['name']}: slices to 0.90: " + ', '.join(
-                f"{m} {slices_to_reach(run['curve'], 0.9)}" for m, run in s['runs'].items()), flush=True)
+        for s in r['structures']: print(structure_line(c.name, s), flush=True)
     summary = summarise_effort(results)
-    print('\n' + format_effort(summary))
+    print('\n' + effort_report(results))
     out = HERE / 'results'; out.mkdir(exist_ok=True)
     (out / 'effort.json').write_text(json.dumps(json_ready(dict(results=results, summary=summary)), indent=1))
     import matplotlib; matplotlib.use('Agg')

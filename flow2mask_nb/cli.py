@@ -294,18 +294,15 @@ def _write_outputs(args, out: dict, plot):
 
 def benchmark_effort(args, cases, kw):
     "The effort protocol (`effort.effort_case`) over the cases: slices drawn to each Dice, beside contour interpolation."
-    from flow2mask_nb.effort import effort_case, summarise_effort, format_effort, plot_effort, slices_to_reach
+    from flow2mask_nb.effort import effort_case, summarise_effort, effort_report, plot_effort, structure_line
     results = []
     for c in cases:
         flows, intensity = case_flows(c, args.flows, kw['modality'], kw['window']) if args.flows else (None, {})
         r = effort_case(c, flows=flows, **(kw | intensity))
         results.append(r)
-        for s in r['structures']:
-            print(f"{c.name} {s['name']}: slices to 0.90: " +
-                  ', '.join(f"{m} {slices_to_reach(run['curve'], 0.9)}" for m, run in s['runs'].items()), flush=True)
+        for s in r['structures']: print(structure_line(c.name, s), flush=True)
     summary = summarise_effort(results)
-    print("\nannotation effort (13 = not within 12 slices; Dice over the volume; seconds per re-propagation)\n"
-          + format_effort(summary))
+    print('\n' + effort_report(results))
     _write_outputs(args, dict(protocol='effort', results=results, summary=summary), lambda p: plot_effort(results, p))
 
 def cmd_benchmark(args):

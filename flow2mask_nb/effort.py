@@ -7,14 +7,15 @@ from __future__ import annotations
 import time
 import numpy as np
 from .errors import InputError
-from .metrics import dice, largest_slice
+from .metrics import dice, largest_slice, one_pixel_dice
 from .benchmark import Case, load_case, slice_extent
 from .session import Session, advise
 
 # %% auto 0
-__all__ = ['TARGETS', 'MAX_SLICES', 'ANNOTATORS', 'AFTER', 'METHOD_NAMES', 'slices_to_reach', 'dice_after', 'worst_slice',
-           'interact', 'structure_effort', 'drawn_slices_effort', 'interpolation_effort', 'completion_effort',
-           'effort_case', 'summarise_effort', 'format_effort', 'mean_curves', 'plot_effort']
+__all__ = ['TARGETS', 'MAX_SLICES', 'ANNOTATORS', 'AFTER', 'METHOD_NAMES', 'BY_CASE_METHODS', 'STRICTNESS_METHODS',
+           'slices_to_reach', 'dice_after', 'worst_slice', 'interact', 'structure_effort', 'drawn_slices_effort',
+           'interpolation_effort', 'completion_effort', 'effort_case', 'structure_line', 'summarise_effort',
+           'format_effort', 'format_effort_by_case', 'effort_report', 'mean_curves', 'plot_effort']
 
 # %% ../nbs/47_effort.ipynb 6
 TARGETS = (0.80, 0.85, 0.90)   # the Dice levels counted
@@ -163,11 +164,19 @@ def effort_case(case: Case,                    # the volume, its labels and stru
             runs['completion (even)'] = completion_effort(session, t, l, cap, target)
             runs.update({f'interpolation ({a})': interpolation_effort(t, a, cap, target) for a in ('even', 'worst')})
         structures.append(dict(label=l, name=case.structures.get(l, str(l)), slices_true=int(t.any((1, 2)).sum()),
-                               runs=runs))
+                               one_pixel_dice=one_pixel_dice(t), runs=runs))
     return dict(case=case.name, axis=axis, shape=list(image.shape), structures=structures,
                 seconds=time.perf_counter() - t0)
 
-# %% ../nbs/47_effort.ipynb 22
+# %% ../nbs/47_effort.ipynb 21
+def structure_line(case_name: str, structure: dict, target: float = TARGETS[-1]) -> str:
+    "One structure of `effort_case` in a line: its strictness, then slices to `target` per annotator and method."
+    strict = structure.get('one_pixel_dice')
+    head = f"{case_name} {structure['name']}" + (f" (one pixel too wide: Dice {strict:.2f})" if strict is not None else '')
+    return f"{head}: slices to {target:.2f}: " + ', '.join(f"{m} {slices_to_reach(run['curve'], target)}"
+                                                          for m, run in structure['runs'].items())
+
+# %% ../nbs/47_effort.ipynb 24
 AFTER = (1, 2, 3, 5)   # the Dice reported after this many drawn slices
 METHOD_NAMES = {'worst': 'flow2mask, worst slice', 'advice': "flow2mask, following its advice",
                 'ends': 'flow2mask, both ends marked first (+2 marks)',
@@ -204,7 +213,29 @@ def format_effort(summary: dict) -> str:
                      + f' | {secs} |')
     return '\n'.join(lines)
 
-# %% ../nbs/47_effort.ipynb 24
+# %% ../nbs/47_effort.ipynb 26
+BY_CASE_METHODS = ('worst', 'ends', 'interpolation (even)')   # the methods the per-case table sets side by side
+
+def format_effort_by_case(results: list, methods=BY_CASE_METHODS, cap: int = MAX_SLICES) -> str:
+    "A markdown table, a row per case and one for all: slices to the last target and Dice after 3, per method."
+    target, n = f'slices to {TARGETS[-1]:.2f}', 3
+    rows = [(r['case'], r) for r in results] + [('all cases', None)]
+    methods = [m for m in methods if all(m in s['runs'] for r in results for s in r['structures'])]
+    head = [f'{target}: {METHOD_NAMES.get(m, m)}' for m in methods] + [f'Dice after {n}: {METHOD_NAMES.get(m, m)}' for m in methods]
+    lines = ['| case | structures | ' + ' | '.join(head) + ' |', '|---' * (len(head) + 2) + '|']
+    for name, r in rows:
+        summary = summarise_effort(results if r is None else [r], cap)
+        cells = [f'{summary[m][target]:.2f}' for m in methods] + [f'{summary[m][f"Dice after {n}"]:.3f}' for m in methods]
+        lines.append(f'| {name} | {summary[methods[0]]["structures"]} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+def effort_report(results: list, cap: int = MAX_SLICES) -> str:
+    "What an effort run prints at its end: the methods' table (`format_effort`), then the per-case one."
+    return (f"annotation effort ({cap + 1} = not within {cap} slices; Dice over the volume; seconds per re-propagation)\n"
+            + format_effort(summarise_effort(results, cap)) + '\n\nper case (means over its structures)\n'
+            + format_effort_by_case(results, cap=cap))
+
+# %% ../nbs/47_effort.ipynb 28
 def mean_curves(results: list, cap: int = MAX_SLICES) -> dict:
     "Per method, the mean Dice over structures after 1..cap drawn slices (`dice_after`)."
     runs = [s['runs'] for r in results for s in r['structures']]
@@ -212,16 +243,34 @@ def mean_curves(results: list, cap: int = MAX_SLICES) -> dict:
     return {m: [float(np.mean([dice_after(rs[m]['curve'], n) for rs in runs if m in rs])) for n in range(1, cap + 1)]
             for m in methods}
 
+STRICTNESS_METHODS = ('worst', 'interpolation (even)')   # the pair the per-structure panel compares
+
+def _plot_strictness(ax, results: list, cap: int):
+    "Per structure, slices to the last target against its `one_pixel_dice`, one marker per method, the pair joined."
+    target = TARGETS[-1]
+    structures = [s for r in results for s in r['structures'] if 'one_pixel_dice' in s]
+    for s in structures:
+        ys = [slices_to_reach(s['runs'][m]['curve'], target, cap) for m in STRICTNESS_METHODS if m in s['runs']]
+        ax.plot([s['one_pixel_dice']] * len(ys), ys, color='0.8', lw=0.8, zorder=0)
+    for m, marker in zip(STRICTNESS_METHODS, 'o^'):
+        pts = [(s['one_pixel_dice'], slices_to_reach(s['runs'][m]['curve'], target, cap)) for s in structures if m in s['runs']]
+        if pts: ax.scatter(*zip(*pts), marker=marker, s=22, label=METHOD_NAMES.get(m, m))
+    ax.set_yticks(range(1, cap + 2)); ax.set_yticklabels([str(n) for n in range(1, cap + 1)] + ['never'])
+    ax.set_xlabel('Dice of the true outline drawn one pixel too wide\n(low: only pixel-exact outlines reach 0.90)')
+    ax.set_ylabel(f'slices to Dice {target:.2f}'); ax.set_title('per structure', fontsize=10)
+    if structures: ax.legend(fontsize=8, loc='lower left')
+
 def plot_effort(results: list, path=None, cap: int = MAX_SLICES, title: str = 'annotation effort'):
-    "Mean Dice against slices drawn, one line per method (`mean_curves`); saved to `path` when given."
+    "Mean Dice against slices drawn, one line per method (`mean_curves`), beside each structure's slices against its strictness."
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, (ax, strict) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw=dict(width_ratios=(3, 2)))
     for m, ys in mean_curves(results, cap).items():
         ax.plot(range(1, cap + 1), ys, marker='o', ms=3, ls='--' if m.startswith('interpolation') else '-',
                 label=METHOD_NAMES.get(m, m))
     for t in TARGETS: ax.axhline(t, color='0.85', lw=0.8, zorder=0)
     ax.set_xlabel('slices drawn (emptied slices count; the two end marks do not)'); ax.set_ylabel('mean Dice')
     ax.set_xticks(range(1, cap + 1)); ax.set_ylim(0, 1); ax.set_title(title); ax.legend(fontsize=8, loc='lower right')
+    _plot_strictness(strict, results, cap)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
