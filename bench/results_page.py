@@ -25,6 +25,18 @@ def effort_table(res: dict) -> str:
     return format_effort(res['summary'])
 
 
+def effort_by_case_table(res: dict) -> str:
+    "Per case, slices to 0.90 and Dice after 3, flow2mask beside contour interpolation (bench/effort.py)."
+    from flow2mask_nb.effort import format_effort_by_case
+    return format_effort_by_case(res['results'])
+
+
+def borders_table(res: dict) -> str:
+    "Per structure, its size, strictness and whether the image shows its borders (bench/label_borders.py)."
+    from label_borders import borders_table
+    return borders_table(res)
+
+
 def stop_table(res: dict) -> str:
     "The stop's rule families scored left out (bench/stop_loo.py)."
     from stop_loo import markdown
@@ -38,6 +50,7 @@ def interactive_table(res: dict) -> str:
 
 
 TABLES = {'cases': ('cases.json', cases_table), 'effort': ('effort.json', effort_table),
+          'effort_by_case': ('effort.json', effort_by_case_table), 'label_borders': ('label_borders.json', borders_table),
           'stop_loo': ('stop_loo.json', stop_table), 'interactive': ('interactive.json', interactive_table)}
 
 
