@@ -214,19 +214,22 @@ def format_effort(summary: dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/47_effort.ipynb 26
-BY_CASE_METHODS = ('worst', 'ends', 'interpolation (even)')   # the methods the per-case table sets side by side
+BY_CASE_METHODS = {'worst': 'flow2mask (worst slice)', 'ends': 'flow2mask, ends marked',
+                   'interpolation (even)': 'contour interpolation'}   # the methods the per-case table sets side by side
 
-def format_effort_by_case(results: list, methods=BY_CASE_METHODS, cap: int = MAX_SLICES) -> str:
+def format_effort_by_case(results: list,
+                          methods: dict = BY_CASE_METHODS,   # {method: its column name}
+                          cap: int = MAX_SLICES) -> str:
     "A markdown table, a row per case and one for all: slices to the last target and Dice after 3, per method."
     target, n = f'slices to {TARGETS[-1]:.2f}', 3
     rows = [(r['case'], r) for r in results] + [('all cases', None)]
-    methods = [m for m in methods if all(m in s['runs'] for r in results for s in r['structures'])]
-    head = [f'{target}: {METHOD_NAMES.get(m, m)}' for m in methods] + [f'Dice after {n}: {METHOD_NAMES.get(m, m)}' for m in methods]
+    methods = {m: name for m, name in methods.items() if all(m in s['runs'] for r in results for s in r['structures'])}
+    head = [f'{target}: {methods[m]}' for m in methods] + [f'Dice after {n}: {methods[m]}' for m in methods]
     lines = ['| case | structures | ' + ' | '.join(head) + ' |', '|---' * (len(head) + 2) + '|']
     for name, r in rows:
         summary = summarise_effort(results if r is None else [r], cap)
         cells = [f'{summary[m][target]:.2f}' for m in methods] + [f'{summary[m][f"Dice after {n}"]:.3f}' for m in methods]
-        lines.append(f'| {name} | {summary[methods[0]]["structures"]} | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {name} | {summary[next(iter(methods))]["structures"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 def effort_report(results: list, cap: int = MAX_SLICES) -> str:
