@@ -25,7 +25,7 @@ def saved_report(cases: str | None, without: str) -> str:
     keep = lambda name: (not cases or name in cases.split(',')) and name not in without.split(',')
     chosen = [r for r in results if keep(r['case'])]
     if not chosen: sys.exit(f"no case of {HERE / 'results' / 'effort.json'} is left by --cases/--without")
-    return f"{len(chosen)} cases: {', '.join(r['case'] for r in chosen)}\n" + effort_report(chosen)
+    return f"{len(chosen)} case{'s' * (len(chosen) > 1)}: {', '.join(r['case'] for r in chosen)}\n" + effort_report(chosen)
 
 
 def main():
