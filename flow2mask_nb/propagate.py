@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_propagate.ipynb 3
 from __future__ import annotations
-import math, time
+import math, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 import numpy as np
@@ -438,12 +438,14 @@ class _Ticker:
     "Counts propagated slices for `report('propagate', done, total)` (which may raise to cancel: then every later tick does)."
     def __init__(self, total, report):
         self.total, self.done, self.report, self.stopped = total, 0, report, None
+        self.lock = threading.Lock()      # the two runs of a pair tick from two threads; listeners expect one at a time
     def __call__(self, n):
-        if self.stopped is not None: raise self.stopped          # the other run of a pair stops as soon as this one
-        self.done += n
-        if self.report is None: return
-        try: self.report('propagate', min(self.done, self.total), self.total)
-        except BaseException as e: self.stopped = e; raise
+        with self.lock:
+            if self.stopped is not None: raise self.stopped      # the other run of a pair stops as soon as this one
+            self.done += n
+            if self.report is None: return
+            try: self.report('propagate', min(self.done, self.total), self.total)
+            except BaseException as e: self.stopped = e; raise
 
 def _carry(run: _PropagationRun, groups: list) -> _PropagationRun:
     "Propagate every seed group of `groups` in `run` (gradients off: each thread sets its own)."
