@@ -259,6 +259,7 @@ def _plot_strictness(ax, results: list, cap: int):
         pts = [(s['one_pixel_dice'], slices_to_reach(s['runs'][m]['curve'], target, cap)) for s in structures if m in s['runs']]
         if pts: ax.scatter(*zip(*pts), marker=marker, s=22, label=METHOD_NAMES.get(m, m))
     ax.set_yticks(range(1, cap + 2)); ax.set_yticklabels([str(n) for n in range(1, cap + 1)] + ['never'])
+    ax.set_xlim(min([0.4] + [s['one_pixel_dice'] - 0.05 for s in structures]), 1.0)   # the same scale for a few structures
     ax.set_xlabel('Dice of the true outline drawn one pixel too wide\n(low: only pixel-exact outlines reach 0.90)')
     ax.set_ylabel(f'slices to Dice {target:.2f}'); ax.set_title('per structure', fontsize=10)
     if structures: ax.legend(fontsize=8, loc='lower left')
