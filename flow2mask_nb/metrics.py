@@ -111,6 +111,7 @@ def one_pixel_dice(mask,
                   ) -> float:
     "The Dice of `mask` against itself with every slice's outline one pixel wider (4-neighbours): what a one-pixel slip costs."
     m = np.asarray(mask, bool)
+    if m.ndim not in (2, 3): raise ValueError(f"one_pixel_dice takes a 2D slice or a 3D stack, got shape {m.shape}")
     if not m.any(): raise ValueError("an empty mask has no outline to widen")
     cross = np.zeros((3, 3, 3), bool); cross[1] = ndimage.generate_binary_structure(2, 1)
     grown = np.moveaxis(ndimage.binary_dilation(np.moveaxis(m, axis, 0), cross), 0, axis) if m.ndim == 3 \
