@@ -363,13 +363,13 @@ def _image_not_labels(labels: np.ndarray) -> str | None:
     # an image stored as whole numbers >= 0 (8-bit CT, MR) passes every check above, and `evaluate` then scored 255
     # "labels"; a label map is piecewise constant (on the dev cases 93-100 % of labelled voxels equal their
     # neighbour, 1-16 % in the images but one), and an atlas has hundreds of structures, not thousands
-    if labels.ndim == 0 or labels.shape[-1] < 2: return None
+    if labels.ndim == 0: return None
     # evenly spaced whole slices tell as well (an image shows its many values on every one) at a fraction of the
     # cost: counting every voxel of a 512 x 512 x 300 stack took 0.3 s on each read
     sample = labels[::max(1, labels.size >> 22)]
     distinct = int(np.count_nonzero(np.bincount(sample.ravel(), minlength=2)[1:]))
     if distinct > MAX_DISTINCT_LABELS: return f"{distinct} distinct values"
-    if distinct <= 20: return None
+    if distinct <= 20 or labels.shape[-1] < 2: return None      # too few values, or no neighbours to compare
     a, b = sample[..., 1:], sample[..., :-1]
     both = (a != 0) & (b != 0)
     share = np.count_nonzero((a == b) & both) / max(np.count_nonzero(both), 1)
