@@ -77,6 +77,19 @@ def _launch(s, target):
     return p, time.monotonic()
 
 
+def _stop(pid: int, timeout: float = 5.):
+    "SIGSTOP `pid` and wait until every thread of it has stopped."
+    # the signal is asynchronous: a writer still running on the other core could finish its write between our look
+    # at the folder and its stop (a mid-write kill then found no temp file, once in five fresh-clone runs)
+    os.kill(pid, signal.SIGSTOP)
+    tasks, end = pathlib.Path(f'/proc/{pid}/task'), time.monotonic() + timeout
+    while tasks.exists() and time.monotonic() < end:
+        try: states = [(t / 'stat').read_text().rsplit(')', 1)[1].split()[0] for t in tasks.iterdir()]
+        except (OSError, IndexError): return          # gone meanwhile
+        if all(st in 'TtZX' for st in states): return
+        time.sleep(0.0002)
+
+
 def interrupt(s, sig, when):
     """Run with the old file at the target and deliver `sig`: `when` is a delay (s) after the CLI started working,
     or 'write' (the moment the temp file of the output appears). Returns a dict describing what happened."""
@@ -89,13 +102,13 @@ def interrupt(s, sig, when):
         end = time.monotonic() + 300
         while p.poll() is None and time.monotonic() < end:
             if any(n.startswith(prefix) for n in os.listdir(s['out_dir'])):
-                os.kill(p.pid, signal.SIGSTOP)
+                _stop(p.pid)
                 mid_write = any(n.startswith(prefix) for n in os.listdir(s['out_dir'])) and sha(target) == old_sha
                 break
             time.sleep(0.0002)
     else:
         time.sleep(when)
-        if p.poll() is None: os.kill(p.pid, signal.SIGSTOP)
+        if p.poll() is None: _stop(p.pid)
     # a run that has already printed "wrote ..." is past its work (the ~1 s shutdown, see test_sigint_after_the_result_is_written): it counts
     # as finished, its exit code is not checked here
     late = p.poll() is not None or bool(select.select([p.stdout], [], [], 0)[0])
